@@ -1,0 +1,110 @@
+"""Typed helpers that read settings from the environment and fail loudly on bad values.
+
+Every secret may also come from a file named by the `<NAME>_FILE` variable, so that container
+secrets and systemd credentials work without putting the secret itself in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+class ConfigurationError(RuntimeError):
+    """A setting in the environment is malformed; the message names the variable."""
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_FILE={file_name!r} cannot be read: {exc}") from exc
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env_str(name, default)
+    assert raw is not None
+    if raw not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}; got {raw!r}")
+    return raw
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+_ENGINES = {
+    "postgres": "django.db.backends.postgresql",
+    "postgresql": "django.db.backends.postgresql",
+    "pgsql": "django.db.backends.postgresql",
+    "mysql": "django.db.backends.mysql",
+    "mariadb": "django.db.backends.mysql",
+    "sqlite": "django.db.backends.sqlite3",
+}
+
+
+def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
+    """Turn `postgresql://user:pass@host:port/name?opt=v` or `sqlite:///path` into Django's dict."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    engine = _ENGINES.get(scheme)
+    if engine is None:
+        raise ConfigurationError(
+            f"{variable} has an unsupported scheme {parts.scheme!r}; use postgresql://, "
+            "mysql:// or sqlite:///"
+        )
+    if scheme == "sqlite":
+        path = unquote(parts.path)
+        # sqlite:///relative.db -> "/relative.db"; sqlite:////abs.db -> "//abs.db"
+        name = path[1:] if path.startswith("//") else (path.lstrip("/") or ":memory:")
+        return {"ENGINE": engine, "NAME": name, "OPTIONS": {"transaction_mode": "IMMEDIATE"}}
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ConfigurationError(f"{variable} must name a database after the host")
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return {
+        "ENGINE": engine,
+        "NAME": name,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "OPTIONS": options,
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/v1/", include("requests.api.urls")),
+    path("staff/", include("requests.views.staff_urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("requests.views.public_urls")),
+]

@@ -1,0 +1,30 @@
+"""One JSON error shape for the API: field errors keyed by field name, others under `detail`."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from requests.identity import IdentityError
+from requests.services.errors import RateLimited, ServiceError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, IdentityError):
+        field = "identity" if exc.field == "identity" else exc.field
+        body = {"identity": {field: [exc.message]}} if field != "identity" else {field: [exc.message]}
+        return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ServiceError):
+        body = {exc.field: [exc.message]} if exc.field else {"detail": exc.message}
+        body["code"] = exc.code
+        response = Response(body, status=exc.status_code)
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+    return drf_exception_handler(exc, context)
+
+
+def raise_field_error(field: str, message: str) -> None:
+    raise ValidationError({field: [message]})

@@ -1,0 +1,75 @@
+"""Public API: file a request and verify it. No account; throttled by client address."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from requests.api.serializers import FiledRequestSerializer, FileRequestSerializer, VerifySerializer
+from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle
+from requests.models.request import Source
+from requests.services import lifecycle, verification
+
+
+class PublicAPIView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class FileRequestView(PublicAPIView):
+    throttle_classes = [PublicFileThrottle]
+
+    @extend_schema(
+        request=FileRequestSerializer,
+        responses={201: FiledRequestSerializer},
+        summary="File an access or erasure request",
+        description=(
+            "Answers the same way whether or not anything is held about the identity. "
+            "A verification email with a code is sent to the email given."
+        ),
+    )
+    def post(self, request):
+        serializer = FileRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        filed = lifecycle.request_file(
+            kind=serializer.validated_data["kind"],
+            identity=serializer.validated_data["identity"],
+            language=serializer.validated_data["language"],
+            source=Source.API,
+        )
+        return Response(
+            FiledRequestSerializer(filed).data, status=status.HTTP_201_CREATED
+        )
+
+
+class VerifyRequestView(PublicAPIView):
+    throttle_classes = [PublicVerifyThrottle]
+
+    @extend_schema(
+        request=VerifySerializer,
+        responses={200: FiledRequestSerializer},
+        summary="Verify a request with the emailed code",
+    )
+    def post(self, request, reference: str):
+        serializer = VerifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        verified = verification.request_verify_code(
+            reference=reference, code=serializer.validated_data["code"]
+        )
+        return Response(FiledRequestSerializer(verified).data)
+
+
+class ResendCodeView(PublicAPIView):
+    throttle_classes = [PublicVerifyThrottle]
+
+    @extend_schema(
+        request=None,
+        responses={202: FiledRequestSerializer},
+        summary="Send a new verification code",
+    )
+    def post(self, request, reference: str):
+        pending = verification.request_resend_code(reference=reference)
+        return Response(FiledRequestSerializer(pending).data, status=status.HTTP_202_ACCEPTED)

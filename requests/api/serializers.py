@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from requests import clock
+from requests.identity import INTAKE_TYPES, MAX_LENGTHS
+from requests.models import AuditEvent, DataRequest
+from requests.states import Kind, RejectionReason
+
+
+class IdentitySerializer(serializers.Serializer):
+    """Shape only; values are validated and normalised by `requests.identity`."""
+
+    email = serializers.CharField(max_length=MAX_LENGTHS["email"], trim_whitespace=True)
+    phone = serializers.CharField(
+        max_length=MAX_LENGTHS["phone"], required=False, allow_blank=True
+    )
+    name = serializers.CharField(max_length=MAX_LENGTHS["name"], required=False, allow_blank=True)
+    account_id = serializers.CharField(
+        max_length=MAX_LENGTHS["account_id"], required=False, allow_blank=True
+    )
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(INTAKE_TYPES))
+            if unknown:
+                raise serializers.ValidationError(
+                    {unknown[0]: [f"Unknown identity type; use {', '.join(INTAKE_TYPES)}."]}
+                )
+        return super().to_internal_value(data)
+
+
+class FileRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Kind.choices)
+    identity = IdentitySerializer()
+    language = serializers.ChoiceField(choices=["en", "fr"], required=False, default="en")
+
+
+class FiledRequestSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.CharField()
+
+
+class VerifySerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=32)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["sequence", "action", "actor", "created_at", "details", "hash"]
+
+
+class StaffRequestListSerializer(serializers.ModelSerializer):
+    received_at = serializers.DateTimeField()
+    due_at = serializers.DateField(source="due_on", allow_null=True)
+    overdue = serializers.BooleanField(source="is_overdue")
+    due_soon = serializers.BooleanField(source="is_due_soon")
+    days_left = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DataRequest
+        fields = [
+            "reference",
+            "kind",
+            "status",
+            "source",
+            "received_at",
+            "verified_at",
+            "due_at",
+            "overdue",
+            "due_soon",
+            "days_left",
+        ]
+
+    def get_days_left(self, obj) -> int | None:
+        return clock.days_left(obj.due_on, today=clock.today())
+
+
+class StaffRequestDetailSerializer(StaffRequestListSerializer):
+    identity = serializers.DictField(child=serializers.CharField())
+    events = AuditEventSerializer(many=True)
+    jobs = serializers.SerializerMethodField()
+
+    class Meta(StaffRequestListSerializer.Meta):
+        fields = [
+            *StaffRequestListSerializer.Meta.fields,
+            "language",
+            "identity",
+            "extension_months",
+            "extension_reason",
+            "rejection_reason",
+            "staff_message",
+            "attention_reason",
+            "closed_at",
+            "jobs",
+            "events",
+        ]
+
+    def get_jobs(self, obj) -> list[dict]:
+        from requests.selectors import request_jobs_summary
+
+        return request_jobs_summary(request=obj)
+
+
+class RejectSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(choices=RejectionReason.choices)
+    message = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class ExtendSerializer(serializers.Serializer):
+    months = serializers.IntegerField(min_value=1, max_value=clock.MAX_EXTENSION_MONTHS)
+    reason = serializers.CharField(max_length=5000)
+
+
+class AskInformationSerializer(serializers.Serializer):
+    message = serializers.CharField(max_length=5000)

@@ -1,0 +1,31 @@
+from django.urls import path
+
+from requests.api import public, staff
+
+urlpatterns = [
+    path("requests/", public.FileRequestView.as_view(), name="api-request-file"),
+    path(
+        "requests/<str:reference>/verify/",
+        public.VerifyRequestView.as_view(),
+        name="api-request-verify",
+    ),
+    path(
+        "requests/<str:reference>/resend/",
+        public.ResendCodeView.as_view(),
+        name="api-request-resend",
+    ),
+    path("staff/requests/", staff.StaffRequestListView.as_view(), name="api-staff-requests"),
+    path(
+        "staff/requests/<str:reference>/",
+        staff.StaffRequestDetailView.as_view(),
+        name="api-staff-request",
+    ),
+    path("staff/requests/<str:reference>/approve/", staff.ApproveView.as_view()),
+    path("staff/requests/<str:reference>/reject/", staff.RejectView.as_view()),
+    path("staff/requests/<str:reference>/extend/", staff.ExtendView.as_view()),
+    path("staff/requests/<str:reference>/ask-information/", staff.AskInformationView.as_view()),
+    path(
+        "staff/requests/<str:reference>/information-received/",
+        staff.InformationReceivedView.as_view(),
+    ),
+]

@@ -1,0 +1,55 @@
+"""Messages to the person, rendered in the language they filed in, from templates/emails/."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
+
+from requests.models import DataRequest
+from requests.services.lifecycle import describe_status_for_subject
+from requests.services.verification import IssuedSecrets
+
+
+def _send(request: DataRequest, *, template: str, context: dict) -> None:
+    if not request.email:
+        return  # Identity purged: nobody to write to.
+    with translation.override(request.language):
+        base = {
+            "request": request,
+            "status_url": request.status_url(),
+            "status_sentence": describe_status_for_subject(request),
+            "organisation": settings.PORTAL_ORGANISATION_NAME,
+            "authority": settings.PORTAL_SUPERVISORY_AUTHORITY,
+        }
+        base.update(context)
+        subject = render_to_string(f"emails/{template}_subject.txt", base).strip()
+        body = render_to_string(f"emails/{template}.txt", base)
+    connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
+    EmailMessage(
+        subject=" ".join(subject.split()),
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[request.email],
+        connection=connection,
+    ).send()
+
+
+def send_verification(request: DataRequest, issued: IssuedSecrets) -> None:
+    link_path = reverse("request-verify-link", args=[request.reference, issued.link_token])
+    _send(
+        request,
+        template="verification",
+        context={
+            "code": issued.code,
+            "link": f"{settings.PORTAL_BASE_URL}{link_path}",
+            "ttl_hours": int(settings.PORTAL_VERIFICATION_TTL.total_seconds() // 3600),
+        },
+    )
+
+
+def send_update(request: DataRequest, event: str) -> None:
+    """A change the person must hear of: rejected, extended, information asked, completed."""
+    _send(request, template=f"update_{event}", context={})

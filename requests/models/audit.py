@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):  # pragma: no cover - a guard, exercised by tests
+        raise TypeError("audit events are append-only")
+
+    def delete(self):
+        raise TypeError("audit events are append-only")
+
+
+class AuditEvent(models.Model):
+    """One entry in the append-only, hash-chained audit trail.
+
+    `hash` covers the previous event's hash and this event's content, so changing or removing any
+    event breaks every link after it; `manage.py audit verify` finds the first broken one. Details
+    never hold personal data: only ids, counts, states and reasons.
+    """
+
+    sequence = models.PositiveBigIntegerField(unique=True)
+    request = models.ForeignKey(
+        "requests.DataRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="events",
+    )
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    details = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    prev_hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["sequence"]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action}"
+
+    def compute_hash(self, request_reference: str | None) -> str:
+        payload = json.dumps(
+            {
+                "sequence": self.sequence,
+                "request": request_reference,
+                "actor": self.actor,
+                "action": self.action,
+                "created_at": self.created_at.isoformat(),
+                "details": self.details,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            cls=DjangoJSONEncoder,
+        )
+        return hashlib.sha256(f"{self.prev_hash}|{payload}".encode()).hexdigest()
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("audit events are append-only")
+
+
+class AuditChainHead(models.Model):
+    """A single row holding the newest link; appends lock it so the chain never forks."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_head_single")]
+
+    def __str__(self) -> str:
+        return f"audit head #{self.sequence}"

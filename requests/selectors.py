@@ -1,0 +1,37 @@
+"""Reads: the staff queue, a request's timeline and job summary."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from requests.models import DataRequest
+from requests.states import Status
+
+
+def staff_queue(*, status: str | None = None) -> QuerySet[DataRequest]:
+    queryset = DataRequest.objects.all()
+    if status:
+        queryset = queryset.filter(status=status)
+    # Nulls last: requests whose clock has not started sort after those with a due date.
+    from django.db.models import F
+
+    return queryset.order_by(F("due_on").asc(nulls_last=True), "received_at")
+
+
+def request_by_reference(reference: str) -> DataRequest | None:
+    return DataRequest.objects.filter(reference=reference).first()
+
+
+def request_timeline(*, request: DataRequest):
+    return request.events.order_by("sequence")
+
+
+def request_jobs_summary(*, request: DataRequest) -> list[dict]:
+    """Jobs per store with their counts; empty until stores are connected."""
+    jobs = getattr(request, "jobs", None)
+    if jobs is None:
+        return []
+    return [job.summary() for job in jobs.select_related("store").order_by("pk")]
+
+
+VALID_STATUSES = frozenset(Status.values)

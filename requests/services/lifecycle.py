@@ -1,0 +1,312 @@
+"""The request lifecycle: every change of a request's state is made here.
+
+Each function locks the request row, checks the transition against `requests.states`, writes the
+new state and an audit event in one transaction, and queues any Celery work on commit.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from requests import clock
+from requests.crypto import keyed_hash
+from requests.identity import clean_intake_identity
+from requests.models import DataRequest, IdentityVerification
+from requests.models.request import Source
+from requests.services.audit import SUBJECT, SYSTEM, audit_record
+from requests.services.errors import ServiceError, TransitionNotAllowed
+from requests.states import TERMINAL, Kind, RejectionReason, Status, can_transition
+
+MAX_MESSAGE_LENGTH = 5000
+
+
+def subject_key_for(email: str) -> str:
+    return keyed_hash(email, purpose="subject")
+
+
+def _enqueue(task_name: str, *args: Any) -> None:
+    """Queue a task once the surrounding transaction commits, so workers see committed rows."""
+    from requests import tasks
+
+    transaction.on_commit(partial(getattr(tasks, task_name).delay, *args))
+
+
+def _transition(
+    request: DataRequest,
+    *,
+    to: str,
+    actor: str,
+    action: str,
+    details: dict[str, Any] | None = None,
+    **fields: Any,
+) -> DataRequest:
+    locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+    if not can_transition(locked.status, to):
+        raise TransitionNotAllowed(
+            f"A request that is {locked.status} cannot become {to}.", field="status"
+        )
+    previous = locked.status
+    locked.status = to
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    if to in TERMINAL:
+        locked.closed_at = timezone.now()
+    locked.save()
+    audit_record(
+        action=action,
+        actor=actor,
+        request=locked,
+        details={"from": previous, "to": to, **(details or {})},
+    )
+    return locked
+
+
+@transaction.atomic
+def request_file(
+    *,
+    kind: str,
+    identity: dict,
+    language: str = "en",
+    source: str = Source.PUBLIC,
+    actor: str = SUBJECT,
+) -> DataRequest:
+    """File a new request and queue the identity check email."""
+    if kind not in Kind.values:
+        raise ServiceError(f"Unknown kind; use {' or '.join(Kind.values)}.", field="kind")
+    cleaned = clean_intake_identity(identity)
+    if language not in dict(settings.LANGUAGES):
+        language = settings.LANGUAGE_CODE
+    now = timezone.now()
+    subject_key = subject_key_for(cleaned["email"])
+    earlier = DataRequest.objects.filter(subject_key=subject_key).count()
+    request = DataRequest(
+        kind=kind,
+        identity=cleaned,
+        subject_key=subject_key,
+        language=language,
+        source=source,
+        received_at=now,
+    )
+    if settings.PORTAL_CLOCK_START == "receipt":
+        request.clock_started_on = clock.local_date(now)
+        request.due_on = clock.due_date(request.clock_started_on)
+    request.save()
+    verification = IdentityVerification.objects.create(request=request)
+    audit_record(
+        action="request.filed",
+        actor=actor,
+        request=request,
+        details={
+            "kind": kind,
+            "source": source,
+            "identity_types": sorted(cleaned),
+            "earlier_requests_by_subject": earlier,
+            "due_on": request.due_on,
+        },
+    )
+    _enqueue("verification_send", verification.pk)
+    return request
+
+
+@transaction.atomic
+def request_mark_verified(*, request: DataRequest, method: str) -> DataRequest:
+    fields: dict[str, Any] = {"verified_at": timezone.now()}
+    if settings.PORTAL_CLOCK_START == "verification":
+        fields["clock_started_on"] = clock.local_date(fields["verified_at"])
+        fields["due_on"] = clock.due_date(fields["clock_started_on"])
+    return _transition(
+        request,
+        to=Status.IN_REVIEW,
+        actor=SUBJECT,
+        action="request.verified",
+        details={"method": method},
+        **fields,
+    )
+
+
+@transaction.atomic
+def request_approve(*, request: DataRequest, actor: str) -> DataRequest:
+    approved = _transition(
+        request, to=Status.PROCESSING, actor=actor, action="request.approved", attention_reason=""
+    )
+    _enqueue("request_process", approved.pk)
+    return approved
+
+
+@transaction.atomic
+def request_reject(
+    *, request: DataRequest, actor: str, reason: str, message: str = ""
+) -> DataRequest:
+    if reason not in RejectionReason.values:
+        raise ServiceError(
+            f"Unknown reason; use one of {', '.join(RejectionReason.values)}.", field="reason"
+        )
+    if reason == RejectionReason.OTHER and not message.strip():
+        raise ServiceError("Explain the legal reason in the message.", field="message")
+    if len(message) > MAX_MESSAGE_LENGTH:
+        raise ServiceError(f"At most {MAX_MESSAGE_LENGTH} characters.", field="message")
+    rejected = _transition(
+        request,
+        to=Status.REJECTED,
+        actor=actor,
+        action="request.rejected",
+        details={"reason": reason},
+        rejection_reason=reason,
+        staff_message=message.strip(),
+    )
+    _enqueue("notify_subject", rejected.pk, "rejected")
+    return rejected
+
+
+@transaction.atomic
+def request_extend(*, request: DataRequest, actor: str, months: int, reason: str) -> DataRequest:
+    """Extend the deadline (Art. 12(3)); allowed only within the first month, up to two months."""
+    locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+    if locked.is_closed:
+        raise TransitionNotAllowed(f"A request that is {locked.status} cannot be extended.")
+    if not reason or not reason.strip():
+        raise ServiceError("An extension needs a reason the person will be told.", field="reason")
+    if len(reason) > MAX_MESSAGE_LENGTH:
+        raise ServiceError(f"At most {MAX_MESSAGE_LENGTH} characters.", field="reason")
+    if not isinstance(months, int) or isinstance(months, bool) or months < 1:
+        raise ServiceError("Extend by 1 or 2 months.", field="months")
+    total = locked.extension_months + months
+    if total > clock.MAX_EXTENSION_MONTHS:
+        raise ServiceError(
+            f"The deadline can be extended by at most {clock.MAX_EXTENSION_MONTHS} months in all; "
+            f"{locked.extension_months} already used.",
+            field="months",
+        )
+    if locked.clock_started_on is None:
+        raise ServiceError("The legal clock has not started yet.", field="months")
+    first_due = clock.due_date(locked.clock_started_on)
+    if clock.today() > first_due:
+        raise ServiceError(
+            "The person must be told of an extension within the first month; it has passed.",
+            field="months",
+        )
+    locked.extension_months = total
+    locked.extension_reason = reason.strip()
+    locked.due_on = clock.due_date(locked.clock_started_on, extension_months=total)
+    locked.save()
+    audit_record(
+        action="request.extended",
+        actor=actor,
+        request=locked,
+        details={"months": months, "total_months": total, "due_on": locked.due_on},
+    )
+    _enqueue("notify_subject", locked.pk, "extended")
+    return locked
+
+
+@transaction.atomic
+def request_ask_information(*, request: DataRequest, actor: str, message: str) -> DataRequest:
+    if not message or not message.strip():
+        raise ServiceError("Say what information is needed.", field="message")
+    if len(message) > MAX_MESSAGE_LENGTH:
+        raise ServiceError(f"At most {MAX_MESSAGE_LENGTH} characters.", field="message")
+    asked = _transition(
+        request,
+        to=Status.AWAITING_INFORMATION,
+        actor=actor,
+        action="request.information_requested",
+        staff_message=message.strip(),
+    )
+    _enqueue("notify_subject", asked.pk, "information_requested")
+    return asked
+
+
+@transaction.atomic
+def request_information_received(*, request: DataRequest, actor: str) -> DataRequest:
+    return _transition(
+        request, to=Status.IN_REVIEW, actor=actor, action="request.information_received"
+    )
+
+
+@transaction.atomic
+def request_cancel(*, request: DataRequest, actor: str = SUBJECT) -> DataRequest:
+    return _transition(request, to=Status.CANCELLED, actor=actor, action="request.cancelled")
+
+
+@transaction.atomic
+def request_complete(*, request: DataRequest, details: dict[str, Any] | None = None) -> DataRequest:
+    completed = _transition(
+        request, to=Status.COMPLETED, actor=SYSTEM, action="request.completed", details=details
+    )
+    _enqueue("notify_subject", completed.pk, "completed")
+    return completed
+
+
+@transaction.atomic
+def request_flag_attention(*, request: DataRequest, reason: str) -> DataRequest:
+    return _transition(
+        request,
+        to=Status.NEEDS_ATTENTION,
+        actor=SYSTEM,
+        action="request.needs_attention",
+        details={"reason": reason},
+        attention_reason=reason,
+    )
+
+
+def request_expire(*, request: DataRequest) -> DataRequest | None:
+    """Expire one unverified request and purge its identity data (nothing else is kept)."""
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().filter(pk=request.pk).first()
+        if locked is None or locked.status != Status.AWAITING_VERIFICATION:
+            return None
+        expired = _transition(
+            locked,
+            to=Status.EXPIRED,
+            actor=SYSTEM,
+            action="request.expired",
+            details={"identity_purged": True},
+            identity={},
+            subject_key="",
+        )
+        IdentityVerification.objects.filter(request=expired).update(
+            code_hash="", link_hash="", send_pending=False
+        )
+        return expired
+
+
+# Expiry works through unverified requests in batches of this size so that one sweep never holds
+# a long transaction or loads every stale request at once.
+EXPIRY_BATCH = 200
+
+
+def requests_expire_unverified() -> int:
+    cutoff = timezone.now() - settings.PORTAL_UNVERIFIED_EXPIRY
+    expired = 0
+    while True:
+        batch = list(
+            DataRequest.objects.filter(
+                status=Status.AWAITING_VERIFICATION, received_at__lt=cutoff
+            ).order_by("pk")[:EXPIRY_BATCH]
+        )
+        if not batch:
+            return expired
+        for request in batch:
+            if request_expire(request=request) is not None:
+                expired += 1
+
+
+def describe_status_for_subject(request: DataRequest) -> str:
+    """One sentence for the person's status page and emails."""
+    return {
+        Status.AWAITING_VERIFICATION: _("We are waiting for you to confirm your email address."),
+        Status.IN_REVIEW: _("Your identity is confirmed; our privacy team is reviewing your request."),
+        Status.AWAITING_INFORMATION: _("We need more information from you before we can continue."),
+        Status.PROCESSING: _("Your request was approved and is being carried out."),
+        Status.NEEDS_ATTENTION: _("Your request is being carried out; our team is handling a delay."),
+        Status.COMPLETED: _("Your request is complete."),
+        Status.REJECTED: _("We could not carry out your request."),
+        Status.EXPIRED: _("This request expired because the email address was never confirmed."),
+        Status.CANCELLED: _("You withdrew this request."),
+    }[request.status]

@@ -1,0 +1,196 @@
+"""The emailed identity check: one-time code and link, hashed at rest, expiring, rate-limited."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from requests.models import DataRequest, IdentityVerification
+from requests.services.audit import SUBJECT, audit_record
+from requests.services.errors import NotFound, RateLimited, VerificationFailed
+from requests.services.lifecycle import _enqueue, request_mark_verified
+from requests.states import Status
+
+CODE_DIGITS = 6
+
+
+def _hash_secret(value: str) -> str:
+    return hmac.new(
+        settings.SECRET_KEY.encode(), f"verification:{value}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedSecrets:
+    request_id: int
+    code: str
+    link_token: str
+
+
+def verification_claim_send(*, verification_id: int) -> IssuedSecrets | None:
+    """Claim a pending send and mint a new code and link; None if another delivery claimed it.
+
+    The claim is a conditional UPDATE, so a task delivered twice sends at most one email.
+    """
+    claimed = IdentityVerification.objects.filter(
+        pk=verification_id,
+        send_pending=True,
+        verified_at__isnull=True,
+        request__status=Status.AWAITING_VERIFICATION,
+    ).update(send_pending=False)
+    if claimed != 1:
+        return None
+    code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+    link_token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    IdentityVerification.objects.filter(pk=verification_id).update(
+        code_hash=_hash_secret(code),
+        link_hash=_hash_secret(link_token),
+        expires_at=now + settings.PORTAL_VERIFICATION_TTL,
+        failed_attempts=0,
+        locked_at=None,
+        sends=F("sends") + 1,
+        last_sent_at=now,
+    )
+    request_id = IdentityVerification.objects.values_list("request_id", flat=True).get(
+        pk=verification_id
+    )
+    return IssuedSecrets(request_id=request_id, code=code, link_token=link_token)
+
+
+def verification_release_send(*, verification_id: int) -> None:
+    """Sending failed: owe the person a new code again so a retry mints and sends one."""
+    IdentityVerification.objects.filter(pk=verification_id, verified_at__isnull=True).update(
+        send_pending=True
+    )
+
+
+def _locked_verification(reference: str) -> tuple[DataRequest, IdentityVerification]:
+    request = DataRequest.objects.select_for_update().filter(reference=reference).first()
+    if request is None:
+        raise NotFound("No request has this reference.")
+    verification = IdentityVerification.objects.select_for_update().get(request=request)
+    return request, verification
+
+
+def _check_usable(request: DataRequest, verification: IdentityVerification) -> None:
+    if verification.verified_at is not None or request.status != Status.AWAITING_VERIFICATION:
+        if verification.verified_at is not None:
+            raise VerificationFailed(
+                "This request is already verified; the code or link cannot be used again.",
+                field="code",
+                code="already_used",
+            )
+        raise VerificationFailed(
+            f"This request is {request.status} and can no longer be verified.",
+            field="code",
+            code="not_verifiable",
+        )
+    if verification.is_locked:
+        raise VerificationFailed(
+            "Too many wrong codes. Ask for a new code to try again.", field="code", code="locked"
+        )
+    if not verification.code_hash or verification.expires_at is None:
+        raise VerificationFailed(
+            "No code has been sent yet; please wait for the email.", field="code", code="not_sent"
+        )
+    if timezone.now() > verification.expires_at:
+        raise VerificationFailed(
+            "This code has expired. Ask for a new code.", field="code", code="expired"
+        )
+
+
+def request_verify_code(*, reference: str, code: str) -> DataRequest:
+    """Check a typed code. A wrong code only counts an attempt; the fifth locks the check."""
+    code = (code or "").strip()
+    if not code.isdigit() or len(code) != CODE_DIGITS:
+        raise VerificationFailed(f"Enter the {CODE_DIGITS}-digit code from the email.", field="code")
+    with transaction.atomic():
+        request, verification = _locked_verification(reference)
+        _check_usable(request, verification)
+        if hmac.compare_digest(verification.code_hash, _hash_secret(code)):
+            return _verified(request, verification, method="code")
+        verification.failed_attempts += 1
+        locked = verification.failed_attempts >= settings.PORTAL_VERIFICATION_MAX_ATTEMPTS
+        if locked:
+            verification.locked_at = timezone.now()
+        verification.save(update_fields=["failed_attempts", "locked_at"])
+        audit_record(
+            action="verification.failed",
+            actor=SUBJECT,
+            request=request,
+            details={"attempts": verification.failed_attempts, "locked": locked},
+        )
+    remaining = settings.PORTAL_VERIFICATION_MAX_ATTEMPTS - verification.failed_attempts
+    if locked:
+        raise VerificationFailed(
+            "Too many wrong codes. Ask for a new code to try again.", field="code", code="locked"
+        )
+    raise VerificationFailed(
+        f"That code is not right. {remaining} attempt(s) left.", field="code", code="wrong_code"
+    )
+
+
+def request_verify_link(*, reference: str, token: str) -> DataRequest:
+    with transaction.atomic():
+        request, verification = _locked_verification(reference)
+        _check_usable(request, verification)
+        if not token or not hmac.compare_digest(verification.link_hash, _hash_secret(token)):
+            raise VerificationFailed(
+                "This link is not valid. Use the newest email or type the code.",
+                field="token",
+                code="invalid_link",
+            )
+        return _verified(request, verification, method="link")
+
+
+def _verified(
+    request: DataRequest, verification: IdentityVerification, *, method: str
+) -> DataRequest:
+    verification.verified_at = timezone.now()
+    verification.code_hash = ""
+    verification.link_hash = ""
+    verification.save(update_fields=["verified_at", "code_hash", "link_hash"])
+    return request_mark_verified(request=request, method=method)
+
+
+@transaction.atomic
+def request_resend_code(*, reference: str) -> DataRequest:
+    """Owe the person a fresh code (which also lifts a lock), within the resend limits."""
+    request, verification = _locked_verification(reference)
+    if request.status != Status.AWAITING_VERIFICATION:
+        raise VerificationFailed(
+            f"This request is {request.status}; no code is needed.", code="not_verifiable"
+        )
+    now = timezone.now()
+    if verification.sends > settings.PORTAL_RESEND_MAX:
+        raise RateLimited(
+            "The most codes one request may receive were sent. File a new request if needed."
+        )
+    if verification.last_sent_at is not None:
+        wait = verification.last_sent_at + settings.PORTAL_RESEND_INTERVAL - now
+        if wait.total_seconds() > 0:
+            seconds = int(wait.total_seconds()) + 1
+            raise RateLimited(
+                f"A code was sent a moment ago. Try again in {seconds} seconds.",
+                retry_after=seconds,
+            )
+    if verification.send_pending:
+        return request
+    verification.send_pending = True
+    verification.save(update_fields=["send_pending"])
+    audit_record(
+        action="verification.resend_requested",
+        actor=SUBJECT,
+        request=request,
+        details={"sends_so_far": verification.sends},
+    )
+    _enqueue("verification_send", verification.pk)
+    return request

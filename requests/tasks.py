@@ -1,0 +1,86 @@
+"""Celery entry points. They take ids, fetch fresh rows, and leave the logic to services.
+
+Each is safe to deliver twice: work is claimed with a conditional UPDATE in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+from celery import shared_task
+
+from requests import emails
+from requests.models import DataRequest
+from requests.services import lifecycle, verification
+from requests.states import Status
+
+log = logging.getLogger(__name__)
+
+# Mail servers that are down or busy are worth retrying; a refused recipient is not.
+TRANSIENT_MAIL_ERRORS = (
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    autoretry_for=TRANSIENT_MAIL_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def verification_send(self, verification_id: int) -> None:
+    issued = verification.verification_claim_send(verification_id=verification_id)
+    if issued is None:
+        return
+    request = DataRequest.objects.filter(pk=issued.request_id).first()
+    if request is None:
+        return
+    try:
+        emails.send_verification(request, issued)
+    except TRANSIENT_MAIL_ERRORS:
+        verification.verification_release_send(verification_id=verification_id)
+        log.warning("verification mail for request id %s failed; will retry", request.pk)
+        raise
+    except smtplib.SMTPException:
+        log.exception("verification mail for request id %s refused", request.pk)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    autoretry_for=TRANSIENT_MAIL_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def notify_subject(request_id: int, event: str) -> None:
+    request = DataRequest.objects.filter(pk=request_id).first()
+    if request is None:
+        return
+    emails.send_update(request, event)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def request_process(request_id: int) -> None:
+    """Start the work of an approved request. Until stores are connected there is nothing to run."""
+    request = DataRequest.objects.filter(pk=request_id, status=Status.PROCESSING).first()
+    if request is None:
+        return
+    from requests.services import processing
+
+    processing.request_advance(request_id=request.pk)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def requests_expire_unverified() -> int:
+    return lifecycle.requests_expire_unverified()
+
+

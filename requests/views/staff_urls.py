@@ -1,0 +1,15 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from requests.views import staff
+
+urlpatterns = [
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="staff/login.html"),
+        name="staff-login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
+    path("", staff.queue, name="staff-queue"),
+    path("requests/<str:reference>/", staff.request_detail, name="staff-request"),
+]
