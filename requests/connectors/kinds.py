@@ -1,0 +1,3 @@
+"""Imports every connector module so each registers its kind."""
+
+# Each module below calls `register` on import. Add a new kind by adding its module here.

@@ -1,0 +1,134 @@
+"""Store maps: what a connected store holds and how the portal may find and erase it.
+
+A map is YAML. Each collection (a table, a Redis key pattern, a folder, a downstream resource)
+names its key, which fields hold which identity type, references to other collections (in this
+store or another), the categories of data, what erasure does, and the Art. 15 information.
+
+Example:
+
+    collections:
+      customer:
+        key: [id]
+        fields:
+          email: {identity: email}
+          phone: {identity: phone}
+          first_name: {mask: fixed, mask_value: "erased"}
+        erasure: {action: delete, fallback: mask}
+        info: {purposes: [orders], legal_basis: contract, recipients: [carrier]}
+      invoice:
+        key: [id]
+        fields:
+          customer_id: {references: {collection: customer, field: id}}
+        erasure: {action: hold, basis: "Tax law requires invoices for 10 years (Art. 17(3)(b))"}
+
+References: a field that `references` another collection's field points at it (a foreign key).
+By default the finder follows a reference from the record pointed at to the records that point at
+it (`follow: children`: a customer's invoices belong to the customer). `follow: parent` also takes
+the record pointed at (a private address the customer row points to); `both` does both.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+BUILTIN_IDENTITY_TYPES = ("email", "phone", "name", "account_id")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Follow(StrEnum):
+    CHILDREN = "children"
+    PARENT = "parent"
+    BOTH = "both"
+
+
+class MaskStrategy(StrEnum):
+    NULL = "null"
+    FIXED = "fixed"
+    RANDOM = "random"
+    HASH = "hash"
+    KEEP = "keep"
+
+
+class EraseAction(StrEnum):
+    DELETE = "delete"
+    MASK = "mask"
+    HOLD = "hold"
+
+
+class Fallback(StrEnum):
+    """What erasure does to the person's record when someone else's record still refers to it."""
+
+    MASK = "mask"
+    NULLIFY = "nullify"
+    KEEP = "keep"
+
+
+class Reference(Strict):
+    collection: str
+    field: str
+    store: str | None = None  # None: the same store
+    follow: Follow = Follow.CHILDREN
+    inferred: bool = False  # proposed by discovery from names, not declared by the store
+    nullable: bool = False  # erasure may set this field to null instead of deleting the row
+
+
+class FieldMap(Strict):
+    identity: str | None = None  # an identity type: email, phone, name, account_id or custom
+    references: Reference | None = None
+    categories: list[str] = Field(default_factory=list)
+    mask: MaskStrategy | None = None  # used when the collection is masked or held
+    mask_value: str | None = None  # the text for the `fixed` strategy
+
+
+class Erasure(Strict):
+    action: EraseAction = EraseAction.DELETE
+    fallback: Fallback = Fallback.MASK
+    basis: str | None = None  # the legal basis of a hold (Art. 17(3)); required for `hold`
+
+
+class Art15Info(Strict):
+    purposes: list[str] = Field(default_factory=list)
+    legal_basis: str | None = None
+    recipients: list[str] = Field(default_factory=list)
+    retention: str | None = None
+    source: str | None = None
+
+
+class Collection(Strict):
+    name: str = ""  # filled from the mapping key
+    location: str | None = None  # table name, key pattern or folder; defaults to `name`
+    schema_name: str | None = Field(default=None, alias="schema")  # SQL schema, if any
+    key: list[str] = Field(default_factory=list)
+    fields: dict[str, FieldMap] = Field(default_factory=dict)
+    categories: list[str] = Field(default_factory=list)
+    erasure: Erasure = Field(default_factory=Erasure)
+    info: Art15Info = Field(default_factory=Art15Info)
+    options: dict[str, Any] = Field(default_factory=dict)  # kind-specific settings
+
+    @property
+    def physical_name(self) -> str:
+        return self.location or self.name
+
+    def identity_fields(self) -> dict[str, str]:
+        return {name: f.identity for name, f in self.fields.items() if f.identity}
+
+    def reference_fields(self) -> dict[str, Reference]:
+        return {name: f.references for name, f in self.fields.items() if f.references}
+
+
+class StoreMap(Strict):
+    version: int = 1
+    collections: dict[str, Collection] = Field(default_factory=dict)
+    info: Art15Info = Field(default_factory=Art15Info)  # defaults for every collection
+    owner: str | None = None  # manual stores: who handles the task
+    system: str | None = None  # manual stores: the system's name
+
+    def model_post_init(self, __context: Any) -> None:
+        for name, collection in self.collections.items():
+            collection.name = name
