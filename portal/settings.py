@@ -11,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from portal.env import (
-    ConfigurationError,
     database_from_url,
     env_bool,
     env_choice,
@@ -257,4 +256,3 @@ if not DEBUG:
         SESSION_COOKIE_SECURE = True
         CSRF_COOKIE_SECURE = True
 
-__all__ = ["ConfigurationError"]

@@ -1,0 +1,28 @@
+"""Test settings: the portal's own settings with a throwaway data directory and a real database.
+
+The portal's database is PostgreSQL when one answers (and always in CI), else the embedded SQLite.
+Celery runs tasks inline unless a test starts a real worker.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("PORTAL_DATA_DIR", tempfile.mkdtemp(prefix="portal-test-"))
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+
+from tests.servers import postgres_url_for_portal  # noqa: E402
+
+_pg = postgres_url_for_portal()
+if _pg and not os.environ.get("DATABASE_URL"):
+    os.environ["DATABASE_URL"] = _pg
+
+from portal.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+    "public_file": "1000/minute",
+    "public_verify": "1000/minute",
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
