@@ -42,6 +42,7 @@ PORTAL_BASE_URL = (env_str("PORTAL_BASE_URL") or f"http://127.0.0.1:{PORTAL_PORT
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [PORTAL_BASE_URL])
 
+
 def _fernet_key() -> str:
     from cryptography.fernet import Fernet
 
@@ -142,6 +143,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -204,6 +206,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RejectionReasonEnum": "requests.states.RejectionReason",
+        "RequestKindEnum": "requests.states.Kind",
+        "RequestStatusEnum": "requests.states.Status",
+    },
 }
 
 # Celery. The database is the source of truth for every job; the broker only carries ids.
@@ -255,4 +262,3 @@ if not DEBUG:
     if PORTAL_BASE_URL.startswith("https://"):
         SESSION_COOKIE_SECURE = True
         CSRF_COOKIE_SECURE = True
-

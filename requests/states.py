@@ -30,9 +30,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     Status.IN_REVIEW: frozenset(
         {Status.PROCESSING, Status.REJECTED, Status.AWAITING_INFORMATION, Status.CANCELLED}
     ),
-    Status.AWAITING_INFORMATION: frozenset(
-        {Status.IN_REVIEW, Status.REJECTED, Status.CANCELLED}
-    ),
+    Status.AWAITING_INFORMATION: frozenset({Status.IN_REVIEW, Status.REJECTED, Status.CANCELLED}),
     Status.PROCESSING: frozenset({Status.COMPLETED, Status.NEEDS_ATTENTION}),
     Status.NEEDS_ATTENTION: frozenset({Status.PROCESSING, Status.COMPLETED, Status.REJECTED}),
     Status.COMPLETED: frozenset(),
@@ -47,20 +45,24 @@ def can_transition(current: str, target: str) -> bool:
 
 
 class RejectionReason(models.TextChoices):
-    """Legal grounds for refusing a request; the person is told which, and of their right to complain."""
+    """Legal grounds for refusing a request; the person is told which, and may complain."""
 
-    IDENTITY_NOT_CONFIRMED = "identity_not_confirmed", _(
-        "The identity of the requester could not be confirmed (Art. 12(6))"
+    IDENTITY_NOT_CONFIRMED = (
+        "identity_not_confirmed",
+        _("The identity of the requester could not be confirmed (Art. 12(6))"),
     )
     MANIFESTLY_UNFOUNDED = "manifestly_unfounded", _("Manifestly unfounded (Art. 12(5))")
     EXCESSIVE = "excessive", _("Excessive, in particular repetitive (Art. 12(5))")
-    LEGAL_OBLIGATION = "legal_obligation", _(
-        "Erasure refused: processing is needed to comply with a legal obligation (Art. 17(3)(b))"
+    LEGAL_OBLIGATION = (
+        "legal_obligation",
+        _("Erasure refused: the data are needed to meet a legal obligation (Art. 17(3)(b))"),
     )
-    LEGAL_CLAIMS = "legal_claims", _(
-        "Erasure refused: data needed for legal claims (Art. 17(3)(e))"
+    LEGAL_CLAIMS = (
+        "legal_claims",
+        _("Erasure refused: data needed for legal claims (Art. 17(3)(e))"),
     )
-    RIGHTS_OF_OTHERS = "rights_of_others", _(
-        "Access would adversely affect the rights and freedoms of others (Art. 15(4))"
+    RIGHTS_OF_OTHERS = (
+        "rights_of_others",
+        _("Access would adversely affect the rights and freedoms of others (Art. 15(4))"),
     )
     OTHER = "other", _("Other legal reason (stated in the message)")

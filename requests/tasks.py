@@ -82,5 +82,3 @@ def request_process(request_id: int) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def requests_expire_unverified() -> int:
     return lifecycle.requests_expire_unverified()
-
-

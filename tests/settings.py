@@ -10,7 +10,7 @@ import tempfile
 os.environ.setdefault("PORTAL_DATA_DIR", tempfile.mkdtemp(prefix="portal-test-"))
 os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
 
-from tests.servers import postgres_url_for_portal  # noqa: E402
+from tests.servers import postgres_url_for_portal
 
 _pg = postgres_url_for_portal()
 if _pg and not os.environ.get("DATABASE_URL"):

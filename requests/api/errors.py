@@ -14,7 +14,9 @@ from requests.services.errors import RateLimited, ServiceError
 def exception_handler(exc, context):
     if isinstance(exc, IdentityError):
         field = "identity" if exc.field == "identity" else exc.field
-        body = {"identity": {field: [exc.message]}} if field != "identity" else {field: [exc.message]}
+        body = (
+            {"identity": {field: [exc.message]}} if field != "identity" else {field: [exc.message]}
+        )
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ServiceError):
         body = {exc.field: [exc.message]} if exc.field else {"detail": exc.message}

@@ -40,9 +40,7 @@ class FileRequestView(PublicAPIView):
             language=serializer.validated_data["language"],
             source=Source.API,
         )
-        return Response(
-            FiledRequestSerializer(filed).data, status=status.HTTP_201_CREATED
-        )
+        return Response(FiledRequestSerializer(filed).data, status=status.HTTP_201_CREATED)
 
 
 class VerifyRequestView(PublicAPIView):

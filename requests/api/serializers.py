@@ -12,9 +12,7 @@ class IdentitySerializer(serializers.Serializer):
     """Shape only; values are validated and normalised by `requests.identity`."""
 
     email = serializers.CharField(max_length=MAX_LENGTHS["email"], trim_whitespace=True)
-    phone = serializers.CharField(
-        max_length=MAX_LENGTHS["phone"], required=False, allow_blank=True
-    )
+    phone = serializers.CharField(max_length=MAX_LENGTHS["phone"], required=False, allow_blank=True)
     name = serializers.CharField(max_length=MAX_LENGTHS["name"], required=False, allow_blank=True)
     account_id = serializers.CharField(
         max_length=MAX_LENGTHS["account_id"], required=False, allow_blank=True

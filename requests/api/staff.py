@@ -45,7 +45,11 @@ class StaffRequestListView(ListAPIView):
         status = self.request.query_params.get("status") or None
         if status is not None and status not in selectors.VALID_STATUSES:
             raise ValidationError(
-                {"status": [f"Unknown status; use one of {', '.join(sorted(selectors.VALID_STATUSES))}."]}
+                {
+                    "status": [
+                        f"Unknown status; use one of {', '.join(sorted(selectors.VALID_STATUSES))}."
+                    ]
+                }
             )
         return selectors.staff_queue(status=status)
 

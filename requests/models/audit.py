@@ -48,6 +48,14 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action}"
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("audit events are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("audit events are append-only")
+
     def compute_hash(self, request_reference: str | None) -> str:
         payload = json.dumps(
             {
@@ -63,14 +71,6 @@ class AuditEvent(models.Model):
             cls=DjangoJSONEncoder,
         )
         return hashlib.sha256(f"{self.prev_hash}|{payload}".encode()).hexdigest()
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("audit events are append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("audit events are append-only")
 
 
 class AuditChainHead(models.Model):

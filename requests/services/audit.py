@@ -101,6 +101,7 @@ def audit_verify() -> ChainReport:
             False,
             checked,
             checked + 1,
-            f"the chain ends at #{checked} but its head records #{head.sequence}: events were removed",
+            f"the chain ends at #{checked} but its head records #{head.sequence}: "
+            "events were removed",
         )
     return ChainReport(True, checked)

@@ -301,10 +301,14 @@ def describe_status_for_subject(request: DataRequest) -> str:
     """One sentence for the person's status page and emails."""
     return {
         Status.AWAITING_VERIFICATION: _("We are waiting for you to confirm your email address."),
-        Status.IN_REVIEW: _("Your identity is confirmed; our privacy team is reviewing your request."),
+        Status.IN_REVIEW: _(
+            "Your identity is confirmed; our privacy team is reviewing your request."
+        ),
         Status.AWAITING_INFORMATION: _("We need more information from you before we can continue."),
         Status.PROCESSING: _("Your request was approved and is being carried out."),
-        Status.NEEDS_ATTENTION: _("Your request is being carried out; our team is handling a delay."),
+        Status.NEEDS_ATTENTION: _(
+            "Your request is being carried out; our team is handling a delay."
+        ),
         Status.COMPLETED: _("Your request is complete."),
         Status.REJECTED: _("We could not carry out your request."),
         Status.EXPIRED: _("This request expired because the email address was never confirmed."),

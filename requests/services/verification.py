@@ -111,7 +111,9 @@ def request_verify_code(*, reference: str, code: str) -> DataRequest:
     """Check a typed code. A wrong code only counts an attempt; the fifth locks the check."""
     code = (code or "").strip()
     if not code.isdigit() or len(code) != CODE_DIGITS:
-        raise VerificationFailed(f"Enter the {CODE_DIGITS}-digit code from the email.", field="code")
+        raise VerificationFailed(
+            f"Enter the {CODE_DIGITS}-digit code from the email.", field="code"
+        )
     with transaction.atomic():
         request, verification = _locked_verification(reference)
         _check_usable(request, verification)

@@ -1,0 +1,70 @@
+"""A real Celery worker process, on the Redis broker, carries the request's emails and work."""
+
+import pytest
+from django.conf import settings as django_settings
+
+from requests.models import DataRequest
+from tests.conftest import code_from
+from tests.processes import celery_worker, portal_env
+from tests.servers import redis_url
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def redis_broker():
+    import redis
+
+    from portal.celery import app
+
+    url = redis_url().rsplit("/", 1)[0] + "/14"
+    redis.Redis.from_url(url).flushdb()
+    saved = (app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options)
+    app.conf.broker_url = url
+    app.conf.task_always_eager = False
+    app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    app._pool = None
+    try:
+        yield url
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options = saved
+        app._pool = None
+        redis.Redis.from_url(url).flushdb()
+
+
+def test_a_worker_sends_the_code_and_completes_an_approved_request(
+    redis_broker, smtp_server, public_api, staff_api, tmp_path
+):
+    host, port, inbox = smtp_server
+    database = django_settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        db_url = f"sqlite:///{database['NAME']}"
+    else:
+        db_url = f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env = portal_env(
+        DATABASE_URL=db_url,
+        CELERY_BROKER_URL=redis_broker,
+        EMAIL_HOST=host,
+        EMAIL_PORT=str(port),
+        SECRET_KEY=django_settings.SECRET_KEY,
+        PORTAL_ENCRYPTION_KEYS=",".join(django_settings.PORTAL_ENCRYPTION_KEYS),
+        PORTAL_DATA_DIR=str(tmp_path / "worker"),
+        PORTAL_BASE_URL="http://portal.test",
+    )
+    with celery_worker(env, tmp_path / "worker.log", "--pool", "solo"):
+        filed = public_api.post(
+            "/api/v1/requests/",
+            {"kind": "access", "identity": {"email": "worker@example.com"}},
+            format="json",
+        )
+        reference = filed.json()["reference"]
+        message = inbox.wait_for(1)
+        assert message["To"] == "worker@example.com"
+        verified = public_api.post(
+            f"/api/v1/requests/{reference}/verify/", {"code": code_from(message)}, format="json"
+        )
+        assert verified.json()["status"] == "in_review"
+        staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
+        completed = inbox.wait_for(2)
+        assert "http://portal.test/r/" in str(completed.get_body(preferencelist=("plain",)))
+    assert DataRequest.objects.get(reference=reference).status == "completed"

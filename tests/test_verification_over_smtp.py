@@ -1,0 +1,54 @@
+import pytest
+
+from requests.models import DataRequest
+from tests.conftest import body_of, code_from, link_token_from
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def real_smtp(settings, smtp_server):
+    host, port, inbox = smtp_server
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = host
+    settings.EMAIL_PORT = port
+    settings.DEFAULT_FROM_EMAIL = "privacy@portal.test"
+    return inbox
+
+
+def test_the_code_and_link_arrive_over_real_smtp_and_verify_the_request(
+    real_smtp, file_request, public_api, client
+):
+    reference = file_request(email="Grace@Example.com")
+    message = real_smtp.wait_for(1)
+    assert message["To"] == "grace@example.com"
+    assert message["From"] == "privacy@portal.test"
+    body = body_of(message)
+    token = link_token_from(message, reference)
+    assert code_from(message) in body
+    # The link alone verifies through the page's confirm button (GET never verifies).
+    page = client.get(f"/r/{reference}/verify/{token}/")
+    assert page.status_code == 200
+    assert DataRequest.objects.get(reference=reference).status == "awaiting_verification"
+    confirmed = client.post(f"/r/{reference}/verify/{token}/")
+    assert confirmed.status_code == 302
+    assert DataRequest.objects.get(reference=reference).status == "in_review"
+    replay = client.post(f"/r/{reference}/verify/{token}/")
+    assert replay.status_code in {200, 400}
+    assert DataRequest.objects.get(reference=reference).status == "in_review"
+
+
+def test_a_mail_server_that_is_down_leaves_the_code_owed_for_a_retry(settings, file_request):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = closed_port
+    settings.EMAIL_TIMEOUT = 2
+    from celery.exceptions import Retry
+
+    with pytest.raises((ConnectionError, Retry)):
+        file_request(email="down@example.com")
