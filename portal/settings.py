@@ -185,6 +185,21 @@ PORTAL_SUPERVISORY_AUTHORITY = env_str(
 )
 PORTAL_DEFAULT_PHONE_REGION = env_str("PORTAL_DEFAULT_PHONE_REGION")
 
+# Connected stores.
+PORTAL_STORE_TIMEOUT = env_int("PORTAL_STORE_TIMEOUT", 10, minimum=1)
+# Jobs: a worker's claim on a job lasts this long and is renewed between batches; a job whose
+# lease ran out (its worker died) is taken up again by the reconciler.
+PORTAL_JOB_LEASE = timedelta(seconds=env_int("PORTAL_JOB_LEASE_SECONDS", 120, minimum=1))
+PORTAL_JOB_MAX_ATTEMPTS = env_int("PORTAL_JOB_MAX_ATTEMPTS", 6, minimum=1)
+PORTAL_JOB_RETRY_BASE = env_int("PORTAL_JOB_RETRY_BASE_SECONDS", 5, minimum=0)
+PORTAL_JOB_RETRY_MAX = env_int("PORTAL_JOB_RETRY_MAX_SECONDS", 600, minimum=0)
+PORTAL_JOB_REQUEUE_AFTER = timedelta(
+    seconds=env_int("PORTAL_JOB_REQUEUE_AFTER_SECONDS", 60, minimum=1)
+)
+PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
+# Webhook stores on private, loopback or link-local addresses are refused unless this is set.
+PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -240,6 +255,10 @@ CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    "reconcile-jobs": {
+        "task": "requests.tasks.jobs_reconcile",
+        "schedule": timedelta(seconds=PORTAL_RECONCILE_SECONDS),
+    },
     "expire-unverified-requests": {
         "task": "requests.tasks.requests_expire_unverified",
         "schedule": timedelta(minutes=env_int("PORTAL_EXPIRY_SWEEP_MINUTES", 15, minimum=1)),

@@ -13,7 +13,6 @@ from celery import shared_task
 from requests import emails
 from requests.models import DataRequest
 from requests.services import lifecycle, verification
-from requests.states import Status
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +69,25 @@ def notify_subject(request_id: int, event: str) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def request_process(request_id: int) -> None:
-    """Start the work of an approved request. Until stores are connected there is nothing to run."""
-    request = DataRequest.objects.filter(pk=request_id, status=Status.PROCESSING).first()
-    if request is None:
-        return
+    """Move a processing request on: start nothing twice, finish once every job is settled."""
     from requests.services import processing
 
-    processing.request_advance(request_id=request.pk)
+    processing.request_advance(request_id=request_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def job_run(job_id: int) -> None:
+    """Run one store job. Claimed in the database first, so a second delivery does nothing."""
+    from requests.services import processing
+
+    processing.job_execute(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def jobs_reconcile() -> dict:
+    from requests.services import jobs
+
+    return jobs.jobs_reconcile()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

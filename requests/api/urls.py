@@ -1,6 +1,6 @@
 from django.urls import path
 
-from requests.api import public, staff
+from requests.api import public, staff, stores
 
 urlpatterns = [
     path("requests/", public.FileRequestView.as_view(), name="api-request-file"),
@@ -28,4 +28,8 @@ urlpatterns = [
         "staff/requests/<str:reference>/information-received/",
         staff.InformationReceivedView.as_view(),
     ),
+    path("staff/stores/", stores.StoreListView.as_view(), name="api-stores"),
+    path("staff/stores/<str:name>/", stores.StoreDetailView.as_view(), name="api-store"),
+    path("staff/stores/<str:name>/map/", stores.StoreMapView.as_view(), name="api-store-map"),
+    path("staff/stores/<str:name>/check/", stores.StoreCheckView.as_view(), name="api-store-check"),
 ]

@@ -132,10 +132,12 @@ def request_mark_verified(*, request: DataRequest, method: str) -> DataRequest:
 
 @transaction.atomic
 def request_approve(*, request: DataRequest, actor: str) -> DataRequest:
+    from requests.services.processing import request_start
+
     approved = _transition(
         request, to=Status.PROCESSING, actor=actor, action="request.approved", attention_reason=""
     )
-    _enqueue("request_process", approved.pk)
+    request_start(request=approved)
     return approved
 
 

@@ -1,0 +1,139 @@
+"""Staff API for connected stores. Connection URLs and secrets are write-only."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from requests.models import ConnectedStore, StoreKind
+from requests.services import stores
+from requests.services.audit import actor_for_user
+
+
+class StoreCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=63)
+    kind = serializers.ChoiceField(choices=StoreKind.choices)
+    url = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    map = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    discover = serializers.BooleanField(required=False, default=False)
+    secret = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    queue = serializers.CharField(max_length=63, required=False, allow_blank=True, default="")
+    options = serializers.DictField(required=False, default=dict)
+
+
+class CheckResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    problems = serializers.ListField(child=serializers.CharField())
+
+
+class StoreSerializer(serializers.ModelSerializer):
+    """What staff see of a store: never its URL or secret."""
+
+    collections = serializers.SerializerMethodField()
+    has_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConnectedStore
+        fields = [
+            "name",
+            "kind",
+            "enabled",
+            "queue",
+            "options",
+            "has_url",
+            "collections",
+            "last_check_ok",
+            "last_check_message",
+            "last_checked_at",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_collections(self, obj) -> list[str]:
+        try:
+            return sorted(stores.store_map(obj).collections)
+        except Exception:  # noqa: BLE001 - a broken map shows as no collections, the check explains
+            return []
+
+    def get_has_url(self, obj) -> bool:
+        return bool(obj.url)
+
+
+class StoreMapSerializer(serializers.Serializer):
+    map = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+def _store(name: str) -> ConnectedStore:
+    return get_object_or_404(ConnectedStore.objects.all(), name=name)
+
+
+class StoreListView(APIView):
+    @extend_schema(responses=StoreSerializer(many=True), summary="Connected stores")
+    def get(self, request):
+        return Response(StoreSerializer(ConnectedStore.objects.all(), many=True).data)
+
+    @extend_schema(
+        request=StoreCreateSerializer,
+        responses={201: StoreSerializer},
+        summary="Connect a store",
+        description=(
+            "With `discover: true` the portal reads the store's schema, drafts a map and applies "
+            "it. The URL is kept encrypted and never returned."
+        ),
+    )
+    def post(self, request):
+        serializer = StoreCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        store = stores.store_create(
+            name=data["name"],
+            kind=data["kind"],
+            url=data["url"],
+            map_yaml=data["map"],
+            discover=data["discover"],
+            secret=data["secret"],
+            queue=data["queue"],
+            options=data["options"],
+            actor=actor_for_user(request.user),
+        )
+        return Response(StoreSerializer(store).data, status=status.HTTP_201_CREATED)
+
+
+class StoreDetailView(APIView):
+    @extend_schema(responses=StoreSerializer, summary="One connected store")
+    def get(self, request, name: str):
+        return Response(StoreSerializer(_store(name)).data)
+
+
+class StoreMapView(APIView):
+    @extend_schema(responses=StoreMapSerializer, summary="The store's map (YAML)")
+    def get(self, request, name: str):
+        return Response({"map": _store(name).map_yaml})
+
+    @extend_schema(
+        request=StoreMapSerializer,
+        responses=StoreMapSerializer,
+        summary="Replace the store's map",
+        description="The map is validated first; errors name the line and the problem.",
+    )
+    def put(self, request, name: str):
+        store = _store(name)
+        serializer = StoreMapSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updated = stores.store_update_map(
+            store=store,
+            map_yaml=serializer.validated_data["map"],
+            actor=actor_for_user(request.user),
+        )
+        return Response({"map": updated.map_yaml})
+
+
+class StoreCheckView(APIView):
+    @extend_schema(request=None, responses=CheckResultSerializer, summary="Check the connection")
+    def post(self, request, name: str):
+        result = stores.store_check(store=_store(name))
+        return Response({"ok": result.ok, "message": result.message, "problems": result.problems})

@@ -1,0 +1,1 @@
+"""Erasure requests: planned, ordered, safe erasure in each store (built in the erasure work)."""

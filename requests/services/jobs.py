@@ -1,0 +1,243 @@
+"""Jobs: the work of an approved request in each connected store.
+
+The database is the source of truth. A job moves queued -> running -> done (or waiting, or
+failed) only through these functions; workers claim a job with a conditional UPDATE and hold a
+lease they renew while working, so a second delivery of a task does nothing and a job whose
+worker died is taken up again once its lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from requests.models import ConnectedStore, DataRequest, Job, JobState
+from requests.models.jobs import OPEN_JOB_STATES
+from requests.services.audit import SYSTEM, audit_record
+from requests.services.errors import ServiceError, TransitionNotAllowed
+from requests.states import Status
+
+log = logging.getLogger(__name__)
+
+
+def _enqueue_job(job: Job) -> None:
+    from requests import tasks
+
+    options: dict[str, Any] = {}
+    if job.store.queue:
+        options["queue"] = job.store.queue
+    countdown = 0.0
+    if job.not_before is not None:
+        countdown = max(0.0, (job.not_before - timezone.now()).total_seconds())
+    transaction.on_commit(
+        partial(tasks.job_run.apply_async, args=[job.pk], countdown=countdown, **options)
+    )
+
+
+def jobs_create_for_request(*, request: DataRequest) -> list[Job]:
+    """One job per enabled store, queued on commit. Runs inside the approval's transaction."""
+    jobs = []
+    for store in ConnectedStore.objects.filter(enabled=True).order_by("name"):
+        job, created = Job.objects.get_or_create(request=request, store=store, kind=request.kind)
+        if created:
+            jobs.append(job)
+    for job in jobs:
+        _enqueue_job(job)
+    return jobs
+
+
+def job_claim(*, job_id: int) -> Job | None:
+    """Take a job for this worker; None when another worker holds it or it is finished."""
+    now = timezone.now()
+    claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
+    claimed = (
+        Job.objects.filter(claimable, pk=job_id)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .filter(request__status=Status.PROCESSING)
+        .update(
+            state=JobState.RUNNING,
+            attempts=F("attempts") + 1,
+            lease_expires_at=now + settings.PORTAL_JOB_LEASE,
+            started_at=now,
+            error="",
+        )
+    )
+    if claimed != 1:
+        return None
+    return Job.objects.select_related("request", "store").get(pk=job_id)
+
+
+def job_renew_lease(*, job: Job) -> bool:
+    """Called between batches; False means the job was taken away (its lease ran out)."""
+    renewed = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+        lease_expires_at=timezone.now() + settings.PORTAL_JOB_LEASE
+    )
+    return renewed == 1
+
+
+@transaction.atomic
+def job_finish(*, job: Job, counts: dict, waiting_reason: str = "") -> bool:
+    """Record a job's result. False if the job is no longer this worker's to finish."""
+    state = JobState.WAITING if waiting_reason else JobState.DONE
+    finished = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+        state=state,
+        counts=counts,
+        error=waiting_reason,
+        finished_at=None if waiting_reason else timezone.now(),
+        lease_expires_at=None,
+    )
+    if finished != 1:
+        return False
+    audit_record(
+        action="job.waiting" if waiting_reason else "job.done",
+        actor=SYSTEM,
+        request=job.request,
+        details={"store": job.store.name, "kind": job.kind, "counts": counts},
+    )
+    _advance_on_commit(job.request_id)
+    return True
+
+
+@transaction.atomic
+def job_retry_later(*, job: Job, reason: str) -> bool:
+    """A transient failure: queue the job again after a backoff, or fail it past the cap."""
+    if job.attempts >= settings.PORTAL_JOB_MAX_ATTEMPTS:
+        return job_fail(job=job, reason=f"{reason} (gave up after {job.attempts} attempts)")
+    delay = min(
+        settings.PORTAL_JOB_RETRY_BASE * (2 ** (job.attempts - 1)), settings.PORTAL_JOB_RETRY_MAX
+    )
+    not_before = timezone.now() + timedelta(seconds=delay)
+    updated = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+        state=JobState.QUEUED, error=reason, not_before=not_before, lease_expires_at=None
+    )
+    if updated != 1:
+        return False
+    audit_record(
+        action="job.retry_scheduled",
+        actor=SYSTEM,
+        request=job.request,
+        details={"store": job.store.name, "attempt": job.attempts, "in_seconds": delay},
+    )
+    job.not_before = not_before
+    _enqueue_job(job)
+    return True
+
+
+@transaction.atomic
+def job_fail(*, job: Job, reason: str) -> bool:
+    """A permanent failure: the request needs staff, who see the reason and can retry."""
+    from requests.services.lifecycle import request_flag_attention
+
+    failed = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
+        state=JobState.FAILED, error=reason, finished_at=timezone.now(), lease_expires_at=None
+    )
+    if failed != 1:
+        return False
+    audit_record(
+        action="job.failed",
+        actor=SYSTEM,
+        request=job.request,
+        details={"store": job.store.name, "kind": job.kind, "reason": reason},
+    )
+    request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+    if request.status == Status.PROCESSING:
+        request_flag_attention(request=request, reason=f"{job.store.name}: {reason}")
+    return True
+
+
+@transaction.atomic
+def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataRequest:
+    """Staff retry: failed jobs are queued again and the request goes back to processing."""
+    from requests.services.lifecycle import _transition
+
+    locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+    if locked.status != Status.NEEDS_ATTENTION:
+        raise TransitionNotAllowed(f"Only a request that needs attention can be retried.")
+    failed = list(Job.objects.filter(request=locked, state=JobState.FAILED).select_related("store"))
+    if not failed:
+        raise ServiceError("No failed job to retry.", code="nothing_to_retry")
+    Job.objects.filter(pk__in=[j.pk for j in failed]).update(
+        state=JobState.QUEUED, attempts=0, error="", not_before=None, finished_at=None
+    )
+    updated = _transition(
+        locked,
+        to=Status.PROCESSING,
+        actor=actor,
+        action="request.retried",
+        details={"jobs": len(failed)},
+        attention_reason="",
+    )
+    for job in failed:
+        job.not_before = None
+        _enqueue_job(job)
+    return updated
+
+
+def _advance_on_commit(request_id: int) -> None:
+    from requests import tasks
+
+    transaction.on_commit(partial(tasks.request_process.delay, request_id))
+
+
+# The reconciler looks at jobs in pages of this size so a backlog never loads at once.
+RECONCILE_BATCH = 500
+
+
+def jobs_reconcile() -> dict[str, int]:
+    """Re-queue jobs the broker lost or whose worker died, and move finished requests on.
+
+    Safe to run at any time and from several schedulers at once: every step is a conditional
+    UPDATE or an idempotent task.
+    """
+    from requests import tasks
+
+    now = timezone.now()
+    stale = now - settings.PORTAL_JOB_REQUEUE_AFTER
+    requeued = 0
+    # Queued jobs whose message has had time to arrive but that nobody started: the broker may
+    # have lost it (a Redis restart empties it). A duplicate message is harmless: claims are atomic.
+    lost = (
+        Job.objects.filter(state=JobState.QUEUED, updated_at__lt=stale)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .filter(request__status=Status.PROCESSING)
+        .select_related("store")
+        .order_by("pk")[:RECONCILE_BATCH]
+    )
+    for job in lost:
+        Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(updated_at=now)
+        with transaction.atomic():
+            _enqueue_job(job)
+        requeued += 1
+    # Running jobs whose lease ran out: their worker died mid-way.
+    expired = (
+        Job.objects.filter(state=JobState.RUNNING, lease_expires_at__lt=now)
+        .filter(request__status=Status.PROCESSING)
+        .select_related("store")
+        .order_by("pk")[:RECONCILE_BATCH]
+    )
+    for job in expired:
+        with transaction.atomic():
+            _enqueue_job(job)
+        requeued += 1
+    # Requests whose jobs are all settled but that were not moved on (a lost advance message).
+    advanced = 0
+    settled = (
+        DataRequest.objects.filter(status=Status.PROCESSING, updated_at__lt=stale)
+        .exclude(jobs__state__in=[JobState.QUEUED, JobState.RUNNING])
+        .values_list("pk", flat=True)[:RECONCILE_BATCH]
+    )
+    for request_id in settled:
+        tasks.request_process.delay(request_id)
+        advanced += 1
+    return {"requeued": requeued, "advanced": advanced}
+
+
+def open_jobs(request: DataRequest):
+    return request.jobs.filter(state__in=OPEN_JOB_STATES)
