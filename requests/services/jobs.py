@@ -159,7 +159,7 @@ def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataReques
 
     locked = DataRequest.objects.select_for_update().get(pk=request.pk)
     if locked.status != Status.NEEDS_ATTENTION:
-        raise TransitionNotAllowed(f"Only a request that needs attention can be retried.")
+        raise TransitionNotAllowed("Only a request that needs attention can be retried.")
     failed = list(Job.objects.filter(request=locked, state=JobState.FAILED).select_related("store"))
     if not failed:
         raise ServiceError("No failed job to retry.", code="nothing_to_retry")
