@@ -4,4 +4,5 @@
 from requests.connectors import (
     files,  # noqa: F401
     redis_store,  # noqa: F401
+    webhook,  # noqa: F401
 )
