@@ -24,7 +24,20 @@ Example:
 References: a field that `references` another collection's field points at it (a foreign key).
 By default the finder follows a reference from the record pointed at to the records that point at
 it (`follow: children`: a customer's invoices belong to the customer). `follow: parent` also takes
-the record pointed at (a private address the customer row points to); `both` does both.
+the record pointed at (a private address the customer row points to); `both` does both; `none`
+records the reference (erasure still orders deletes by it) without the finder crossing it: a
+customer's `support_rep_id` points at an employee, and neither is the other's data.
+
+`nullable: true` on a reference says erasure may set the field to null instead of deleting the
+row first; it is also what breaks a cycle of references (see `requests.engine.graph`).
+
+Identity fields are compared in normal form (`requests.engine.normalise`): emails trimmed and
+case-insensitive, phones as E.164 (free-form numbers in the store are read with the default
+region), names with whitespace collapsed and case folded. `match: exact` on a field says the store
+already holds the normal form, so a plain comparison can use the column's index.
+
+Identity types other than email, phone, name and account_id are declared in `identity_types`, so
+a typo (`identity: emial`) is an error rather than a type nobody searches.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BUILTIN_IDENTITY_TYPES = ("email", "phone", "name", "account_id")
 
@@ -45,6 +58,22 @@ class Follow(StrEnum):
     CHILDREN = "children"
     PARENT = "parent"
     BOTH = "both"
+    NONE = "none"
+
+    @property
+    def children(self) -> bool:
+        return self in (Follow.CHILDREN, Follow.BOTH)
+
+    @property
+    def parent(self) -> bool:
+        return self in (Follow.PARENT, Follow.BOTH)
+
+
+class Match(StrEnum):
+    """How an identity field's stored values are compared with the person's normalised value."""
+
+    AUTO = "auto"  # by identity type: case-insensitive emails and names, free-form phones
+    EXACT = "exact"  # the store holds the normal form: compare as is (index-friendly)
 
 
 class MaskStrategy(StrEnum):
@@ -80,6 +109,7 @@ class Reference(Strict):
 
 class FieldMap(Strict):
     identity: str | None = None  # an identity type: email, phone, name, account_id or custom
+    match: Match = Match.AUTO
     references: Reference | None = None
     categories: list[str] = Field(default_factory=list)
     mask: MaskStrategy | None = None  # used when the collection is masked or held
@@ -111,6 +141,14 @@ class Collection(Strict):
     info: Art15Info = Field(default_factory=Art15Info)
     options: dict[str, Any] = Field(default_factory=dict)  # kind-specific settings
 
+    @field_validator("fields", mode="before")
+    @classmethod
+    def _empty_fields(cls, value: Any) -> Any:
+        # `first_name:` with nothing under it lists a field with no special meaning.
+        if isinstance(value, dict):
+            return {name: {} if spec is None else spec for name, spec in value.items()}
+        return value
+
     @property
     def physical_name(self) -> str:
         return self.location or self.name
@@ -128,6 +166,15 @@ class StoreMap(Strict):
     info: Art15Info = Field(default_factory=Art15Info)  # defaults for every collection
     owner: str | None = None  # manual stores: who handles the task
     system: str | None = None  # manual stores: the system's name
+    identity_types: list[str] = Field(default_factory=list)  # custom identity types used here
+    notes: list[str] = Field(default_factory=list)  # remarks for the reviewer (from discovery)
+
+    @field_validator("collections", mode="before")
+    @classmethod
+    def _empty_collections(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: {} if spec is None else spec for name, spec in value.items()}
+        return value
 
     def model_post_init(self, __context: Any) -> None:
         for name, collection in self.collections.items():
