@@ -15,6 +15,8 @@ escaped, so a value never widens the match) and yields one dict per key:
 
     {"key": "session:12:abc", "type": "hash", "value": {...}, "customer_id": "12"}
 
+With `options: {ignore_case: true}` on the collection, values match keys in any letter case.
+
 `value` is a str for strings (a JSON object or array is decoded), a dict for hashes, a sorted list
 for sets, a list for lists, a list of [member, score] for sorted sets and a list of
 [id, {field: value}] for streams. Bytes that are not UTF-8 become {"base64": "..."}.
@@ -69,9 +71,16 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
-def escape_glob(value: str) -> str:
-    """The value as a Redis MATCH pattern that matches only itself."""
-    return _GLOB_SPECIAL.sub(r"\\\1", value)
+def escape_glob(value: str, ignore_case: bool = False) -> str:
+    """The value as a Redis MATCH pattern that matches only itself (in any case, if asked)."""
+    escaped = _GLOB_SPECIAL.sub(r"\\\1", value)
+    if not ignore_case:
+        return escaped
+    # MATCH has no case-insensitive mode; a class per letter (`[aA]`) does the same.
+    return "".join(
+        f"[{c.lower()}{c.upper()}]" if c.lower() != c.upper() and len(c.upper()) == 1 else c
+        for c in escaped
+    )
 
 
 class KeyPattern:
@@ -117,7 +126,7 @@ class KeyPattern:
             return False
         return not any(ch in value for ch in self._delimiters(name))
 
-    def match_pattern(self, values: dict[str, str] | None = None) -> str:
+    def match_pattern(self, values: dict[str, str] | None = None, ignore_case: bool = False) -> str:
         """The SCAN MATCH pattern: given placeholders escaped, the others as `*`."""
         values = values or {}
         out = []
@@ -126,10 +135,12 @@ class KeyPattern:
                 # Only `*` and `?` are wildcards in a map's pattern; brackets are literal.
                 out.append(part.replace("[", "\\[").replace("]", "\\]"))
             else:
-                out.append(escape_glob(values[part]) if part in values else "*")
+                out.append(escape_glob(values[part], ignore_case) if part in values else "*")
         return "".join(out)
 
-    def regex(self, name: str | None = None, values: Iterable[str] = ()) -> re.Pattern:
+    def regex(
+        self, name: str | None = None, values: Iterable[str] = (), ignore_case: bool = False
+    ) -> re.Pattern:
         """A regex for whole keys; placeholder `name` limited to `values` when given."""
         out = ["^"]
         for i, part in enumerate(self.parts):
@@ -141,7 +152,7 @@ class KeyPattern:
             else:
                 out.append(f"(?P<{part}>.*?)")
         out.append("$")
-        return re.compile("".join(out), re.DOTALL)
+        return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def _has_wildcard(literal: str) -> bool:
@@ -288,13 +299,17 @@ class RedisConnector(Connector):
                 f"collection {collection.name}: {field_name} is not a placeholder "
                 "of its key pattern"
             )
-        wanted = sorted({str(v) for v in values if v is not None})
-        wanted = [v for v in wanted if pattern.usable(field_name, v)]
+        # `ignore_case`: keys that carry an email as the person typed it (`cart:Ada@Example.com`).
+        ignore_case = bool(collection.options.get("ignore_case", False))
+        texts = (str(v) for v in values if v is not None)
+        if ignore_case:
+            texts = (t.lower() for t in texts)
+        wanted = sorted(v for v in set(texts) if pattern.usable(field_name, v))
         if not wanted:
             return
-        matcher = pattern.regex(field_name, wanted)
+        matcher = pattern.regex(field_name, wanted, ignore_case)
         if len(wanted) <= PER_VALUE_SCAN_LIMIT:
-            scans = [pattern.match_pattern({field_name: v}) for v in wanted]
+            scans = [pattern.match_pattern({field_name: v}, ignore_case) for v in wanted]
         else:
             scans = [pattern.match_pattern()]
         try:

@@ -124,6 +124,40 @@ def test_glob_characters_in_values_match_only_themselves(store):
         assert found(connector, store_map, "customer_id", ["*"]) == []
 
 
+def test_keys_holding_an_email_are_found_in_any_case_when_the_collection_ignores_case(store):
+    url, client, p = store
+    client.set(f"{p}:cart:Ada@Example.com", "v")
+    client.set(f"{p}:cart:bob@example.com", "v")
+    exact = sessions_map(f"{p}:cart:{{email}}", email={})
+    relaxed = StoreMap.model_validate(
+        {
+            "collections": {
+                "sessions": {
+                    "location": f"{p}:cart:{{email}}",
+                    "fields": {"email": {}},
+                    "options": {"ignore_case": True},
+                }
+            }
+        }
+    )
+
+    with open_connector(url, exact) as connector:
+        assert found(connector, exact, "email", ["ada@example.com"]) == []
+    with open_connector(url, relaxed) as connector:
+        records = found(connector, relaxed, "email", ["ada@example.com"])
+        many = found(
+            connector,
+            relaxed,
+            "email",
+            [f"x{n}@example.com" for n in range(20)] + ["ADA@example.com"],
+        )
+
+    assert [(r["key"], r["email"]) for r in records] == [
+        (f"{p}:cart:Ada@Example.com", "Ada@Example.com")
+    ]
+    assert [r["key"] for r in many] == [f"{p}:cart:Ada@Example.com"]
+
+
 def test_many_values_are_searched_in_one_walk_with_the_same_results(store):
     url, client, p = store
     for customer in range(100):
