@@ -1,21 +1,250 @@
-from django.http import HttpResponse
+"""The public pages: file a request, confirm the email address, follow the request.
+
+No account: a request is reached by its reference, and its private status page by a token derived
+from it. Nothing here looks up whether the portal holds data about a person, and no page shows the
+identity values given.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from requests import selectors
+from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle
+from requests.forms import FileRequestForm, VerifyCodeForm
+from requests.models import DataRequest, IdentityVerification
+from requests.models.request import Source
+from requests.services import lifecycle, verification
+from requests.services.errors import RateLimited, ServiceError
+from requests.states import Status, can_transition
 
 
+def _page(request, template: str, context: dict, *, status: int = 200):
+    context = {"organisation": settings.PORTAL_ORGANISATION_NAME, **context}
+    return render(request, template, context, status=status)
+
+
+def _request_or_404(reference: str) -> DataRequest:
+    data_request = selectors.request_by_reference(reference)
+    if data_request is None:
+        raise Http404
+    return data_request
+
+
+def _throttled(request, throttle_class) -> str | None:
+    """The same per-address limits as the public API, so the pages are no way around them."""
+    throttle = throttle_class()
+    if throttle.allow_request(request, None):
+        return None
+    minutes = max(1, round((throttle.wait() or 60) / 60))
+    return ngettext(
+        "Too many attempts from your connection. Please try again in %(minutes)d minute.",
+        "Too many attempts from your connection. Please try again in %(minutes)d minutes.",
+        minutes,
+    ) % {"minutes": minutes}
+
+
+def _status_path(data_request: DataRequest) -> str:
+    return reverse("request-status", args=[data_request.reference, data_request.status_token()])
+
+
+def verification_error_message(exc: ServiceError, data_request: DataRequest) -> str:
+    """The service speaks English to the API; people on the pages read it in their language."""
+    if isinstance(exc, RateLimited):
+        if exc.retry_after:
+            return ngettext(
+                "We sent a code a moment ago. Please wait %(seconds)d second before asking "
+                "for another.",
+                "We sent a code a moment ago. Please wait %(seconds)d seconds before asking "
+                "for another.",
+                exc.retry_after,
+            ) % {"seconds": exc.retry_after}
+        return _(
+            "We have sent as many codes for this request as we can. If you still need to "
+            "confirm it, please file a new request."
+        )
+    if exc.code == "wrong_code":
+        # Read back after the failed attempt was committed, rather than parsed from English text.
+        attempts = (
+            IdentityVerification.objects.filter(request=data_request)
+            .values_list("failed_attempts", flat=True)
+            .first()
+            or 0
+        )
+        remaining = max(0, settings.PORTAL_VERIFICATION_MAX_ATTEMPTS - attempts)
+        return ngettext(
+            "That code is not right. You have %(remaining)d attempt left.",
+            "That code is not right. You have %(remaining)d attempts left.",
+            remaining,
+        ) % {"remaining": remaining}
+    messages_by_code = {
+        "locked": _("Too many wrong codes were entered. Ask for a new code, then try again."),
+        "expired": _("This code has expired. Ask for a new code."),
+        "already_used": _(
+            "This request is already confirmed. Follow it with the status link in the email "
+            "we sent you."
+        ),
+        "not_verifiable": _(
+            "This request can no longer be confirmed. If you still want to make a request, "
+            "please file a new one."
+        ),
+        "not_sent": _("We have not sent the code yet. Please wait a minute for the email."),
+        "invalid_link": _(
+            "This link is not valid. Use the link in the newest email we sent you, or type "
+            "the code."
+        ),
+    }
+    return messages_by_code.get(exc.code, _("We could not check this. Please try again."))
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def file_request(request):
-    return HttpResponse("todo")
+    form = FileRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        limited = _throttled(request, PublicFileThrottle)
+        if limited:
+            form.add_error(None, limited)
+            return _page(request, "public/file_request.html", {"form": form}, status=429)
+        try:
+            filed = lifecycle.request_file(
+                kind=form.cleaned_data["kind"],
+                identity=form.cleaned_data["identity"],
+                language=translation.get_language(),
+                source=Source.PUBLIC,
+            )
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return redirect("request-filed", filed.reference)
+    status = 400 if form.errors else 200
+    return _page(request, "public/file_request.html", {"form": form}, status=status)
 
 
+@never_cache
+@require_http_methods(["GET", "HEAD"])
 def filed(request, reference):
-    return HttpResponse("todo")
+    # Depends on the reference alone: the page must read the same whether or not anything is
+    # held about the person, or it would tell a stranger who is a customer.
+    data_request = _request_or_404(reference)
+    return _page(
+        request, "public/filed.html", {"data_request": data_request, "form": VerifyCodeForm()}
+    )
 
 
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def verify_code(request, reference):
-    return HttpResponse("todo")
+    data_request = _request_or_404(reference)
+    if request.method == "POST" and "resend" in request.POST:
+        try:
+            verification.request_resend_code(reference=reference)
+        except ServiceError as exc:
+            messages.error(request, verification_error_message(exc, data_request))
+        else:
+            messages.success(
+                request, _("We are sending you a new code. Use only the code in the newest email.")
+            )
+        return redirect("request-verify", reference)
+    form = VerifyCodeForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        status = 400
+        limited = _throttled(request, PublicVerifyThrottle) if form.is_valid() else None
+        if limited:
+            form.add_error(None, limited)
+            status = 429
+        elif form.is_valid():
+            try:
+                verified = verification.request_verify_code(
+                    reference=reference, code=form.cleaned_data["code"]
+                )
+            except ServiceError as exc:
+                form.add_error("code", verification_error_message(exc, data_request))
+            else:
+                messages.success(request, _("Thank you: your email address is confirmed."))
+                return redirect(_status_path(verified))
+    return _page(
+        request,
+        "public/verify.html",
+        {"data_request": data_request, "form": form, "can_verify": _awaiting(data_request)},
+        status=status,
+    )
 
 
+def _awaiting(data_request: DataRequest) -> bool:
+    return data_request.status == Status.AWAITING_VERIFICATION
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def verify_link(request, reference, token):
-    return HttpResponse("todo")
+    # GET only shows a button: mail scanners fetch links, and a fetch must not confirm anything.
+    data_request = _request_or_404(reference)
+    error = None
+    status = 200
+    if request.method == "POST":
+        limited = _throttled(request, PublicVerifyThrottle)
+        if limited:
+            error, status = limited, 429
+        else:
+            try:
+                verified = verification.request_verify_link(reference=reference, token=token)
+            except ServiceError as exc:
+                error = verification_error_message(exc, data_request)
+                status = 409 if exc.code == "already_used" else 400
+            else:
+                messages.success(request, _("Thank you: your email address is confirmed."))
+                return redirect(_status_path(verified))
+    already_verified = data_request.verified_at is not None
+    return _page(
+        request,
+        "public/verify_link.html",
+        {
+            "data_request": data_request,
+            "error": error,
+            "already_verified": already_verified,
+            "can_verify": _awaiting(data_request),
+        },
+        status=status,
+    )
 
 
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def status(request, reference, token):
-    return HttpResponse("todo")
+    data_request = selectors.request_by_reference(reference)
+    # Bytes, because compare_digest refuses non-ASCII text and a URL may carry any.
+    if data_request is None or not hmac.compare_digest(
+        token.encode(), data_request.status_token().encode()
+    ):
+        raise Http404
+    if request.method == "POST" and "withdraw" in request.POST:
+        try:
+            lifecycle.request_cancel(request=data_request)
+        except ServiceError:
+            messages.error(request, _("This request can no longer be withdrawn."))
+        else:
+            messages.success(request, _("Your request is withdrawn. We will not act on it."))
+        return redirect(_status_path(data_request))
+    return _page(
+        request,
+        "public/status.html",
+        {
+            "data_request": data_request,
+            "status_sentence": lifecycle.describe_status_for_subject(data_request),
+            "can_withdraw": can_transition(data_request.status, Status.CANCELLED),
+            "authority": settings.PORTAL_SUPERVISORY_AUTHORITY,
+        },
+    )

@@ -1,9 +1,162 @@
-from django.http import HttpResponse
+"""The staff console: the queue of requests and the page where staff decide on one.
+
+Every decision goes through `requests.services.lifecycle`, which checks the transition and writes
+the audit event; these views only validate the form and report the outcome.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from requests import clock, selectors
+from requests.forms import AskInformationForm, ExtendForm, QueueFilterForm, RejectForm
+from requests.services import lifecycle
+from requests.services.audit import actor_for_user
+from requests.services.errors import ServiceError
+from requests.states import Status, can_transition
+
+QUEUE_PAGE_SIZE = 50
+
+# action name -> (form class or None, service, message on success)
+ACTIONS = {
+    "approve": (None, lifecycle.request_approve, _("Request approved; processing has started.")),
+    "reject": (RejectForm, lifecycle.request_reject, _("Request rejected; the person is told.")),
+    "extend": (ExtendForm, lifecycle.request_extend, _("Deadline extended; the person is told.")),
+    "ask_information": (
+        AskInformationForm,
+        lifecycle.request_ask_information,
+        _("Information asked for; the person is told."),
+    ),
+    "information_received": (
+        None,
+        lifecycle.request_information_received,
+        _("Information received; the request is back in review."),
+    ),
+}
+
+IDENTITY_LABELS = {
+    "email": _("Email address"),
+    "phone": _("Phone number"),
+    "name": _("Name"),
+    "account_id": _("Account identifier"),
+}
 
 
+def staff_required(view):
+    """Anonymous visitors go to the login page; signed-in people who are not staff get 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _page(request, template: str, context: dict, *, status: int = 200):
+    context = {"organisation": settings.PORTAL_ORGANISATION_NAME, **context}
+    return render(request, template, context, status=status)
+
+
+@never_cache
+@staff_required
+@require_http_methods(["GET", "HEAD"])
 def queue(request):
-    return HttpResponse("todo")
+    filter_form = QueueFilterForm(request.GET if "status" in request.GET else None)
+    status = None
+    if filter_form.is_bound and filter_form.is_valid():
+        status = filter_form.cleaned_data["status"] or None
+    page = Paginator(selectors.staff_queue(status=status), QUEUE_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return _page(
+        request,
+        "staff/queue.html",
+        {
+            "filter_form": filter_form,
+            "status": status or "",
+            "page": page,
+            "today": clock.today(),
+        },
+    )
 
 
+def _available_actions(data_request) -> dict[str, bool]:
+    current = data_request.status
+    return {
+        "approve": can_transition(current, Status.PROCESSING),
+        "reject": can_transition(current, Status.REJECTED),
+        "extend": (
+            not data_request.is_closed
+            and data_request.clock_started_on is not None
+            and data_request.extension_months < clock.MAX_EXTENSION_MONTHS
+        ),
+        "ask_information": can_transition(current, Status.AWAITING_INFORMATION),
+        "information_received": current == Status.AWAITING_INFORMATION,
+    }
+
+
+@never_cache
+@staff_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def request_detail(request, reference):
-    return HttpResponse("todo")
+    data_request = selectors.request_by_reference(reference)
+    if data_request is None:
+        raise Http404
+    forms = {
+        "reject": RejectForm(prefix="reject"),
+        "extend": ExtendForm(prefix="extend"),
+        "ask_information": AskInformationForm(prefix="ask"),
+    }
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action not in ACTIONS:
+            messages.error(request, _("Unknown action."))
+            return redirect("staff-request", reference)
+        form_class, service, done = ACTIONS[action]
+        form = form_class(request.POST, prefix=forms[action].prefix) if form_class else None
+        if form is None or form.is_valid():
+            try:
+                service(
+                    request=data_request,
+                    actor=actor_for_user(request.user),
+                    **(form.cleaned_data if form else {}),
+                )
+            except ServiceError as exc:
+                messages.error(request, exc.message)
+            else:
+                messages.success(request, done)
+            return redirect("staff-request", reference)
+        # Invalid input: show the form again with what was typed, next to its errors.
+        forms[action] = form
+        status = 400
+    return _page(
+        request,
+        "staff/request_detail.html",
+        {
+            "data_request": data_request,
+            "identity": [
+                (IDENTITY_LABELS.get(key, key), value)
+                for key, value in (data_request.identity or {}).items()
+            ],
+            "timeline": selectors.request_timeline(request=data_request),
+            "actions": _available_actions(data_request),
+            "forms": forms,
+            "days_left": clock.days_left(data_request.due_on, today=clock.today()),
+        },
+        status=status,
+    )
