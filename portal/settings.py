@@ -225,6 +225,7 @@ SPECTACULAR_SETTINGS = {
         "RejectionReasonEnum": "requests.states.RejectionReason",
         "RequestKindEnum": "requests.states.Kind",
         "RequestStatusEnum": "requests.states.Status",
+        "StoreKindEnum": "requests.models.stores.StoreKind",
     },
 }
 
@@ -244,6 +245,8 @@ if CELERY_BROKER_URL == "filesystem://":
 elif CELERY_BROKER_URL.startswith("redis"):
     # A task not acknowledged within this time is delivered again; it must exceed the longest job.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The queue of tasks not bound to a store's own site queue.
+CELERY_TASK_DEFAULT_QUEUE = env_str("PORTAL_QUEUE", "celery")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

@@ -26,3 +26,7 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
     "public_verify": "1000/minute",
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Several test runs may share one PostgreSQL server (developers, CI, parallel sessions): give
+# each run its own test database so they never drop each other's.
+DATABASES["default"]["TEST"] = {"NAME": f"test_portal_{os.getpid()}"}  # noqa: F405

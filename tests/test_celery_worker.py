@@ -13,23 +13,30 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 @pytest.fixture
 def redis_broker():
+    """This process sends tasks over Redis, on a queue of its own so parallel runs never meet."""
+    import uuid
+
     import redis
 
     from portal.celery import app
 
-    url = redis_url().rsplit("/", 1)[0] + "/14"
-    redis.Redis.from_url(url).flushdb()
-    saved = (app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options)
-    app.conf.broker_url = url
-    app.conf.task_always_eager = False
-    app.conf.broker_transport_options = {"visibility_timeout": 3600}
+    url = redis_url()
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    keys = ("broker_url", "task_always_eager", "broker_transport_options", "task_default_queue")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(
+        broker_url=url,
+        task_always_eager=False,
+        broker_transport_options={"visibility_timeout": 3600},
+        task_default_queue=queue,
+    )
     app._pool = None
     try:
-        yield url
+        yield url, queue
     finally:
-        app.conf.broker_url, app.conf.task_always_eager, app.conf.broker_transport_options = saved
+        app.conf.update(saved)
         app._pool = None
-        redis.Redis.from_url(url).flushdb()
+        redis.Redis.from_url(url).delete(queue)
 
 
 def test_a_worker_sends_the_code_and_completes_an_approved_request(
@@ -43,7 +50,8 @@ def test_a_worker_sends_the_code_and_completes_an_approved_request(
         db_url = f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     env = portal_env(
         DATABASE_URL=db_url,
-        CELERY_BROKER_URL=redis_broker,
+        CELERY_BROKER_URL=redis_broker[0],
+        PORTAL_QUEUE=redis_broker[1],
         EMAIL_HOST=host,
         EMAIL_PORT=str(port),
         SECRET_KEY=django_settings.SECRET_KEY,
@@ -51,7 +59,7 @@ def test_a_worker_sends_the_code_and_completes_an_approved_request(
         PORTAL_DATA_DIR=str(tmp_path / "worker"),
         PORTAL_BASE_URL="http://portal.test",
     )
-    with celery_worker(env, tmp_path / "worker.log", "--pool", "solo"):
+    with celery_worker(env, tmp_path / "worker.log", "--pool", "solo", "-Q", redis_broker[1]):
         filed = public_api.post(
             "/api/v1/requests/",
             {"kind": "access", "identity": {"email": "worker@example.com"}},
@@ -64,7 +72,8 @@ def test_a_worker_sends_the_code_and_completes_an_approved_request(
             f"/api/v1/requests/{reference}/verify/", {"code": code_from(message)}, format="json"
         )
         assert verified.json()["status"] == "in_review"
-        staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
+        approved = staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
+        assert approved.status_code == 200, approved.content
         completed = inbox.wait_for(2)
         assert "http://portal.test/r/" in str(completed.get_body(preferencelist=("plain",)))
     assert DataRequest.objects.get(reference=reference).status == "completed"
