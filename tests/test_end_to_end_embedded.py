@@ -1,5 +1,5 @@
-"""The portal as `make run` starts it on embedded defaults (SQLite, filesystem broker), driven
-over HTTP as a person and a DPO would: file in the browser, get the email, verify, see the status."""
+"""The portal as `make run` starts it on embedded defaults (SQLite, filesystem broker), driven over
+HTTP as a person and a DPO would: file in the browser, get the email, verify, see the status."""
 
 import re
 
