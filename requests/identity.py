@@ -6,10 +6,11 @@ The same normal forms are used at intake and by the finder, so `LUISG@Embraer.co
 
 from __future__ import annotations
 
-import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+
+from requests.engine import normalise as engine_normalise
 
 # Public intake accepts these; store maps may define further custom types.
 INTAKE_TYPES = ("email", "phone", "name", "account_id")
@@ -25,36 +26,9 @@ class IdentityError(ValueError):
         self.message = message
 
 
-def normalise_email(value: str) -> str:
-    return value.strip().lower()
-
-
-def normalise_phone(value: str, *, region: str | None = None) -> str:
-    """E.164 form; raises ValueError when the value cannot be a phone number."""
-    raw = value.strip()
-    if raw.startswith("00"):
-        raw = "+" + raw[2:]
-    try:
-        parsed = phonenumbers.parse(raw, region or settings.PORTAL_DEFAULT_PHONE_REGION)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(str(exc)) from exc
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError("not a possible phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalise_name(value: str) -> str:
-    return " ".join(value.split()).casefold()
-
-
-def normalise(identity_type: str, value: str) -> str:
-    if identity_type == "email":
-        return normalise_email(value)
-    if identity_type == "phone":
-        return normalise_phone(value)
-    if identity_type == "name":
-        return normalise_name(value)
-    return value.strip()
+def normalise_phone(value: str) -> str:
+    """E.164 form, reading national numbers in PORTAL_DEFAULT_PHONE_REGION; ValueError if none."""
+    return engine_normalise.normalise_phone(value, settings.PORTAL_DEFAULT_PHONE_REGION)
 
 
 def clean_intake_identity(raw: object) -> dict[str, str]:
@@ -81,7 +55,7 @@ def clean_intake_identity(raw: object) -> dict[str, str]:
                 validate_email(value)
             except ValidationError:
                 raise IdentityError("email", "Enter a valid email address.") from None
-            value = normalise_email(value)
+            value = engine_normalise.normalise_email(value)
         elif field == "phone":
             try:
                 value = normalise_phone(value)
