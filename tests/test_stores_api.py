@@ -1,0 +1,128 @@
+import pytest
+from django.db import connection
+
+from requests.models import AuditEvent, ConnectedStore
+from tests.processes import free_port
+
+pytestmark = pytest.mark.django_db
+
+SESSIONS_MAP = """\
+collections:
+  sessions:
+    location: "session:{customer_id}:*"
+    key: [key]
+    fields:
+      customer_id: {identity: account_id}
+"""
+
+
+def _create(staff_api, **body):
+    body.setdefault("kind", "redis")
+    return staff_api.post("/api/v1/staff/stores/", body, format="json")
+
+
+def test_a_store_is_created_and_its_url_is_never_shown_back(staff_api, redis_server_url):
+    url = redis_server_url.replace("redis://", "redis://:hunter2-secret@")
+    response = _create(staff_api, name="sessions", url=url, map=SESSIONS_MAP)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["name"] == "sessions"
+    assert body["collections"] == ["sessions"]
+    assert body["has_url"] is True
+    assert "url" not in body
+    listing = staff_api.get("/api/v1/staff/stores/").content.decode()
+    detail = staff_api.get("/api/v1/staff/stores/sessions/").content.decode()
+    for text in (response.content.decode(), listing, detail):
+        assert "hunter2-secret" not in text
+        assert "6379" not in text
+
+
+def test_the_store_url_is_encrypted_at_rest_and_absent_from_the_audit_trail(
+    staff_api, redis_server_url
+):
+    _create(staff_api, name="sessions", url=redis_server_url, map=SESSIONS_MAP)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT url FROM {ConnectedStore._meta.db_table}")
+        raw = cursor.fetchone()[0]
+    assert "redis://" not in raw
+    event = AuditEvent.objects.get(action="store.created")
+    assert "redis://" not in repr(event.details)
+    assert event.details["store"] == "sessions"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "Bad Name!", "url": "redis://x"}, "name"),
+        ({"name": "ok", "kind": "oracle", "url": "x"}, "kind"),
+        ({"name": "ok", "url": ""}, "url"),
+        ({"name": "ok", "url": "redis://x", "map": "collections: [unclosed"}, "map"),
+    ],
+)
+def test_bad_store_input_gets_a_400_naming_the_field_and_creates_nothing(staff_api, body, field):
+    response = _create(staff_api, **body)
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert ConnectedStore.objects.count() == 0
+
+
+def test_a_second_store_with_the_same_name_is_refused(staff_api, redis_server_url):
+    _create(staff_api, name="sessions", url=redis_server_url)
+    again = _create(staff_api, name="sessions", url=redis_server_url)
+    assert again.status_code == 400
+    assert "name" in again.json()
+
+
+def test_a_map_with_a_syntax_error_is_refused_with_its_line(staff_api, redis_server_url):
+    _create(staff_api, name="sessions", url=redis_server_url, map=SESSIONS_MAP)
+    broken = "collections:\n  sessions:\n    key: [key\n    fields: {}\n"
+    response = staff_api.put("/api/v1/staff/stores/sessions/map/", {"map": broken}, format="json")
+    assert response.status_code == 400
+    assert "line" in response.json()["map"][0]
+    assert staff_api.get("/api/v1/staff/stores/sessions/map/").json()["map"] == SESSIONS_MAP
+
+
+def test_a_map_referring_to_an_unknown_collection_names_the_line(staff_api, redis_server_url):
+    _create(staff_api, name="sessions", url=redis_server_url, map=SESSIONS_MAP)
+    bad = SESSIONS_MAP.replace(
+        "{identity: account_id}", "{references: {collection: customers, field: id}}"
+    )
+    response = staff_api.put("/api/v1/staff/stores/sessions/map/", {"map": bad}, format="json")
+    assert response.status_code == 400
+    message = response.json()["map"][0]
+    assert "line 6" in message
+    assert "customers" in message
+
+
+def test_a_valid_map_replaces_the_old_one(staff_api, redis_server_url):
+    _create(staff_api, name="sessions", url=redis_server_url, map=SESSIONS_MAP)
+    new = SESSIONS_MAP.replace("sessions:\n", "carts:\n", 1).replace("session:", "cart:")
+    response = staff_api.put("/api/v1/staff/stores/sessions/map/", {"map": new}, format="json")
+    assert response.status_code == 200
+    assert staff_api.get("/api/v1/staff/stores/sessions/").json()["collections"] == ["carts"]
+    assert AuditEvent.objects.filter(action="store.map_updated").count() == 1
+
+
+def test_checking_a_store_that_answers_reports_ok(staff_api, redis_server_url):
+    _create(staff_api, name="sessions", url=redis_server_url, map=SESSIONS_MAP)
+    response = staff_api.post("/api/v1/staff/stores/sessions/check/")
+    assert response.status_code == 200
+    assert response.json()["ok"] is True
+    assert ConnectedStore.objects.get(name="sessions").last_check_ok is True
+
+
+def test_checking_a_store_that_is_down_gives_a_clear_reason_without_the_password(staff_api):
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    _create(staff_api, name="sessions", url=url, map=SESSIONS_MAP)
+    response = staff_api.post("/api/v1/staff/stores/sessions/check/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ok"] is False
+    assert body["message"]
+    assert "hunter2-secret" not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+
+
+def test_the_stores_api_is_for_staff_only(public_api):
+    assert public_api.get("/api/v1/staff/stores/").status_code == 401
+    assert public_api.post("/api/v1/staff/stores/", {}, format="json").status_code == 401
