@@ -186,6 +186,7 @@ def test_the_request_page_shows_the_identity_and_the_timeline(staff_client, make
     timeline = html.split('id="timeline-title"', 1)[1]
     assert timeline.index("request.filed") < timeline.index("request.verified")
     assert "subject" in timeline
+    assert "email, phone" in timeline  # the identity types given, never their values
 
 
 def test_an_unknown_reference_is_not_found(staff_client):

@@ -111,7 +111,7 @@ def verification_error_message(exc: ServiceError, data_request: DataRequest) -> 
 @never_cache
 @require_http_methods(["GET", "HEAD", "POST"])
 def file_request(request):
-    form = FileRequestForm(request.POST or None)
+    form = FileRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         limited = _throttled(request, PublicFileThrottle)
         if limited:
@@ -157,7 +157,7 @@ def verify_code(request, reference):
                 request, _("We are sending you a new code. Use only the code in the newest email.")
             )
         return redirect("request-verify", reference)
-    form = VerifyCodeForm(request.POST or None)
+    form = VerifyCodeForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         status = 400

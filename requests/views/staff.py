@@ -94,6 +94,22 @@ def queue(request):
     )
 
 
+def _detail_text(value) -> str:
+    """Audit details are JSON; show lists and maps as text rather than Python reprs."""
+    if isinstance(value, list):
+        return ", ".join(_detail_text(item) for item in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_detail_text(item)}" for key, item in value.items())
+    return "\N{EN DASH}" if value is None else str(value)
+
+
+def _timeline(data_request) -> list[tuple]:
+    return [
+        (event, [(key, _detail_text(value)) for key, value in (event.details or {}).items()])
+        for event in selectors.request_timeline(request=data_request)
+    ]
+
+
 def _available_actions(data_request) -> dict[str, bool]:
     current = data_request.status
     return {
@@ -153,7 +169,7 @@ def request_detail(request, reference):
                 (IDENTITY_LABELS.get(key, key), value)
                 for key, value in (data_request.identity or {}).items()
             ],
-            "timeline": selectors.request_timeline(request=data_request),
+            "timeline": _timeline(data_request),
             "actions": _available_actions(data_request),
             "forms": forms,
             "days_left": clock.days_left(data_request.due_on, today=clock.today()),

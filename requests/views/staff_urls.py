@@ -6,7 +6,9 @@ from requests.views import staff
 urlpatterns = [
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="staff/login.html"),
+        auth_views.LoginView.as_view(
+            template_name="staff/login.html", redirect_authenticated_user=True
+        ),
         name="staff-login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
