@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
+from requests.demo import demo_store_seed
+
 DEMO_USERNAME = "dpo"
 
 
@@ -32,13 +34,7 @@ class Command(BaseCommand):
         user.save()
         token, _ = Token.objects.get_or_create(user=user)
 
-        store_note = ""
-        try:
-            from requests.demo import demo_store_seed
-        except ImportError:
-            demo_store_seed = None
-        if demo_store_seed is not None:
-            store_note = demo_store_seed()
+        store_note = demo_store_seed()
 
         base = settings.PORTAL_BASE_URL
         self.stdout.write(

@@ -1,0 +1,99 @@
+"""`manage.py stores ...`: list, check and discover connected stores from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from requests.models import ConnectedStore
+from requests.services import stores
+from requests.services.audit import SYSTEM
+from requests.services.errors import ServiceError
+
+
+class Command(BaseCommand):
+    help = "Work with connected stores: list, check, discover, set-map, import-fides."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("list", help="List the connected stores and their last check.")
+        check = sub.add_parser("check", help="Connect to a store and check its map.")
+        check.add_argument("name")
+        discover = sub.add_parser(
+            "discover", help="Draft a map from the store's schema and print it (YAML)."
+        )
+        discover.add_argument("name")
+        discover.add_argument(
+            "--apply", action="store_true", help="Save the draft as the store's map."
+        )
+        set_map = sub.add_parser("set-map", help="Replace a store's map with a YAML file.")
+        set_map.add_argument("name")
+        set_map.add_argument("file", type=Path)
+        fides = sub.add_parser(
+            "import-fides", help="Turn a Fides dataset YAML into a map and print it."
+        )
+        fides.add_argument("file", type=Path)
+
+    def handle(self, *args, **options):
+        try:
+            getattr(self, "_" + options["action"].replace("-", "_"))(options)
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
+
+    def _store(self, name: str) -> ConnectedStore:
+        store = ConnectedStore.objects.filter(name=name).first()
+        if store is None:
+            known = ", ".join(ConnectedStore.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"No store named {name!r} (known: {known}).")
+        return store
+
+    def _list(self, options):
+        for store in ConnectedStore.objects.all():
+            state = {True: "ok", False: "FAILING", None: "never checked"}[store.last_check_ok]
+            enabled = "" if store.enabled else " (disabled)"
+            self.stdout.write(f"{store.name:24} {store.kind:10} {state}{enabled}")
+
+    def _check(self, options):
+        result = stores.store_check(store=self._store(options["name"]))
+        self.stdout.write(("OK: " if result.ok else "FAILED: ") + result.message)
+        for problem in result.problems:
+            self.stdout.write(f"  - {problem}")
+        if not result.ok:
+            raise CommandError("The check failed.")
+
+    def _progress(self, *args) -> None:
+        # Progress goes to stderr so stdout carries only the YAML draft.
+        sys.stderr.write("discovering: " + " ".join(str(a) for a in args) + "\n")
+        sys.stderr.flush()
+
+    def _discover(self, options):
+        store = self._store(options["name"])
+        draft = stores.store_discover(store=store, progress=self._progress)
+        text = stores.dump_map(draft)
+        if options["apply"]:
+            stores.store_update_map(store=store, map_yaml=text, actor=SYSTEM)
+            sys.stderr.write(f"applied to {store.name}\n")
+        self.stdout.write(text)
+
+    def _set_map(self, options):
+        store = self._store(options["name"])
+        try:
+            text = options["file"].read_text()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
+        stores.store_update_map(store=store, map_yaml=text, actor=SYSTEM)
+        self.stdout.write(f"Map of {store.name} replaced.")
+
+    def _import_fides(self, options):
+        from requests.engine.fides import FidesImportError, import_fides_dataset
+
+        try:
+            text = options["file"].read_text()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
+        try:
+            self.stdout.write(stores.dump_map(import_fides_dataset(text)))
+        except FidesImportError as exc:
+            raise CommandError(str(exc)) from None
