@@ -11,6 +11,13 @@ from tests.servers import redis_url
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
+def _forget_connections(app) -> None:
+    # Earlier tests may have built the connection and producer pools (and the queue routing) for
+    # another broker; drop them so this test's broker and queue take effect.
+    app._pool = None
+    app.__dict__.pop("amqp", None)
+
+
 @pytest.fixture
 def redis_broker():
     """This process sends tasks over Redis, on a queue of its own so parallel runs never meet."""
@@ -30,12 +37,12 @@ def redis_broker():
         broker_transport_options={"visibility_timeout": 3600},
         task_default_queue=queue,
     )
-    app._pool = None
+    _forget_connections(app)
     try:
         yield url, queue
     finally:
         app.conf.update(saved)
-        app._pool = None
+        _forget_connections(app)
         redis.Redis.from_url(url).delete(queue)
 
 
