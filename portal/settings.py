@@ -200,6 +200,17 @@ PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
 # Webhook stores on private, loopback or link-local addresses are refused unless this is set.
 PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
 
+# Access packages: kept for the person to download, then deleted; each download needs a fresh
+# single-use code emailed to the verified address.
+PORTAL_PACKAGE_TTL = timedelta(days=env_int("PORTAL_PACKAGE_TTL_DAYS", 7, minimum=1))
+PORTAL_DOWNLOAD_CODE_TTL = timedelta(
+    minutes=env_int("PORTAL_DOWNLOAD_CODE_TTL_MINUTES", 15, minimum=1)
+)
+PORTAL_DOWNLOAD_CODE_MAX_ATTEMPTS = env_int("PORTAL_DOWNLOAD_CODE_MAX_ATTEMPTS", 5, minimum=1)
+# Staff see a request flagged as possibly excessive (Art. 12(5)) when it is at least the Nth
+# request of its kind by the same person within twelve months. Never refused automatically.
+PORTAL_EXCESSIVE_REQUESTS_PER_YEAR = env_int("PORTAL_EXCESSIVE_REQUESTS_PER_YEAR", 4, minimum=2)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -265,6 +276,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-unverified-requests": {
         "task": "requests.tasks.requests_expire_unverified",
         "schedule": timedelta(minutes=env_int("PORTAL_EXPIRY_SWEEP_MINUTES", 15, minimum=1)),
+    },
+    "delete-expired-packages": {
+        "task": "requests.tasks.packages_delete_expired",
+        "schedule": timedelta(minutes=env_int("PORTAL_PACKAGE_SWEEP_MINUTES", 15, minimum=1)),
     },
 }
 

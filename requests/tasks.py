@@ -11,8 +11,9 @@ import smtplib
 from celery import shared_task
 
 from requests import emails
-from requests.models import DataRequest
-from requests.services import lifecycle, verification
+from requests.models import AccessPackage, DataRequest
+from requests.services import lifecycle, packages, verification
+from requests.states import Kind
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,45 @@ def notify_subject(request_id: int, event: str) -> None:
     request = DataRequest.objects.filter(pk=request_id).first()
     if request is None:
         return
+    # The answer to an access request is the copy to download: say so, and how.
+    if (
+        event == "completed"
+        and request.kind == Kind.ACCESS
+        and AccessPackage.objects.filter(request=request).exists()
+    ):
+        event = "package_ready"
     emails.send_update(request, event)
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    autoretry_for=TRANSIENT_MAIL_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=600,
+)
+def package_code_send(code_id: int) -> None:
+    """Mint and email a download code; claimed in the database, so sent at most once."""
+    issued = packages.package_claim_code_send(code_id=code_id)
+    if issued is None:
+        return
+    request = DataRequest.objects.filter(pk=issued.request_id).first()
+    if request is None:
+        return
+    try:
+        packages.send_download_code(request, issued)
+    except TRANSIENT_MAIL_ERRORS:
+        packages.package_release_code_send(code_id=code_id)
+        log.warning("download code mail for request id %s failed; will retry", request.pk)
+        raise
+    except smtplib.SMTPException:
+        log.exception("download code mail for request id %s refused", request.pk)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def packages_delete_expired() -> int:
+    return packages.packages_delete_expired()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -79,6 +79,9 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
     identity = serializers.DictField(child=serializers.CharField())
     events = AuditEventSerializer(many=True)
     jobs = serializers.SerializerMethodField()
+    # Art. 12(5): repeated requests are flagged for staff, never refused automatically.
+    earlier_requests = serializers.SerializerMethodField()
+    possibly_excessive = serializers.SerializerMethodField()
 
     class Meta(StaffRequestListSerializer.Meta):
         fields = [
@@ -92,6 +95,8 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
             "attention_reason",
             "closed_at",
             "jobs",
+            "earlier_requests",
+            "possibly_excessive",
             "events",
         ]
 
@@ -99,6 +104,19 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
         from requests.selectors import request_jobs_summary
 
         return request_jobs_summary(request=obj)
+
+    def _subject_history(self, obj) -> dict:
+        from requests.services.access import subject_history
+
+        if getattr(obj, "_subject_history", None) is None:
+            obj._subject_history = subject_history(request=obj)
+        return obj._subject_history
+
+    def get_earlier_requests(self, obj) -> int:
+        return self._subject_history(obj)["earlier_requests"]
+
+    def get_possibly_excessive(self, obj) -> bool:
+        return self._subject_history(obj)["possibly_excessive"]
 
 
 class RejectSerializer(serializers.Serializer):

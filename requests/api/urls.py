@@ -1,6 +1,6 @@
 from django.urls import path
 
-from requests.api import public, staff, stores
+from requests.api import packages, public, staff, stores
 
 urlpatterns = [
     path("requests/", public.FileRequestView.as_view(), name="api-request-file"),
@@ -27,6 +27,16 @@ urlpatterns = [
     path(
         "staff/requests/<str:reference>/information-received/",
         staff.InformationReceivedView.as_view(),
+    ),
+    path(
+        "staff/requests/<str:reference>/package/",
+        packages.PackageView.as_view(),
+        name="api-staff-package",
+    ),
+    path(
+        "staff/requests/<str:reference>/jobs/<str:store>/confirm/",
+        packages.ConfirmManualJobView.as_view(),
+        name="api-staff-job-confirm",
     ),
     path("staff/stores/", stores.StoreListView.as_view(), name="api-stores"),
     path("staff/stores/<str:name>/", stores.StoreDetailView.as_view(), name="api-store"),

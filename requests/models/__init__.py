@@ -1,14 +1,17 @@
 from requests.models.audit import AuditChainHead, AuditEvent
 from requests.models.jobs import Job, JobKind, JobState
+from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.request import DataRequest
 from requests.models.stores import ConnectedStore, StoreKind
 from requests.models.verification import IdentityVerification
 
 __all__ = [
+    "AccessPackage",
     "AuditChainHead",
     "AuditEvent",
     "ConnectedStore",
     "DataRequest",
+    "DownloadCode",
     "IdentityVerification",
     "Job",
     "JobKind",

@@ -1,1 +1,423 @@
-"""Access requests: finding the person's records in each store (the package is built on top)."""
+"""Access requests: every record of the person, from every store, in one package they download.
+
+1. Approval creates one access job per enabled store (`requests.services.jobs`). A job runs the
+   finder across every enabled store, because a store's records can be reachable only through
+   another's (the CRM's contacts through the shop's customer ids), and keeps this store's records,
+   streaming them to PORTAL_DATA_DIR/packages/<reference>/parts/<store>.jsonl
+   (`requests.engine.package.PartWriter`: written under a temporary name, flushed, renamed, so a
+   second delivery or a crash never leaves half a part, and a re-run replaces it). The job's counts
+   per collection are its result. Manual stores wait for staff, who search the system by hand and
+   confirm with a note (`job_confirm_manual`).
+2. Once every job is done, the finaliser streams the parts into the ZIP (`write_package`):
+   data.json, one CSV per collection, the person's files, index.html (the Art. 15 report in the
+   request's language) and manifest.json, and records an `AccessPackage` that expires after
+   PORTAL_PACKAGE_TTL_DAYS. Erasures of the same person held until this package existed are then
+   moved on (see `requests.services.processing`).
+
+The parts and the package live on the file system under PORTAL_DATA_DIR: workers that run jobs on
+other machines (site queues) must share that folder with the worker that finalises.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from requests.connectors.base import Connector, PermanentStoreError, Record
+from requests.engine.package import (
+    PackageError,
+    PartSummary,
+    PartWriter,
+    csv_member_names,
+    read_part,
+    write_package,
+)
+from requests.engine.storemap import Collection, StoreMap
+from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, JobState, StoreKind
+from requests.services import jobs as job_service
+from requests.services.audit import SYSTEM, audit_record
+from requests.services.errors import NotFound, ServiceError, TransitionNotAllowed
+from requests.services.processing import (
+    JobOutcome,
+    register_executor,
+    register_finaliser,
+    release_erasures_held_for,
+)
+from requests.services.stores import store_connector, store_map
+from requests.states import Kind, Status
+
+log = logging.getLogger(__name__)
+
+PACKAGES_FOLDER = "packages"
+PACKAGE_FILE = "package.zip"
+# The job's lease is looked at after this many records: often enough that a lease of a minute or
+# two is renewed in time at any realistic store speed, rarely enough to cost nothing per record.
+LEASE_CHECK_EVERY = 1000
+MAX_NOTE_LENGTH = 5000
+
+
+class LeaseLost(PermanentStoreError):
+    """The job's lease ran out and another worker took it; this run stops writing."""
+
+
+def package_dir(reference: str) -> Path:
+    return Path(settings.DATA_DIR) / PACKAGES_FOLDER / reference
+
+
+def parts_dir(reference: str) -> Path:
+    return package_dir(reference) / "parts"
+
+
+def part_path(reference: str, store_name: str) -> Path:
+    return parts_dir(reference) / f"{store_name}.jsonl"
+
+
+# --- the job in one store ----------------------------------------------------------------------
+
+
+class _PartSink:
+    """Receives every record the finder finds and keeps this job's store's, renewing the lease."""
+
+    def __init__(self, job: Job, part: PartWriter, connector: Connector) -> None:
+        self.job = job
+        self.store = job.store.name
+        self.part = part
+        self.connector = connector
+        self.seen = 0
+        self._renew_every = settings.PORTAL_JOB_LEASE.total_seconds() / 4
+        self._renewed = time.monotonic()
+
+    def __call__(self, record: Record) -> None:
+        if record.store == self.store:
+            self.part.add(record.collection, record.data)
+            if self.connector.kind == StoreKind.FILES:
+                self._attach(record)
+        self.seen += 1
+        if self.seen % LEASE_CHECK_EVERY == 0:
+            self.keep_lease()
+
+    def keep_lease(self) -> None:
+        if time.monotonic() - self._renewed < self._renew_every:
+            return
+        if not job_service.job_renew_lease(job=self.job):
+            raise LeaseLost("the job's lease ran out and another worker took it over")
+        self._renewed = time.monotonic()
+
+    def _attach(self, record: Record) -> None:
+        collection = self.connector.store_map.collections.get(record.collection)
+        path = record.data.get("path")
+        if collection is None or not isinstance(path, str):
+            return
+        with self.connector.open_file(collection, path) as source:
+            self.part.attach(record.collection, path, source)
+
+
+def _find_into(identity: dict, connectors: dict[str, Connector], sink: _PartSink) -> None:
+    """Run the finder over every store from the person's identity, handing each record to sink."""
+    from requests.engine import finder
+
+    finder.find_person(identity, connectors, sink)
+
+
+def _manual_waiting_reason(store: ConnectedStore) -> str:
+    system = store_map(store).system or (store.options or {}).get("system") or store.name
+    return (
+        f"Manual store: search {system} for the person's records, send them a copy, then confirm "
+        f"with a note (POST /api/v1/staff/requests/<reference>/jobs/{store.name}/confirm/)."
+    )
+
+
+@register_executor("access")
+def access_execute(job: Job) -> JobOutcome:
+    """Find the person's records in the job's store and write them to the store's part."""
+    if job.store.kind == StoreKind.MANUAL:
+        return JobOutcome(waiting_reason=_manual_waiting_reason(job.store))
+    request = job.request
+    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
+    if job.store.pk not in {s.pk for s in stores}:
+        stores.append(job.store)  # disabled after approval: still answer from it
+    with ExitStack() as stack:
+        connectors: dict[str, Connector] = {}
+        for store in stores:
+            if store.kind == StoreKind.MANUAL:
+                continue
+            connectors[store.name] = stack.enter_context(store_connector(store))
+        part = stack.enter_context(
+            PartWriter(part_path(request.reference, job.store.name), store=job.store.name)
+        )
+        sink = _PartSink(job, part, connectors[job.store.name])
+        _find_into(dict(request.identity), connectors, sink)
+        sink.keep_lease()
+        try:
+            summary = part.commit()
+        except PackageError as exc:
+            raise ServiceError(str(exc)) from None
+    return JobOutcome(counts=_job_counts(summary))
+
+
+def _job_counts(summary: PartSummary) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {c.name: {"found": c.count} for c in summary.collections}
+    for part_file in summary.files:
+        counts.setdefault(part_file.collection, {"found": 0})
+        counts[part_file.collection]["files"] = counts[part_file.collection].get("files", 0) + 1
+    return counts
+
+
+@transaction.atomic
+def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, note: str) -> Job:
+    """Staff confirm a manual store's job by hand (an access copy sent, an erasure done).
+
+    The note says what was done; it is kept on the job for staff and shown to the person in the
+    access report, and never written to the audit trail (it may name the person)."""
+    note = (note or "").strip()
+    if not note:
+        raise ServiceError("Say what was done in this system.", field="note")
+    if len(note) > MAX_NOTE_LENGTH:
+        raise ServiceError(f"At most {MAX_NOTE_LENGTH} characters.", field="note")
+    job = (
+        Job.objects.select_for_update()
+        .select_related("store", "request")
+        .filter(request=request, store__name=store_name)
+        .first()
+    )
+    if job is None:
+        raise NotFound("This request has no job for a store of that name.")
+    if job.store.kind != StoreKind.MANUAL:
+        raise ServiceError(
+            "Only jobs of manual stores are confirmed by hand; this store is searched by the "
+            "portal.",
+            code="not_manual",
+        )
+    if job.request.status != Status.PROCESSING:
+        raise TransitionNotAllowed(f"The request is {job.request.status}, not processing.")
+    if job.state != JobState.WAITING or job.attempts == 0:
+        raise TransitionNotAllowed(f"This job is {job.state}, not waiting for confirmation.")
+    job.state = JobState.DONE
+    job.counts = {"confirmed_by": actor, "note": note}
+    job.error = ""
+    job.finished_at = timezone.now()
+    job.save(update_fields=["state", "counts", "error", "finished_at", "updated_at"])
+    audit_record(
+        action="job.confirmed",
+        actor=actor,
+        request=job.request,
+        details={"store": job.store.name, "kind": job.kind},
+    )
+    from requests import tasks
+
+    transaction.on_commit(partial(tasks.request_process.delay, job.request_id))
+    return job
+
+
+# --- the package -------------------------------------------------------------------------------
+
+
+def art15_info(stored_map: StoreMap, collection: Collection | None) -> dict[str, Any]:
+    """The Art. 15 information of one collection: its own, else the map's defaults."""
+    base = stored_map.info
+    own = collection.info if collection is not None else base
+    categories: list[str] = []
+    if collection is not None:
+        for category in [
+            *collection.categories,
+            *(c for f in collection.fields.values() for c in f.categories),
+        ]:
+            if category not in categories:
+                categories.append(category)
+    return {
+        "purposes": own.purposes or base.purposes,
+        "legal_basis": own.legal_basis or base.legal_basis,
+        "recipients": own.recipients or base.recipients,
+        "retention": own.retention or base.retention,
+        "source": own.source or base.source,
+        "categories": categories,
+    }
+
+
+@dataclass
+class _StoreReport:
+    name: str
+    kind: str
+    system: str | None
+    collections: list[dict[str, Any]]
+    records: int
+    files: int
+    note: str = ""
+
+
+def _reports(
+    jobs: list[Job], parts: dict[str, PartSummary], csv_names: dict[tuple[str, str], str]
+) -> list[_StoreReport]:
+    reports = []
+    for job in jobs:
+        stored_map = store_map(job.store)
+        if job.store.kind == StoreKind.MANUAL:
+            reports.append(
+                _StoreReport(
+                    name=job.store.name,
+                    kind=job.store.kind,
+                    system=stored_map.system or (job.store.options or {}).get("system"),
+                    collections=[
+                        {"name": c.name, "count": None, "csv": None, **art15_info(stored_map, c)}
+                        for c in stored_map.collections.values()
+                    ],
+                    records=0,
+                    files=0,
+                    note=str((job.counts or {}).get("note", "")),
+                )
+            )
+            continue
+        part = parts[job.store.name]
+        files: dict[str, int] = {}
+        for part_file in part.files:
+            files[part_file.collection] = files.get(part_file.collection, 0) + 1
+        reports.append(
+            _StoreReport(
+                name=job.store.name,
+                kind=job.store.kind,
+                system=None,
+                collections=[
+                    {
+                        "name": c.name,
+                        "count": c.count,
+                        "files": files.get(c.name, 0),
+                        "csv": csv_names[(part.store, c.name)],
+                        **art15_info(stored_map, stored_map.collections.get(c.name)),
+                    }
+                    for c in part.collections
+                ],
+                records=part.records,
+                files=len(part.files),
+            )
+        )
+    return reports
+
+
+def render_index(
+    *, request: DataRequest, reports: list[_StoreReport], generated_at, expires_at
+) -> str:
+    with translation.override(request.language):
+        return render_to_string(
+            "package/index.html",
+            {
+                "request": request,
+                "stores": reports,
+                "total_records": sum(r.records for r in reports),
+                "generated_at": generated_at,
+                "expires_at": expires_at,
+                "organisation": settings.PORTAL_ORGANISATION_NAME,
+                "authority": settings.PORTAL_SUPERVISORY_AUTHORITY,
+                "language": request.language,
+            },
+        )
+
+
+def _package_details(package: AccessPackage) -> dict[str, Any]:
+    return {
+        "package_records": package.records,
+        "package_size": package.size,
+        "package_sha256": package.sha256,
+        "package_expires_at": package.expires_at,
+    }
+
+
+@register_finaliser("access")
+def access_finalise(request: DataRequest) -> dict:
+    """Build the package from the parts, once. Raises ServiceError (staff must look) on failure.
+
+    The request row stays locked while the package is written, so two deliveries of the advance
+    task never build it twice; the parts are removed once the package is committed."""
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+        existing = AccessPackage.objects.filter(request=locked).first()
+        if existing is not None:
+            return _package_details(existing)
+        jobs = list(
+            Job.objects.filter(request=locked, kind=Kind.ACCESS, state=JobState.DONE)
+            .select_related("store")
+            .order_by("store__name")
+        )
+        try:
+            parts = {
+                job.store.name: read_part(part_path(locked.reference, job.store.name))
+                for job in jobs
+                if job.store.kind != StoreKind.MANUAL
+            }
+            ordered = [parts[name] for name in sorted(parts)]
+            now = timezone.now()
+            expires_at = now + settings.PORTAL_PACKAGE_TTL
+            reports = _reports(jobs, parts, csv_member_names(ordered))
+            index_html = render_index(
+                request=locked, reports=reports, generated_at=now, expires_at=expires_at
+            )
+            path = package_dir(locked.reference) / PACKAGE_FILE
+            result = write_package(
+                path=path,
+                parts=ordered,
+                index_html=index_html,
+                meta={
+                    "format": "dsr-access-package/1",
+                    "organisation": settings.PORTAL_ORGANISATION_NAME,
+                    "reference": locked.reference,
+                    "generated_at": now.isoformat(),
+                },
+            )
+        except PackageError as exc:
+            raise ServiceError(f"The access package could not be built: {exc}") from None
+        package = AccessPackage.objects.create(
+            request=locked,
+            path=str(path.relative_to(Path(settings.DATA_DIR))),
+            size=result.size,
+            sha256=result.sha256,
+            records=result.records,
+            counts=result.counts,
+            created_at=now,
+            expires_at=expires_at,
+        )
+        audit_record(
+            action="package.created",
+            actor=SYSTEM,
+            request=locked,
+            details={
+                "records": result.records,
+                "files": result.files,
+                "stores": len(result.counts),
+                "size": result.size,
+                "sha256": result.sha256,
+                "expires_at": expires_at,
+            },
+        )
+        reference = locked.reference
+        transaction.on_commit(partial(shutil.rmtree, parts_dir(reference), ignore_errors=True))
+        release_erasures_held_for(access_request=locked)
+    return _package_details(package)
+
+
+# --- for staff ---------------------------------------------------------------------------------
+
+
+def subject_history(*, request: DataRequest) -> dict[str, Any]:
+    """The person's other requests, for staff: never a reason to refuse on its own (Art. 12(5))."""
+    if not request.subject_key:
+        return {"earlier_requests": 0, "same_kind_last_year": 0, "possibly_excessive": False}
+    others = DataRequest.objects.filter(subject_key=request.subject_key).exclude(pk=request.pk)
+    earlier = others.filter(received_at__lt=request.received_at)
+    year_ago = request.received_at - timedelta(days=365)
+    same_kind = earlier.filter(kind=request.kind, received_at__gte=year_ago).count()
+    return {
+        "earlier_requests": earlier.count(),
+        "same_kind_last_year": same_kind,
+        "possibly_excessive": same_kind + 1 >= settings.PORTAL_EXCESSIVE_REQUESTS_PER_YEAR,
+    }

@@ -2,6 +2,15 @@
 
 Each job kind has an executor (what a job does in its store) and a finaliser (what happens once
 every store is done: the access package, the erasure's verification sweep and certificate).
+
+Access before erasure: when a person asked for a copy of their data and also for its erasure, the
+copy is made from the data before anything is erased. An erasure approved while the same person
+(same `subject_key`) has a verified access request that is still open and has no package yet
+starts with its jobs held: WAITING and never claimed (`attempts == 0`), with the reason shown to
+staff. Nothing claims a waiting job and the reconciler does not queue it. Once that access
+request's package is built (its finaliser calls `release_erasures_held_for`), or the access
+request is closed without one (rejected, withdrawn), `request_advance` of the erasure queues the
+held jobs; the reconciler's periodic advance of settled requests makes sure that happens.
 """
 
 from __future__ import annotations
@@ -16,9 +25,10 @@ from django.db import transaction
 from requests.connectors.base import PermanentStoreError, StoreError, TransientStoreError
 from requests.models import DataRequest, Job, JobState
 from requests.services import jobs as job_service
+from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
 from requests.services.lifecycle import request_complete, request_flag_attention
-from requests.states import Status
+from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +95,100 @@ def job_execute(*, job_id: int) -> None:
         )
 
 
+# Access requests that hold back the same person's erasure until their package exists: verified
+# and not closed (one still awaiting verification may not be the person's, and could be filed
+# only to delay an erasure).
+ACCESS_FIRST_STATUSES = (
+    Status.IN_REVIEW,
+    Status.AWAITING_INFORMATION,
+    Status.PROCESSING,
+    Status.NEEDS_ATTENTION,
+)
+HELD_FOR_ACCESS = "Held until the access package of the same person's request {reference} is built."
+
+
+def access_first(request: DataRequest) -> DataRequest | None:
+    """The person's open access request whose package must exist before this erasure runs."""
+    if request.kind != Kind.ERASURE or not request.subject_key:
+        return None
+    return (
+        DataRequest.objects.filter(
+            subject_key=request.subject_key,
+            kind=Kind.ACCESS,
+            status__in=ACCESS_FIRST_STATUSES,
+            package__isnull=True,
+        )
+        .exclude(pk=request.pk)
+        .order_by("received_at")
+        .first()
+    )
+
+
+def _held_jobs(request: DataRequest):
+    return Job.objects.filter(request=request, state=JobState.WAITING, attempts=0)
+
+
 @transaction.atomic
 def request_start(*, request: DataRequest) -> None:
     """Called on approval: create the jobs, or move on at once when no store is connected."""
     from requests import tasks
 
     created = job_service.jobs_create_for_request(request=request)
+    access = access_first(request)
+    if access is not None and created:
+        # Their queued messages find the jobs waiting and do nothing.
+        Job.objects.filter(pk__in=[job.pk for job in created]).update(
+            state=JobState.WAITING, error=HELD_FOR_ACCESS.format(reference=access.reference)
+        )
+        audit_record(
+            action="request.held_for_access",
+            actor=SYSTEM,
+            request=request,
+            details={"access_request": access.reference, "jobs": len(created)},
+        )
     if not created and not request.jobs.exists():
         transaction.on_commit(partial(tasks.request_process.delay, request.pk))
+
+
+def _release_held_jobs(request: DataRequest) -> int:
+    """Queue an erasure's held jobs once nothing holds them. Runs with the request row locked."""
+    held = list(_held_jobs(request).select_related("store"))
+    if not held or access_first(request) is not None:
+        return 0
+    Job.objects.filter(pk__in=[job.pk for job in held], state=JobState.WAITING, attempts=0).update(
+        state=JobState.QUEUED, error=""
+    )
+    audit_record(
+        action="request.released_for_erasure",
+        actor=SYSTEM,
+        request=request,
+        details={"jobs": len(held)},
+    )
+    for job in held:
+        job.state = JobState.QUEUED
+        job_service._enqueue_job(job)
+    return len(held)
+
+
+def release_erasures_held_for(*, access_request: DataRequest) -> None:
+    """Move on the person's erasures held for this access request (on commit)."""
+    from requests import tasks
+
+    if not access_request.subject_key:
+        return
+    held = (
+        DataRequest.objects.filter(
+            subject_key=access_request.subject_key,
+            kind=Kind.ERASURE,
+            status=Status.PROCESSING,
+            jobs__state=JobState.WAITING,
+            jobs__attempts=0,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for request_id in held:
+        transaction.on_commit(partial(tasks.request_process.delay, request_id))
 
 
 def request_advance(*, request_id: int) -> DataRequest | None:
@@ -101,6 +197,8 @@ def request_advance(*, request_id: int) -> DataRequest | None:
         request = DataRequest.objects.select_for_update().filter(pk=request_id).first()
         if request is None or request.status != Status.PROCESSING:
             return None
+        if request.kind == Kind.ERASURE and _release_held_jobs(request):
+            return request
         states = set(request.jobs.values_list("state", flat=True))
         if states & {JobState.QUEUED, JobState.RUNNING, JobState.WAITING}:
             return request

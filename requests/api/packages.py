@@ -1,0 +1,66 @@
+"""Staff API for access requests: download the package, confirm a manual store's job."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from requests.api.serializers import StaffRequestDetailSerializer
+from requests.models import DataRequest
+from requests.services import access, packages
+from requests.services.audit import actor_for_user
+
+
+def _get_request(reference: str) -> DataRequest:
+    return get_object_or_404(DataRequest.objects.all(), reference=reference)
+
+
+class PackageView(APIView):
+    @extend_schema(
+        summary="Download the access package (ZIP); every download is audited",
+        responses={
+            (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The ZIP"),
+            404: OpenApiResponse(description="No package: not ready, expired or not an access"),
+        },
+    )
+    def get(self, request, reference: str):
+        opened = packages.package_open_for_staff(
+            request=_get_request(reference), actor=actor_for_user(request.user)
+        )
+        response = FileResponse(
+            opened.file,
+            as_attachment=True,
+            filename=opened.filename,
+            content_type="application/zip",
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class ConfirmJobSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=access.MAX_NOTE_LENGTH)
+
+
+class ConfirmManualJobView(APIView):
+    @extend_schema(
+        request=ConfirmJobSerializer,
+        responses=StaffRequestDetailSerializer,
+        summary="Confirm a manual store's job, with a note saying what was done",
+    )
+    def post(self, request, reference: str, store: str):
+        data_request = _get_request(reference)
+        serializer = ConfirmJobSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        access.job_confirm_manual(
+            request=data_request,
+            store_name=store,
+            actor=actor_for_user(request.user),
+            note=serializer.validated_data["note"],
+        )
+        data_request.refresh_from_db()
+        return Response(StaffRequestDetailSerializer(data_request).data)
