@@ -7,6 +7,9 @@ A connector is built from a connection URL and a store map. It can:
 - `find(collection, field, values)` stream the records of a collection whose `field` holds one of
   `values` (the caller passes at most FIND_BATCH values at a time; the connector binds them, never
   formats them into a query);
+- `find_identity(collection, field, identity_type, values)` the same for an identity field, with
+  `values` in normal form (`requests.engine.normalise`); the default compares them as stored, and
+  connectors that can compare better (case-insensitive emails, free-form phones) override it;
 - `erase(collection, keys, ...)` remove or mask a planned set of records by key.
 
 Errors say whether retrying can help: TransientStoreError (connection refused, timeout, deadlock,
@@ -51,6 +54,8 @@ class CheckResult:
     ok: bool
     message: str
     problems: list[str] = field(default_factory=list)
+    # Not failures, but worth a look (e.g. an email column searched without a usable index).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +72,10 @@ class Connector(ABC):
     kind: ClassVar[str]
     # Whether records can be found by field values (manual stores cannot: staff handle them).
     searchable: ClassVar[bool] = True
+    # Whether `find` may be called again while an earlier `find` iterator is still open (each
+    # call uses its own connection). The finder then looks up a full batch of child values at
+    # once instead of holding them until the parent's results end, which bounds its memory.
+    concurrent_finds: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -94,6 +103,21 @@ class Connector(ABC):
     def find(
         self, collection: Collection, field_name: str, values: Sequence[Any]
     ) -> Iterator[dict[str, Any]]: ...
+
+    def find_identity(
+        self,
+        collection: Collection,
+        field_name: str,
+        identity_type: str,
+        values: Sequence[str],
+        *,
+        phone_region: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Records whose identity field holds one of the person's normalised `values`.
+
+        `phone_region` is how the store's phone numbers written without a country code are read.
+        """
+        return self.find(collection, field_name, values)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; safe to call twice."""

@@ -5,5 +5,6 @@ from requests.connectors import (
     files,  # noqa: F401
     manual,  # noqa: F401
     redis_store,  # noqa: F401
+    sql,  # noqa: F401
     webhook,  # noqa: F401
 )

@@ -1,0 +1,340 @@
+"""Discovery: a draft store map from a live store's own schema, for staff to review.
+
+A connector describes its schema as `TableInfo`s (names, columns, keys, foreign keys and a bounded
+sample of text values); `draft_map` turns that into a map:
+
+- each table is a collection keyed by its primary key (else its first unique constraint);
+- declared foreign keys become references; where none is declared, a column named after another
+  table (`customer_id`, `CustomerId`, `customerid`, `id_customer` next to a `customer` or
+  `customers` table with a one-column key of a compatible type) becomes a reference marked
+  `inferred: true`;
+- identity fields are proposed from column names (email, e_mail, mail; phone, mobile, telephone,
+  tel, cell; full names) and from sampled content (most sampled values are email addresses, or
+  phone numbers in international form);
+- a nullable referencing column gives `nullable: true` (erasure may clear it);
+- `follow` is `children` (a customer's invoices are the customer's), except between people:
+  * a self-reference (employee.reports_to -> employee, comment.parent_id -> comment) is
+    `follow: none`: the row pointing at another row of its own table belongs to its own subject
+    (searching a manager must not return their reports);
+  * a reference from one person table to another (both hold identity fields of their own) is
+    `follow: none` when the column does not name the table it points at
+    (customer.support_rep_id -> employee): it is a relationship between two people, and
+    following it would hand a support rep the customers they serve. A column that names its
+    table (profile.user_id -> user, order.customer_id -> customer) is ownership and is followed.
+  Each such decision is listed in the map's `notes` so a reviewer sees it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from requests.engine.normalise import parse_phone
+from requests.engine.storemap import Collection, FieldMap, Follow, Reference, StoreMap
+
+Progress = Callable[[int, int, str], None]  # (tables done, tables in all, table just read)
+
+# Rows sampled per table to recognise identity values by content: enough for a clear majority,
+# few enough that discovery of a schema with thousands of tables stays quick.
+SAMPLE_ROWS = 100
+# Share of non-empty sampled values that must look like emails (or phones) to propose the column.
+CONTENT_THRESHOLD = 0.8
+MIN_SAMPLES = 3
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    family: str  # text, integer, number, uuid, time, other
+    nullable: bool = True
+    samples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ForeignKeyInfo:
+    columns: list[str]
+    table: str
+    referred_columns: list[str]
+    schema: str | None = None
+
+
+@dataclass
+class TableInfo:
+    name: str
+    columns: list[ColumnInfo]
+    primary_key: list[str] = field(default_factory=list)
+    foreign_keys: list[ForeignKeyInfo] = field(default_factory=list)
+    unique: list[list[str]] = field(default_factory=list)
+    schema: str | None = None  # None: the store's default schema
+
+    def column(self, name: str) -> ColumnInfo | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def discover(connector: Any, *, progress: Progress | None = None) -> StoreMap:
+    """A draft map of the connector's store; `progress(done, total, table)` after each table.
+
+    Raises NotImplementedError for kinds without a schema, StoreError when the store fails.
+    """
+    return connector.describe(progress=progress)
+
+
+def words(name: str) -> list[str]:
+    """Words of a name: `SupportRepId` -> support, rep, id; `Order Lines` -> order, lines."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
+
+
+_EMAIL_WORDS = {"email", "mail", "emailaddress", "mailaddress"}
+_PHONE_WORDS = {"phone", "mobile", "telephone", "tel", "cell", "cellphone", "msisdn", "phonenumber"}
+_PHONE_WORDS |= {"mobilephone", "telephonenumber", "gsm"}
+_NUMBER_SUFFIX = {"number", "no", "num", "nr"}
+_FULL_NAME = {"full_name", "fullname", "display_name", "customer_name", "contact_name"}
+_FULL_NAME |= {"person_name", "client_name", "member_name", "holder_name"}
+_CATEGORIES = (
+    (
+        {"first", "given", "last", "family", "surname", "firstname", "lastname", "forename"},
+        "user.name",
+    ),
+    (
+        {"address", "street", "city", "state", "country", "postal", "postcode", "zip"},
+        "user.contact.address",
+    ),
+    ({"fax"}, "user.contact.fax"),
+    ({"birth", "birthdate", "dob", "birthday"}, "user.demographic.date_of_birth"),
+    ({"company", "employer"}, "user.workplace"),
+)
+
+
+def identity_from_name(column: ColumnInfo) -> str | None:
+    tokens = words(column.name)
+    if not tokens:
+        return None
+    trimmed = tokens[:]
+    while len(trimmed) > 1 and trimmed[-1] in ("address", "addr"):
+        trimmed.pop()
+    if column.family == "text" and (trimmed[-1] in _EMAIL_WORDS or trimmed[-2:] == ["e", "mail"]):
+        return "email"
+    trimmed = tokens[:]
+    while len(trimmed) > 1 and trimmed[-1] in _NUMBER_SUFFIX:
+        trimmed.pop()
+    if column.family in ("text", "integer") and trimmed[-1] in _PHONE_WORDS:
+        return "phone"
+    if column.family == "text" and "_".join(tokens) in _FULL_NAME:
+        return "name"
+    return None
+
+
+def identity_from_content(column: ColumnInfo) -> str | None:
+    if column.family != "text" or "fax" in words(column.name):
+        return None
+    values = [v.strip() for v in column.samples if v and v.strip()]
+    if len(values) < MIN_SAMPLES:
+        return None
+    if sum(bool(EMAIL_RE.match(v)) for v in values) >= CONTENT_THRESHOLD * len(values):
+        return "email"
+    if sum(_international_phone(v) for v in values) >= CONTENT_THRESHOLD * len(values):
+        return "phone"
+    return None
+
+
+def _international_phone(value: str) -> bool:
+    # Only numbers written with their country code: without one, postal codes and order numbers
+    # would pass for phones.
+    if not value.startswith(("+", "00")) or not re.fullmatch(r"[0-9+()./\s-]{7,25}", value):
+        return False
+    try:
+        parse_phone(value, None)
+    except ValueError:
+        return False
+    return True
+
+
+def categories_from_name(name: str) -> list[str]:
+    tokens = set(words(name))
+    return [category for keys, category in _CATEGORIES if tokens & keys]
+
+
+def _stem(column: str) -> str | None:
+    """The table a column seems to name: `customer_id` -> customer, `id_customer` -> customer."""
+    tokens = words(column)
+    if len(tokens) >= 2 and tokens[-1] == "id":
+        return "_".join(tokens[:-1])
+    if len(tokens) >= 2 and tokens[0] == "id":
+        return "_".join(tokens[1:])
+    if len(tokens) == 1 and tokens[0].endswith("id") and len(tokens[0]) > 3:
+        return tokens[0][:-2]
+    return None
+
+
+def _table_forms(stem: str) -> set[str]:
+    flat = stem.replace("_", "")
+    forms = {flat, flat + "s", flat + "es"}
+    if flat.endswith("y"):
+        forms.add(flat[:-1] + "ies")
+    return forms
+
+
+def _flat(name: str) -> str:
+    return "".join(words(name))
+
+
+def names_table(column: str, table: str) -> bool:
+    stem = _stem(column)
+    return bool(stem) and _flat(table) in _table_forms(stem)
+
+
+def _compatible(a: str, b: str) -> bool:
+    return a == b and a in ("integer", "text", "uuid")
+
+
+def draft_map(tables: Iterable[TableInfo]) -> StoreMap:
+    tables = list(tables)
+    notes: list[str] = []
+    names = {(t.schema, t.name): _collection_name(t) for t in tables}
+    by_key = {(t.schema, t.name): t for t in tables}
+
+    identities: dict[str, dict[str, str]] = {}
+    for table in tables:
+        found: dict[str, str] = {}
+        for column in table.columns:
+            kind = identity_from_name(column) or identity_from_content(column)
+            if kind:
+                found[column.name] = kind
+        if found:
+            # A bare `name` column is a person's name only in a table of people.
+            for column in table.columns:
+                if column.family == "text" and words(column.name) == ["name"]:
+                    found.setdefault(column.name, "name")
+        identities[names[(table.schema, table.name)]] = found
+    person_tables = {name for name, found in identities.items() if found}
+
+    collections: dict[str, Collection] = {}
+    for table in tables:
+        cname = names[(table.schema, table.name)]
+        key = list(table.primary_key)
+        if not key:
+            key = next((list(u) for u in table.unique if u), [])
+            if key:
+                notes.append(f"{cname}: no primary key; keyed by its unique columns {key}")
+            else:
+                notes.append(f"{cname}: no primary key or unique constraint; name its key")
+        fields: dict[str, FieldMap] = {}
+        for column in table.columns:
+            spec = FieldMap(identity=identities[cname].get(column.name))
+            spec.categories = _field_categories(column.name, spec.identity)
+            if spec.identity or spec.categories:
+                fields[column.name] = spec
+
+        declared = set()
+        for fk in table.foreign_keys:
+            target_key = (fk.schema if fk.schema is not None else table.schema, fk.table)
+            target = by_key.get(target_key) or by_key.get((None, fk.table))
+            if target is None:
+                notes.append(f"{cname}: foreign key to {fk.table} outside the discovered schema")
+                continue
+            if len(fk.columns) != 1:
+                cols = ", ".join(fk.columns)
+                notes.append(
+                    f"{cname}: composite foreign key ({cols}) -> {fk.table} not mapped; "
+                    "a reference names one field"
+                )
+                continue
+            column = table.column(fk.columns[0])
+            declared.add(fk.columns[0])
+            tname = names[(target.schema, target.name)]
+            _add_reference(
+                fields, column, tname, fk.referred_columns[0], cname, person_tables, notes, False
+            )
+
+        for column in table.columns:
+            if column.name in declared or (
+                column.name in fields and fields[column.name].references
+            ):
+                continue
+            target, target_field = _inferred_target(table, column, tables)
+            if target is None:
+                continue
+            tname = names[(target.schema, target.name)]
+            _add_reference(fields, column, tname, target_field, cname, person_tables, notes, True)
+
+        collections[cname] = Collection(
+            location=table.name if cname != table.name else None,
+            schema=table.schema,
+            key=key,
+            fields=fields,
+        )
+    return StoreMap(collections=collections, notes=notes)
+
+
+def _collection_name(table: TableInfo) -> str:
+    return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+def _field_categories(column: str, identity: str | None) -> list[str]:
+    if identity == "email":
+        return ["user.contact.email"]
+    if identity == "phone":
+        return ["user.contact.phone_number"]
+    if identity == "name":
+        return ["user.name"]
+    return categories_from_name(column)
+
+
+def _inferred_target(
+    table: TableInfo, column: ColumnInfo, tables: list[TableInfo]
+) -> tuple[TableInfo | None, str]:
+    stem = _stem(column.name)
+    if not stem:
+        return None, ""
+    forms = _table_forms(stem)
+    candidates = [t for t in tables if _flat(t.name) in forms]
+    # Prefer the same schema when several schemas hold a table of that name.
+    candidates.sort(key=lambda t: t.schema != table.schema)
+    for target in candidates:
+        if len(target.primary_key) != 1:
+            continue
+        target_field = target.primary_key[0]
+        if target is table and column.name == target_field:
+            continue  # the table's own key
+        referred = target.column(target_field)
+        if referred is None or not _compatible(column.family, referred.family):
+            continue
+        return target, target_field
+    return None, ""
+
+
+def _add_reference(fields, column, target, target_field, cname, person_tables, notes, inferred):
+    follow = Follow.CHILDREN
+    if target == cname:
+        follow = Follow.NONE
+        notes.append(
+            f"{cname}.{column.name} -> {target}: follow none (a row pointing at another row of "
+            "its own table belongs to its own subject)"
+        )
+    elif (
+        cname in person_tables
+        and target in person_tables
+        and not names_table(column.name, target.split(".")[-1])
+    ):
+        follow = Follow.NONE
+        notes.append(
+            f"{cname}.{column.name} -> {target}: follow none (both tables describe people and "
+            "the column does not name the table: a relationship between two people, not "
+            "ownership)"
+        )
+    if inferred:
+        notes.append(f"{cname}.{column.name} -> {target}.{target_field}: inferred from its name")
+    spec = fields.get(column.name) or FieldMap()
+    spec.references = Reference(
+        collection=target,
+        field=target_field,
+        follow=follow,
+        inferred=inferred,
+        nullable=column.nullable,
+    )
+    fields[column.name] = spec
