@@ -36,6 +36,7 @@ exactly as the store holds them (`"12.50"`), UUIDs as text, and bytes as `{"base
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import json
@@ -353,7 +354,6 @@ class _MemberWriter:
         self._raw = archive.open(name, "w", force_zip64=zip64)
         self._sha = hashlib.sha256()
         self._chunks: list[str] = []
-        self._pending = 0
         self.size = 0
         # csv.writer calls write() once per row: make that a plain list append.
         self.write = self._chunks.append
@@ -376,6 +376,10 @@ class _MemberWriter:
         self.flush()
         self._raw.close()
         return Member(name=self.name, size=self.size, sha256=self._sha.hexdigest())
+
+    def abandon(self) -> None:
+        self._chunks.clear()
+        self._raw.close()
 
 
 def safe_member_name(name: str) -> str:
@@ -481,7 +485,10 @@ def _write_csv(
         row = itemgetter(*fields)
     for lines in _read_lines(source, collection.count, store):
         raw = b"".join(lines)
-        records = json.loads(b"[" + raw[:-1].replace(b"\n", b",") + b"]")
+        try:
+            records = json.loads(b"[" + raw[:-1].replace(b"\n", b",") + b"]")
+        except ValueError:
+            raise PackageError(f"the part for {store} is damaged") from None
         rows = None
         if fields and _NOT_PLAIN.search(raw) is None:
             # Numbers, null and safe text only: the csv module writes them as they are.
@@ -506,58 +513,14 @@ def write_package(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staged = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    total = sum(p.path.stat().st_size for p in parts if p.path.exists())
-    zip64 = total > ZIP64_ABOVE
-    members: list[Member] = []
-    counts: dict[str, dict[str, int]] = {}
-    files = 0
-    names = _MemberNames()
-    csv_names = _csv_names(parts, names)
-
+    archive = None
+    building = _Build(parts)
     try:
-        with zipfile.ZipFile(
+        archive = zipfile.ZipFile(
             staged, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
-        ) as archive:
-            writer = _MemberWriter(archive, "data.json", zip64=zip64)
-            _write_data_json(writer, parts, meta or {})
-            members.append(writer.close())
-            for part in parts:
-                counts[part.store] = part.counts
-                with part.path.open("rb") as source:
-                    source.readline()
-                    for collection in part.collections:
-                        writer = _MemberWriter(
-                            archive, csv_names[(part.store, collection.name)], zip64=zip64
-                        )
-                        _write_csv(writer, source, collection, part.store)
-                        members.append(writer.close())
-                for part_file in part.files:
-                    spooled = part.path.parent / (part.files_dir or "") / part_file.spooled
-                    writer = _MemberWriter(
-                        archive,
-                        names.take(
-                            part.store,
-                            part_file.collection,
-                            "files",
-                            *[s for s in part_file.path.split("/") if s],
-                        ),
-                        zip64=True,
-                    )
-                    with spooled.open("rb") as source:
-                        while chunk := source.read(CHUNK):
-                            writer.write_bytes(chunk)
-                    members.append(writer.close())
-                    files += 1
-            writer = _MemberWriter(archive, "index.html", zip64=False)
-            writer.write_bytes(index_html.encode("utf-8"))
-            members.append(writer.close())
-            manifest = {
-                "format": PACKAGE_FORMAT,
-                "algorithm": "sha256",
-                "files": {m.name: {"size": m.size, "sha256": m.sha256} for m in members},
-            }
-            with archive.open("manifest.json", "w") as out:
-                out.write(json.dumps(manifest, ensure_ascii=False, indent=2).encode() + b"\n")
+        )
+        building.write(archive, index_html=index_html, meta=meta or {})
+        archive.close()
         sha = hashlib.sha256()
         with staged.open("rb+") as written:
             while chunk := written.read(CHUNK):
@@ -566,15 +529,88 @@ def write_package(
         size = staged.stat().st_size
         staged.rename(path)
         _fsync_dir(path.parent)
-    except OSError as exc:
+    except BaseException as exc:
+        building.discard(archive)
         staged.unlink(missing_ok=True)
-        raise PackageError(f"the package could not be written ({exc.strerror or exc})") from None
-    except PackageError:
-        staged.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise PackageError(
+                f"the package could not be written ({exc.strerror or exc})"
+            ) from None
         raise
     return PackageResult(
-        path=path, size=size, sha256=sha.hexdigest(), members=members, counts=counts, files=files
+        path=path,
+        size=size,
+        sha256=sha.hexdigest(),
+        members=building.members,
+        counts=building.counts,
+        files=building.files,
     )
+
+
+class _Build:
+    """The members of one package, written in order; knows which one is open if it fails."""
+
+    def __init__(self, parts: Sequence[PartSummary]) -> None:
+        self.parts = parts
+        total = sum(p.path.stat().st_size for p in parts if p.path.exists())
+        self.zip64 = total > ZIP64_ABOVE
+        self.names = _MemberNames()
+        self.csv_names = _csv_names(parts, self.names)
+        self.members: list[Member] = []
+        self.counts: dict[str, dict[str, int]] = {}
+        self.files = 0
+        self._open: _MemberWriter | None = None
+
+    def _member(self, archive: zipfile.ZipFile, name: str, *, zip64: bool) -> _MemberWriter:
+        self._open = _MemberWriter(archive, name, zip64=zip64)
+        return self._open
+
+    def _close(self, writer: _MemberWriter) -> None:
+        self.members.append(writer.close())
+        self._open = None
+
+    def write(self, archive: zipfile.ZipFile, *, index_html: str, meta: Mapping[str, Any]) -> None:
+        writer = self._member(archive, "data.json", zip64=self.zip64)
+        _write_data_json(writer, self.parts, meta)
+        self._close(writer)
+        for part in self.parts:
+            self.counts[part.store] = part.counts
+            with part.path.open("rb") as source:
+                source.readline()
+                for collection in part.collections:
+                    name = self.csv_names[(part.store, collection.name)]
+                    writer = self._member(archive, name, zip64=self.zip64)
+                    _write_csv(writer, source, collection, part.store)
+                    self._close(writer)
+            for part_file in part.files:
+                spooled = part.path.parent / (part.files_dir or "") / part_file.spooled
+                segments = [s for s in part_file.path.split("/") if s]
+                name = self.names.take(part.store, part_file.collection, "files", *segments)
+                writer = self._member(archive, name, zip64=True)
+                with spooled.open("rb") as source:
+                    while chunk := source.read(CHUNK):
+                        writer.write_bytes(chunk)
+                self._close(writer)
+                self.files += 1
+        writer = self._member(archive, "index.html", zip64=False)
+        writer.write_bytes(index_html.encode("utf-8"))
+        self._close(writer)
+        manifest = {
+            "format": PACKAGE_FORMAT,
+            "algorithm": "sha256",
+            "files": {m.name: {"size": m.size, "sha256": m.sha256} for m in self.members},
+        }
+        with archive.open("manifest.json", "w") as out:
+            out.write(json.dumps(manifest, ensure_ascii=False, indent=2).encode() + b"\n")
+
+    def discard(self, archive: zipfile.ZipFile | None) -> None:
+        """Close what is open after a failure, ignoring further errors: the file is dropped."""
+        if self._open is not None:
+            with contextlib.suppress(Exception):
+                self._open.abandon()
+        if archive is not None:
+            with contextlib.suppress(Exception):
+                archive.close()
 
 
 def verify_package(path: Path) -> list[str]:
