@@ -12,7 +12,8 @@ wildcards within one path segment:
       avatars:
         location: "avatars/{email}.png"
         fields: {email: {identity: email}}
-        options: {ignore_case: true}         # file names may keep the case the person typed
+        options: {ignore_case: true}         # every field in any case (emails and names are
+                                             # found in any case anyway, unless `match: exact`)
       exports:
         location: "exports/{customer_id}-*.csv"
 
@@ -55,7 +56,10 @@ from requests.connectors.base import (
     TransientStoreError,
     register,
 )
-from requests.engine.storemap import Collection
+from requests.engine.storemap import Collection, Match
+
+# Identity types the finder compares in any letter case (see requests.engine.normalise).
+CASE_BLIND_IDENTITY_TYPES = ("email", "name")
 
 # Bytes read at a time for checksums: large enough for few system calls, small enough that memory
 # stays flat whatever the file size.
@@ -198,6 +202,7 @@ def _iso(timestamp: float) -> str:
 @register
 class FilesConnector(Connector):
     kind = "files"
+    concurrent_finds = True  # nothing is held between directory reads
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)
@@ -290,6 +295,27 @@ class FilesConnector(Connector):
     def find(
         self, collection: Collection, field_name: str, values: Sequence[Any]
     ) -> Iterator[dict[str, Any]]:
+        return self._find(collection, field_name, values, self._ignore_case(collection))
+
+    def find_identity(
+        self,
+        collection: Collection,
+        field_name: str,
+        identity_type: str,
+        values: Sequence[str],
+        *,
+        phone_region: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        # Emails and names are compared in any case, as the finder does for every store, unless
+        # the map says the store holds the normal form (`match: exact`).
+        spec = collection.fields.get(field_name)
+        auto = spec is None or spec.match == Match.AUTO
+        blind = auto and identity_type in CASE_BLIND_IDENTITY_TYPES
+        return self._find(collection, field_name, values, blind or self._ignore_case(collection))
+
+    def _find(
+        self, collection: Collection, field_name: str, values: Sequence[Any], ignore_case: bool
+    ) -> Iterator[dict[str, Any]]:
         pattern = PathPattern(collection.physical_name)
         if field_name not in pattern.placeholders:
             raise PermanentStoreError(
@@ -307,7 +333,6 @@ class FilesConnector(Connector):
         if not wanted:
             return
         root = self._real_root()
-        ignore_case = self._ignore_case(collection)
         checksum = self._checksum(collection)
         try:
             for relative, captured, st in self._walk(

@@ -15,7 +15,9 @@ escaped, so a value never widens the match) and yields one dict per key:
 
     {"key": "session:12:abc", "type": "hash", "value": {...}, "customer_id": "12"}
 
-With `options: {ignore_case: true}` on the collection, values match keys in any letter case.
+Identity fields of type email or name match keys in any letter case (`cart:Ada@Example.com` is
+found for ada@example.com) unless the field says `match: exact`; `options: {ignore_case: true}` on
+the collection does the same for every field.
 
 `value` is a str for strings (a JSON object or array is decoded), a dict for hashes, a sorted list
 for sets, a list for lists, a list of [member, score] for sorted sets and a list of
@@ -48,7 +50,7 @@ from requests.connectors.base import (
     TransientStoreError,
     register,
 )
-from requests.engine.storemap import Collection
+from requests.engine.storemap import Collection, Match
 
 # Keys the server examines per SCAN step: large enough that a million-key database takes about a
 # thousand round trips, small enough that one step never blocks Redis for more than a moment.
@@ -66,6 +68,9 @@ ERASE_BATCH = 500
 # person's keys. Beyond it, one SCAN over the pattern with any value, filtered here, walks the
 # keyspace once instead of once per value.
 PER_VALUE_SCAN_LIMIT = 16
+
+# Identity types the finder compares in any letter case (see requests.engine.normalise).
+CASE_BLIND_IDENTITY_TYPES = ("email", "name")
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -210,6 +215,9 @@ def _key_bytes(key: str) -> bytes:
 @register
 class RedisConnector(Connector):
     kind = "redis"
+    # Each command takes a pooled connection and SCAN keeps its cursor here, so open finds do not
+    # disturb one another.
+    concurrent_finds = True
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)
@@ -293,14 +301,36 @@ class RedisConnector(Connector):
     def find(
         self, collection: Collection, field_name: str, values: Sequence[Any]
     ) -> Iterator[dict[str, Any]]:
+        return self._find(collection, field_name, values, self._ignore_case(collection))
+
+    def find_identity(
+        self,
+        collection: Collection,
+        field_name: str,
+        identity_type: str,
+        values: Sequence[str],
+        *,
+        phone_region: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        # Emails and names are compared in any case, as the finder does for every store, unless
+        # the map says the store holds the normal form (`match: exact`).
+        spec = collection.fields.get(field_name)
+        auto = spec is None or spec.match == Match.AUTO
+        blind = auto and identity_type in CASE_BLIND_IDENTITY_TYPES
+        return self._find(collection, field_name, values, blind or self._ignore_case(collection))
+
+    def _ignore_case(self, collection: Collection) -> bool:
+        return bool(collection.options.get("ignore_case", False))
+
+    def _find(
+        self, collection: Collection, field_name: str, values: Sequence[Any], ignore_case: bool
+    ) -> Iterator[dict[str, Any]]:
         pattern = KeyPattern(collection.physical_name)
         if field_name not in pattern.placeholders:
             raise PermanentStoreError(
                 f"collection {collection.name}: {field_name} is not a placeholder "
                 "of its key pattern"
             )
-        # `ignore_case`: keys that carry an email as the person typed it (`cart:Ada@Example.com`).
-        ignore_case = bool(collection.options.get("ignore_case", False))
         texts = (str(v) for v in values if v is not None)
         if ignore_case:
             texts = (t.lower() for t in texts)

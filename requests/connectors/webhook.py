@@ -117,6 +117,8 @@ def _blocked(address: str) -> bool:
 @register
 class WebhookConnector(Connector):
     kind = "webhook"
+    # Each page is its own call, and the client pools connections: open finds do not interfere.
+    concurrent_finds = True
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)

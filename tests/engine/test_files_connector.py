@@ -109,6 +109,34 @@ def test_file_names_holding_an_email_are_found_exactly_or_ignoring_case_when_ask
         ]
 
 
+def test_email_identities_match_file_names_in_any_case_unless_the_field_says_exact(root):
+    write(root, "avatars/Ada@Example.com.png")
+
+    def avatars(**field):
+        return StoreMap.model_validate(
+            {
+                "collections": {
+                    "avatars": {
+                        "location": "avatars/{email}.png",
+                        "fields": {"email": {"identity": "email", **field}},
+                    }
+                }
+            }
+        )
+
+    auto, exact = avatars(), avatars(match="exact")
+    with connect(root, auto) as connector:
+        found = connector.find_identity(
+            auto.collections["avatars"], "email", "email", ["ada@example.com"]
+        )
+        assert [r["path"] for r in found] == ["avatars/Ada@Example.com.png"]
+    with connect(root, exact) as connector:
+        found = connector.find_identity(
+            exact.collections["avatars"], "email", "email", ["ada@example.com"]
+        )
+        assert list(found) == []
+
+
 def test_checksums_are_computed_in_chunks_when_the_map_asks_for_them(root):
     content = os.urandom(READ_CHUNK * 2 + 123)
     write(root, "12/big.bin", content)

@@ -158,6 +158,25 @@ def test_keys_holding_an_email_are_found_in_any_case_when_the_collection_ignores
     assert [r["key"] for r in many] == [f"{p}:cart:Ada@Example.com"]
 
 
+def test_email_identities_match_keys_in_any_case_unless_the_field_says_exact(store):
+    url, client, p = store
+    client.set(f"{p}:cart:Ada@Example.com", "v")
+    auto = sessions_map(f"{p}:cart:{{email}}", email={"identity": "email"})
+    exact = sessions_map(f"{p}:cart:{{email}}", email={"identity": "email", "match": "exact"})
+
+    with open_connector(url, auto) as connector:
+        carts = auto.collections["sessions"]
+        by_identity = list(connector.find_identity(carts, "email", "email", ["ada@example.com"]))
+        by_value = list(connector.find(carts, "email", ["ada@example.com"]))
+    with open_connector(url, exact) as connector:
+        carts = exact.collections["sessions"]
+        as_stored = list(connector.find_identity(carts, "email", "email", ["ada@example.com"]))
+
+    assert [r["key"] for r in by_identity] == [f"{p}:cart:Ada@Example.com"]
+    assert by_value == []  # a referenced value is compared exactly
+    assert as_stored == []
+
+
 def test_many_values_are_searched_in_one_walk_with_the_same_results(store):
     url, client, p = store
     for customer in range(100):
