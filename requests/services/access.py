@@ -125,10 +125,13 @@ class _PartSink:
 
 
 def _find_into(identity: dict, connectors: dict[str, Connector], sink: _PartSink) -> None:
-    """Run the finder over every store from the person's identity, handing each record to sink."""
-    from requests.engine import finder
+    """Run the finder over every store from the person's identity, handing each record to sink.
 
-    finder.find_person(identity, connectors, sink)
+    A store that fails raises its StoreError (transient: the job is retried; permanent: staff
+    see it): an access answer must be complete, never silently partial."""
+    from requests.engine.finder import find_person
+
+    find_person(connectors, identity, sink=sink, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION)
 
 
 def _manual_waiting_reason(store: ConnectedStore) -> str:
