@@ -119,9 +119,8 @@ def describe_server(url: URL) -> str:
     backend = url.get_backend_name()
     if backend == "sqlite":
         return f"SQLite file {url.database or ':memory:'}"
-    name = {"postgresql": "PostgreSQL", "mysql": "MySQL", "mariadb": "MariaDB"}.get(
-        backend, backend
-    )
+    names = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "mariadb": "MariaDB"}
+    name = names.get(backend, backend)
     host = url.host or "localhost"
     where = f"{name} at {host}:{url.port}" if url.port else f"{name} at {host}"
     return f"{where}/{url.database}" if url.database else where
@@ -435,16 +434,13 @@ class SqlConnector(Connector):
         return query.where(target.in_(sa.bindparam("values", expanding=True)))
 
     def _postgres_statement(self, table, column, mode, shape) -> str:
+        # The dialect's preparer quotes identifiers and, for psycopg's placeholders, doubles any %
+        # inside them.
         prep = self.engine.dialect.identifier_preparer
-
-        # psycopg reads % as a placeholder: a % inside a quoted identifier must be doubled.
-        def ident(text: str) -> str:
-            return text.replace("%", "%%")
-
-        columns = ", ".join(ident(prep.format_column(c)) for c in table.columns)
-        name = ident(prep.format_column(column))
+        columns = ", ".join(prep.format_column(c) for c in table.columns)
+        name = prep.format_column(column)
         # Identifiers quoted by the dialect; every value is a bound parameter.
-        head = f"SELECT {columns} FROM {ident(prep.format_table(table))} WHERE "  # noqa: S608
+        head = f"SELECT {columns} FROM {prep.format_table(table)} WHERE "  # noqa: S608
         if mode == "phone":
             text = name if _is_text(column) else f"{name}::text"
             digits = text
@@ -731,7 +727,8 @@ _MYSQL_MESSAGES = {
     2006: "the server has gone away",
     2013: "lost the connection to the server",
 }
-# Driver text -> (our words, transient). Matched on the driver's message, never repeated.
+# Driver text (a regular expression) -> (our words, transient). Matched on the driver's message,
+# which is never repeated.
 _TEXT_RULES = (
     (
         "password authentication failed",
@@ -739,8 +736,8 @@ _TEXT_RULES = (
         False,
     ),
     ("no pg_hba.conf entry", "the server refuses connections from this host or user", False),
-    ('role "', "authentication failed (the user does not exist)", False),
-    ('database "', "the database does not exist", False),
+    (r'role ".*" does not exist', "authentication failed (the user does not exist)", False),
+    (r'database ".*" does not exist', "the database does not exist", False),
     (
         "connection refused",
         "connection refused (is the server running, and is the port right?)",
@@ -772,21 +769,24 @@ def translate_error(exc: BaseException, *, where: str, doing: str) -> StoreError
     if isinstance(exc, sa.exc.TimeoutError):
         return TransientStoreError(f"{where}: {doing}: no free connection in time")
     orig = getattr(exc, "orig", None) or exc
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate:
-        message = _PG_MESSAGES.get(sqlstate)
-        transient = sqlstate.startswith(_PG_TRANSIENT_PREFIXES)
-        if message:
-            return _made(transient, f"{where}: {doing}: {message}")
     code = None
+    sqlstate = None
     args = getattr(orig, "args", ())
-    if type(orig).__module__.startswith("pymysql") and args and isinstance(args[0], int):
-        code = args[0]
-        if code in _MYSQL_MESSAGES:
-            return _made(code in _MYSQL_TRANSIENT, f"{where}: {doing}: {_MYSQL_MESSAGES[code]}")
+    if type(orig).__module__.startswith("pymysql"):
+        # MySQL error numbers are finer than their SQLSTATEs (1045 and 1044 share 28000).
+        if args and isinstance(args[0], int):
+            code = args[0]
+            if code in _MYSQL_MESSAGES:
+                message = _MYSQL_MESSAGES[code]
+                return _made(code in _MYSQL_TRANSIENT, f"{where}: {doing}: {message}")
+    else:
+        sqlstate = getattr(orig, "sqlstate", None)
+        if sqlstate and sqlstate in _PG_MESSAGES:
+            transient = sqlstate.startswith(_PG_TRANSIENT_PREFIXES)
+            return _made(transient, f"{where}: {doing}: {_PG_MESSAGES[sqlstate]}")
     text = str(orig).lower()
     for needle, message, transient in _TEXT_RULES:
-        if needle in text:
+        if re.search(needle, text):
             if code == 2003 and needle == "timed out":
                 message = "timed out connecting"
             return _made(transient, f"{where}: {doing}: {message}")
