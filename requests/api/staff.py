@@ -60,6 +60,21 @@ class StaffRequestDetailView(APIView):
         return Response(StaffRequestDetailSerializer(_get_request(reference)).data)
 
 
+class RequestPreviewView(APIView):
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="What the request would find or erase in each store",
+        description=(
+            "Counts per store and collection with a small sample of records, and for erasures "
+            "what erasure does in each collection. A store that fails is listed under `errors`."
+        ),
+    )
+    def get(self, request, reference: str):
+        from requests.services.preview import request_preview
+
+        return Response(request_preview(request=_get_request(reference)))
+
+
 class StaffRequestActionView(APIView):
     """Base for decisions: validate, call one service, answer with the request."""
 

@@ -20,6 +20,11 @@ urlpatterns = [
         staff.StaffRequestDetailView.as_view(),
         name="api-staff-request",
     ),
+    path(
+        "staff/requests/<str:reference>/preview/",
+        staff.RequestPreviewView.as_view(),
+        name="api-staff-request-preview",
+    ),
     path("staff/requests/<str:reference>/approve/", staff.ApproveView.as_view()),
     path("staff/requests/<str:reference>/reject/", staff.RejectView.as_view()),
     path("staff/requests/<str:reference>/extend/", staff.ExtendView.as_view()),

@@ -6,6 +6,7 @@ must never hold a lock in the portal's own database.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,8 @@ from requests.services.errors import ServiceError
 
 MAX_MAP_BYTES = 2_000_000
 NO_URL_KINDS = frozenset({StoreKind.MANUAL})
+# Stores that a person searches by hand: the finder skips them, staff get a task instead.
+UNSEARCHABLE_KINDS = frozenset({StoreKind.MANUAL})
 
 
 def parse_map(map_yaml: str, *, store_names: set[str] | None = None) -> StoreMap:
@@ -216,3 +219,21 @@ def store_check(*, store: ConnectedStore) -> CheckResult:
         last_checked_at=timezone.now(),
     )
     return result
+
+
+def open_connectors(
+    stack: ExitStack, *, extra: ConnectedStore | None = None
+) -> dict[str, Connector]:
+    """Connectors for every enabled, searchable store (plus `extra`), closed with `stack`.
+
+    The finder needs all of them even for one store's job: a store's records may be reachable
+    only through another's (a CRM's contacts through the shop's customer ids).
+    """
+    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
+    if extra is not None and extra.pk not in {store.pk for store in stores}:
+        stores.append(extra)
+    return {
+        store.name: stack.enter_context(store_connector(store))
+        for store in stores
+        if store.kind not in UNSEARCHABLE_KINDS
+    }

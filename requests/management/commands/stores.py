@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -63,10 +62,10 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError("The check failed.")
 
-    def _progress(self, *args) -> None:
+    def _progress(self, done: int, total: int, table: str) -> None:
         # Progress goes to stderr so stdout carries only the YAML draft.
-        sys.stderr.write("discovering: " + " ".join(str(a) for a in args) + "\n")
-        sys.stderr.flush()
+        self.stderr.write(f"discovering: {done}/{total} tables read ({table})")
+        self.stderr.flush()
 
     def _discover(self, options):
         store = self._store(options["name"])
@@ -74,7 +73,7 @@ class Command(BaseCommand):
         text = stores.dump_map(draft)
         if options["apply"]:
             stores.store_update_map(store=store, map_yaml=text, actor=SYSTEM)
-            sys.stderr.write(f"applied to {store.name}\n")
+            self.stderr.write(f"applied to {store.name}")
         self.stdout.write(text)
 
     def _set_map(self, options):

@@ -1,0 +1,57 @@
+"""What a request would find or erase in each store, for staff before they decide."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+from django.conf import settings
+
+from requests.connectors.base import StoreError
+from requests.models import ConnectedStore, DataRequest
+from requests.services.errors import ServiceError
+from requests.services.stores import UNSEARCHABLE_KINDS, open_connectors, store_map
+from requests.states import Status
+
+PREVIEW_SAMPLE_SIZE = 3
+
+
+def request_preview(*, request: DataRequest) -> dict[str, Any]:
+    """Counts per store and collection with a small sample; a failing store is reported, not fatal.
+
+    For an erasure, each collection also says what erasure would do there (delete, mask, hold).
+    """
+    from requests.engine.finder import find_person
+
+    if request.status in {Status.AWAITING_VERIFICATION, Status.EXPIRED}:
+        raise ServiceError("The identity is not verified: nothing is searched before that.")
+    if not request.identity:
+        raise ServiceError("This request's identity data were purged.")
+    with ExitStack() as stack:
+        try:
+            connectors = open_connectors(stack)
+        except StoreError as exc:
+            raise ServiceError(f"A store could not be opened: {exc}") from None
+        result = find_person(
+            connectors,
+            dict(request.identity),
+            sample_size=PREVIEW_SAMPLE_SIZE,
+            phone_region=settings.PORTAL_DEFAULT_PHONE_REGION,
+            skip_failed_stores=True,
+        )
+        maps = {name: connector.store_map for name, connector in connectors.items()}
+    preview = result.to_json()
+    for store_name, store in preview["stores"].items():
+        stored_map = maps.get(store_name)
+        for collection_name, entry in store["collections"].items():
+            collection = stored_map.collections.get(collection_name) if stored_map else None
+            if collection is not None:
+                entry["erasure"] = collection.erasure.action.value
+                if collection.erasure.basis:
+                    entry["hold_basis"] = collection.erasure.basis
+    preview["manual"] = [
+        {"store": store.name, "system": store_map(store).system or store.name}
+        for store in ConnectedStore.objects.filter(enabled=True, kind__in=UNSEARCHABLE_KINDS)
+    ]
+    preview["kind"] = request.kind
+    return preview

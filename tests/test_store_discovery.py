@@ -1,0 +1,64 @@
+"""Connecting a live store with discovery, through the API and the command line."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from requests.models import ConnectedStore
+from requests.services import stores
+from tests.engine.chinook import load_sqlite
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def chinook_url(tmp_path):
+    path = tmp_path / "chinook.sqlite3"
+    load_sqlite(path)
+    return f"sqlite:///{path}"
+
+
+def test_connecting_a_store_with_discovery_applies_a_drafted_map(staff_api, chinook_url):
+    response = staff_api.post(
+        "/api/v1/staff/stores/",
+        {"name": "chinook", "kind": "sqlite", "url": chinook_url, "discover": True},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert {"Customer", "Invoice", "InvoiceLine"} <= set(response.json()["collections"])
+    drafted = stores.store_map(ConnectedStore.objects.get(name="chinook"))
+    assert drafted.collections["Customer"].fields["Email"].identity == "email"
+    line_ref = drafted.collections["InvoiceLine"].fields["InvoiceId"].references
+    assert (line_ref.collection, line_ref.field) == ("Invoice", "InvoiceId")
+    check = staff_api.post("/api/v1/staff/stores/chinook/check/").json()
+    assert check["ok"] is True, check
+
+
+def test_discovery_of_a_store_that_cannot_be_reached_creates_nothing(staff_api, tmp_path):
+    response = staff_api.post(
+        "/api/v1/staff/stores/",
+        {
+            "name": "gone",
+            "kind": "postgresql",
+            "url": "postgresql://nobody:pw@127.0.0.1:1/none",
+            "discover": True,
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "url" in response.json()
+    assert "pw@" not in response.content.decode()
+    assert not ConnectedStore.objects.filter(name="gone").exists()
+
+
+def test_the_discover_command_prints_the_draft_and_shows_progress(chinook_url):
+    from requests.services.audit import SYSTEM
+
+    stores.store_create(name="chinook", kind="sqlite", url=chinook_url, actor=SYSTEM)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("stores", "discover", "chinook", "--apply", stdout=out, stderr=err)
+    assert "Customer:" in out.getvalue()
+    assert "identity: email" in out.getvalue()
+    assert "discovering:" in err.getvalue()
+    assert "Customer" in stores.store_map(ConnectedStore.objects.get(name="chinook")).collections
