@@ -600,3 +600,11 @@ def test_the_error_page_renders_without_a_request():
 
     assert "Sorry, something went wrong" in html
     assert "csrfmiddlewaretoken" not in html
+
+
+@pytest.mark.django_db
+def test_error_pages_name_the_organisation(client, settings):
+    settings.PORTAL_ORGANISATION_NAME = "Acme Shop"
+    response = client.get("/r/no-such-reference/filed/")
+    assert response.status_code == 404
+    assert "Acme Shop" in response.content.decode()
