@@ -1,4 +1,7 @@
-"""A real Celery worker process, on the Redis broker, carries the request's emails and work."""
+"""A real Celery worker process, on Redis or RabbitMQ, carries the request's emails and work."""
+
+import uuid
+from contextlib import contextmanager, suppress
 
 import pytest
 from django.conf import settings as django_settings
@@ -6,7 +9,7 @@ from django.conf import settings as django_settings
 from requests.models import DataRequest
 from tests.conftest import code_from
 from tests.processes import celery_worker, portal_env
-from tests.servers import redis_url
+from tests.servers import RABBITMQ_URL, redis_url, require
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -18,37 +21,56 @@ def _forget_connections(app) -> None:
     app.__dict__.pop("amqp", None)
 
 
-@pytest.fixture
-def redis_broker():
-    """This process sends tasks over Redis, on a queue of its own so parallel runs never meet."""
-    import uuid
-
-    import redis
-
+@contextmanager
+def sending_over(url: str, transport_options: dict):
+    """This process sends tasks over `url`, on a queue of its own so parallel runs never meet."""
     from portal.celery import app
 
-    url = redis_url()
     queue = f"test-{uuid.uuid4().hex[:12]}"
     keys = ("broker_url", "task_always_eager", "broker_transport_options", "task_default_queue")
     saved = {key: app.conf[key] for key in keys}
     app.conf.update(
         broker_url=url,
         task_always_eager=False,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_transport_options=transport_options,
         task_default_queue=queue,
     )
     _forget_connections(app)
     try:
         yield url, queue
     finally:
+        # Remove the test's queue from the broker; it may never have been declared.
+        with app.connection_for_write() as connection, suppress(Exception):
+            connection.default_channel.queue_delete(queue)
         app.conf.update(saved)
         _forget_connections(app)
-        redis.Redis.from_url(url).delete(queue)
+
+
+@pytest.fixture
+def redis_broker():
+    with sending_over(redis_url(), {"visibility_timeout": 3600}) as broker:
+        yield broker
+
+
+@pytest.fixture
+def rabbitmq_broker():
+    with sending_over(require("RabbitMQ", RABBITMQ_URL), {}) as broker:
+        yield broker
 
 
 def test_a_worker_sends_the_code_and_completes_an_approved_request(
     redis_broker, smtp_server, public_api, staff_api, tmp_path
 ):
+    _file_verify_approve(redis_broker, smtp_server, public_api, staff_api, tmp_path)
+
+
+def test_a_worker_on_rabbitmq_does_the_same(
+    rabbitmq_broker, smtp_server, public_api, staff_api, tmp_path
+):
+    _file_verify_approve(rabbitmq_broker, smtp_server, public_api, staff_api, tmp_path)
+
+
+def _file_verify_approve(broker, smtp_server, public_api, staff_api, tmp_path):
     host, port, inbox = smtp_server
     database = django_settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
@@ -57,8 +79,8 @@ def test_a_worker_sends_the_code_and_completes_an_approved_request(
         db_url = f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
     env = portal_env(
         DATABASE_URL=db_url,
-        CELERY_BROKER_URL=redis_broker[0],
-        PORTAL_QUEUE=redis_broker[1],
+        CELERY_BROKER_URL=broker[0],
+        PORTAL_QUEUE=broker[1],
         EMAIL_HOST=host,
         EMAIL_PORT=str(port),
         SECRET_KEY=django_settings.SECRET_KEY,
@@ -66,7 +88,7 @@ def test_a_worker_sends_the_code_and_completes_an_approved_request(
         PORTAL_DATA_DIR=str(tmp_path / "worker"),
         PORTAL_BASE_URL="http://portal.test",
     )
-    with celery_worker(env, tmp_path / "worker.log", "--pool", "solo", "-Q", redis_broker[1]):
+    with celery_worker(env, tmp_path / "worker.log", "--pool", "solo", "-Q", broker[1]):
         filed = public_api.post(
             "/api/v1/requests/",
             {"kind": "access", "identity": {"email": "worker@example.com"}},
