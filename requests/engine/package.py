@@ -113,11 +113,23 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-# One encoder for every record: `json.dumps` with options builds a new encoder on each call.
+# One encoder for every record: `json.dumps` with options builds a new encoder on each call, and
+# even `JSONEncoder.encode` builds its C encoder anew each time; build it once where it exists.
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), default=_default, check_circular=False
 )
-encode_record: Callable[[Any], str] = _ENCODER.encode
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:  # pragma: no branch - CPython
+    _C_ENCODE = _c_make_encoder(
+        None, _default, json.encoder.encode_basestring, None, ":", ",", False, False, True
+    )
+
+    def encode_record(value: Any, _encode=_C_ENCODE, _join="".join) -> str:
+        """One value as compact JSON text (UTF-8 kept readable, no spaces)."""
+        return _join(_encode(value, 0))
+
+else:  # pragma: no cover - other Pythons
+    encode_record: Callable[[Any], str] = _ENCODER.encode  # type: ignore[no-redef]
 
 
 @dataclass

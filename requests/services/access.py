@@ -94,18 +94,21 @@ class _PartSink:
         self.job = job
         self.store = job.store.name
         self.part = part
+        self._add = part.add
         self.connector = connector
+        self._files = connector.kind == StoreKind.FILES
         self.seen = 0
         self._renew_every = settings.PORTAL_JOB_LEASE.total_seconds() / 4
         self._renewed = time.monotonic()
 
     def __call__(self, record: Record) -> None:
+        # Called once per record of every store: kept to the bare minimum.
         if record.store == self.store:
-            self.part.add(record.collection, record.data)
-            if self.connector.kind == StoreKind.FILES:
+            self._add(record.collection, record.data)
+            if self._files:
                 self._attach(record)
         self.seen += 1
-        if self.seen % LEASE_CHECK_EVERY == 0:
+        if not self.seen % LEASE_CHECK_EVERY:
             self.keep_lease()
 
     def keep_lease(self) -> None:
