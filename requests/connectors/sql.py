@@ -37,12 +37,14 @@ requests.engine.graph.deletion_order.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -126,6 +128,23 @@ def describe_server(url: URL) -> str:
     return f"{where}/{url.database}" if url.database else where
 
 
+@dataclass
+class _LookupPlan:
+    """What a lookup on one column needs besides the values; made once per connector."""
+
+    table: sa.Table
+    column: sa.Column
+    mode: str  # exact, email, name, phone
+    coerce: Callable[[Sequence[Any]], list[Any]] | None
+    case_blind: bool  # MySQL: the column's collation already ignores case
+    doing: str
+    statements: dict[Any, Any] = field(default_factory=dict)  # by shape: one, many, tails
+    names: list[str] = field(default_factory=list)  # the columns every statement selects
+
+    def __post_init__(self) -> None:
+        self.names = [c.name for c in self.table.columns]
+
+
 class SqlConnector(Connector):
     """The shared implementation; registered once per kind by the subclasses below."""
 
@@ -143,7 +162,7 @@ class SqlConnector(Connector):
         self._idle: list[Connection] = []
         self._tables: dict[tuple[str | None, str], sa.Table] = {}
         self._case_insensitive: dict[tuple[str | None, str], set[str]] = {}
-        self._statements: dict[tuple, Any] = {}
+        self._plans: dict[tuple, _LookupPlan] = {}
         self.lookups = 0  # statements run by find/find_identity, for tests and benchmarks
 
     # Connections ---------------------------------------------------------------------------
@@ -228,6 +247,13 @@ class SqlConnector(Connector):
             else:
                 self._idle.append(conn)
 
+    @contextmanager
+    def driver_connection(self) -> Iterator[Any]:
+        """The driver's own connection behind the lookups (psycopg, PyMySQL, sqlite3), for
+        benchmarks and diagnostics: hand-written SQL over the very connection the finder uses."""
+        with self._connection("connecting") as conn:
+            yield conn.connection.driver_connection
+
     def _open(self) -> Connection:
         # Autocommit: lookups only read, and a walk over millions of rows must not hold a
         # transaction (and its snapshot) open for its whole length.
@@ -259,11 +285,19 @@ class SqlConnector(Connector):
             with self._connection(doing) as own:
                 return self._table(collection, own)
         try:
+            # Only the columns: what a lookup selects and how its values bind. Full reflection
+            # (keys, indexes, and every table a foreign key leads to) would triple a cold
+            # search's time for nothing it uses.
+            columns = sa.inspect(conn).get_columns(
+                collection.physical_name, schema=collection.schema_name
+            )
+            if not columns:
+                raise sa.exc.NoSuchTableError(collection.physical_name)
             table = sa.Table(
                 collection.physical_name,
                 sa.MetaData(),
+                *[sa.Column(c["name"], c["type"]) for c in columns],
                 schema=collection.schema_name,
-                autoload_with=conn,
             )
         except sa.exc.NoSuchTableError:
             raise PermanentStoreError(
@@ -336,83 +370,107 @@ class SqlConnector(Connector):
         *,
         phone_region: str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        doing = f"searching collection {collection.name}"
-        table = self._table(collection)
-        column = self._column(table, collection, field_name)
+        # The hot path of a search: everything that does not depend on the values is prepared
+        # once per (table, column, comparison) and cached (see _LookupPlan).
+        key = (collection.schema_name, collection.physical_name, field_name, mode)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self._make_plan(collection, field_name, mode)
+        confirm = None
         if mode == "phone":
-            wanted = set(values)
-            params = _phone_tails(values)
-            confirm = _phone_confirmer(field_name, wanted, phone_region)
+            params: dict[str, Any] = _phone_tails(values)
+            if not params:
+                return iter(())
+            shape: Any = tuple(sorted(params))
+            confirm = _phone_confirmer(field_name, set(values), phone_region)
         else:
-            params = {"values": _coerce(values, column) if mode == "exact" else list(values)}
-            confirm = None
+            wanted = plan.coerce(values) if plan.coerce else list(dict.fromkeys(values))
+            if not wanted:
+                return iter(())
+            if len(wanted) == 1:
+                # One value (one person's customer id, one email): `=` plans and binds faster
+                # than a one-element array.
+                params, shape = {"value": wanted[0]}, "one"
+            else:
+                params, shape = {"values": wanted}, "many"
             if mode in ("email", "name"):
                 normal = normalise_email if mode == "email" else normalise_name
                 confirm = _text_confirmer(field_name, set(values), normal)
-        if not any(params.values()):
-            return
+        statement = plan.statements.get(shape)
+        if statement is None:
+            statement = plan.statements[shape] = self._build_statement(plan, shape)
+        return self._rows(plan, statement, params, confirm)
+
+    def _make_plan(self, collection: Collection, field_name: str, mode: str) -> _LookupPlan:
+        table = self._table(collection)
+        column = self._column(table, collection, field_name)
         case_blind = column.name in self._case_insensitive.get(
             (collection.schema_name, collection.physical_name), ()
         )
-        yield from self._run(collection, table, column, mode, params, confirm, case_blind, doing)
-
-    def _run(self, collection, table, column, mode, params, confirm, case_blind, doing):
-        with self._connection(doing) as conn:
-            try:
-                self.lookups += 1
-                rows = self._stream(conn, table, column, mode, params, case_blind)
-                for row in rows:
-                    if confirm is None or confirm(row):
-                        yield row
-            except sa.exc.DBAPIError as exc:
-                raise self._error(exc, doing) from None
-            except StoreError:
-                raise
-            except Exception as exc:
-                # psycopg's streaming cursor raises the driver's own errors, not SQLAlchemy's.
-                if _is_driver_error(exc):
-                    raise self._error(exc, doing) from None
-                raise
-
-    def _stream(self, conn, table, column, mode, params, case_blind) -> Iterator[dict[str, Any]]:
-        statement = self._statement(table, column, mode, params, case_blind)
-        if isinstance(statement, str):
-            # PostgreSQL through psycopg: one statement text for any batch size, rows streamed
-            # in chunks by the driver without a server-side cursor's extra round trips.
-            raw = conn.connection.driver_connection
-            cursor = raw.cursor()
-            try:
-                names = None
-                for row in cursor.stream(statement, params, size=_stream_chunk()):
-                    if names is None:
-                        names = [d.name for d in cursor.description]
-                    yield dict(zip(names, row, strict=True))
-            finally:
-                cursor.close()
-            return
-        result = conn.execution_options(stream_results=True, yield_per=FIND_BATCH).execute(
-            statement, params
+        return _LookupPlan(
+            table=table,
+            column=column,
+            mode=mode,
+            coerce=_coercer(column) if mode == "exact" else None,
+            case_blind=case_blind,
+            doing=f"searching collection {collection.name}",
         )
-        try:
-            names = list(result.keys())
-            for partition in result.partitions():
-                for row in partition:
-                    yield dict(zip(names, row, strict=True))
-        finally:
-            result.close()
 
-    def _statement(self, table, column, mode, params, case_blind):
-        """The lookup statement, built once per (table, column, mode[, tail lengths])."""
-        shape = tuple(sorted(params)) if mode == "phone" else ()
-        key = (table.schema, table.name, column.name, mode, shape)
-        statement = self._statements.get(key)
-        if statement is None:
-            if self._psycopg():
-                statement = self._postgres_statement(table, column, mode, shape)
+    def _rows(self, plan, statement, params, confirm) -> Iterator[dict[str, Any]]:
+        try:
+            conn = self._idle.pop() if self._idle else self._open()
+        except Exception as exc:
+            raise self._error(exc, plan.doing) from None
+        done = False
+        try:
+            self.lookups += 1
+            if isinstance(statement, str):
+                # PostgreSQL through psycopg: rows streamed in chunks by the driver, without a
+                # server-side cursor's extra round trips. One cursor per connection, reused:
+                # opening one per lookup costs as much as a lookup on a warm connection.
+                cursor = conn.info.get("dsr_cursor")
+                if cursor is None or cursor.closed:
+                    cursor = conn.info["dsr_cursor"] = conn.connection.driver_connection.cursor()
+                names = plan.names  # the statement lists the table's columns in this order
+                for row in cursor.stream(statement, params, size=_stream_chunk()):
+                    record = dict(zip(names, row, strict=True))
+                    if confirm is None or confirm(record):
+                        yield record
             else:
-                statement = self._core_statement(table, column, mode, shape, case_blind)
-            self._statements[key] = statement
-        return statement
+                options = {"stream_results": True, "yield_per": FIND_BATCH}
+                result = conn.execution_options(**options).execute(statement, params)
+                try:
+                    names = list(result.keys())
+                    for partition in result.partitions():
+                        for row in partition:
+                            record = dict(zip(names, row, strict=True))
+                            if confirm is None or confirm(record):
+                                yield record
+                finally:
+                    result.close()
+            done = True
+        except sa.exc.DBAPIError as exc:
+            raise self._error(exc, plan.doing) from None
+        except StoreError:
+            raise
+        except Exception as exc:
+            # psycopg's streaming cursor raises the driver's own errors, not SQLAlchemy's.
+            if _is_driver_error(exc):
+                raise self._error(exc, plan.doing) from None
+            raise
+        finally:
+            if done:
+                self._idle.append(conn)
+            else:
+                # A failed or interrupted lookup may leave the connection mid-result or broken.
+                with contextlib.suppress(Exception):
+                    conn.invalidate()
+                    conn.close()
+
+    def _build_statement(self, plan: _LookupPlan, shape: Any):
+        if self._psycopg():
+            return self._postgres_statement(plan.table, plan.column, plan.mode, shape)
+        return self._core_statement(plan.table, plan.column, plan.mode, shape, plan.case_blind)
 
     def _psycopg(self) -> bool:
         return self.family == "postgresql" and self._url.get_driver_name() == "psycopg"
@@ -431,6 +489,8 @@ class SqlConnector(Connector):
         target = column
         if mode in ("email", "name") and not case_blind:
             target = sa.func.dsr_lower(column) if self.family == "sqlite" else sa.func.lower(column)
+        if shape == "one":
+            return query.where(target == sa.bindparam("value", type_=column.type))
         return query.where(target.in_(sa.bindparam("values", expanding=True)))
 
     def _postgres_statement(self, table, column, mode, shape) -> str:
@@ -449,9 +509,14 @@ class SqlConnector(Connector):
             tests = [f"right({digits}, {int(p[1:])}) = ANY(%({p})s::text[])" for p in shape]
             where = "(" + " OR ".join(tests) + ")"
         elif mode in ("email", "name"):
-            where = f"lower({name}) = ANY(%(values)s::text[])"
+            if shape == "one":
+                where = f"lower({name}) = %(value)s::text"
+            else:
+                where = f"lower({name}) = ANY(%(values)s::text[])"
+        elif shape == "one":
+            where = f"{name} = %(value)s{_pg_cast(column)}"
         else:
-            where = f"{name} = ANY(%(values)s{_pg_array_cast(column)})"
+            where = f"{name} = ANY(%(values)s{_pg_cast(column)}[])"
         return head + where
 
     # Checking ----------------------------------------------------------------------------------
@@ -565,6 +630,7 @@ class SqliteConnector(SqlConnector):
 # Helpers -------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _stream_chunk() -> int:
     """Rows per chunk of psycopg's streaming cursor (chunks need libpq 17; else row by row)."""
     import psycopg
@@ -589,49 +655,65 @@ def _digits(expression):
     return expression
 
 
-def _pg_array_cast(column: sa.Column) -> str:
-    """A cast for the bound array that never changes a value (no varchar(n) truncation)."""
+def _pg_cast(column: sa.Column) -> str:
+    """A cast for bound values that never changes one (no varchar(n) truncation)."""
     kind = column.type
     if isinstance(kind, sqltypes.Integer):
-        return "::bigint[]"
+        return "::bigint"
     if isinstance(kind, sqltypes.String):
-        return "::text[]"
+        return "::text"
     if isinstance(kind, sqltypes.Uuid):
-        return "::uuid[]"
+        return "::uuid"
     return ""
 
 
-def _coerce(values: Sequence[Any], column: sa.Column) -> list[Any]:
-    """Values in the column's Python type; those that cannot be are dropped (they match nothing).
-
-    A cross-store reference can carry `"42"` from a text column to an integer one, and binding a
-    string against an integer column is an error on PostgreSQL.
-    """
+def _coercer(column: sa.Column) -> Callable[[Sequence[Any]], list[Any]] | None:
+    """Turns values into the column's Python type, dropping those that cannot be (they match
+    nothing) and repeats. A cross-store reference can carry `"42"` from a text column to an
+    integer one, and binding a string against an integer column is an error on PostgreSQL."""
     try:
         python_type = column.type.python_type
     except NotImplementedError:
-        return list(values)
-    out: list[Any] = []
-    for value in values:
-        if value is None:
-            continue
-        if python_type is int:
-            if isinstance(value, bool):
-                continue
-            if isinstance(value, int):
-                out.append(value)
-            elif _integral(value):
-                out.append(int(value))
-        elif python_type is str:
-            out.append(value if isinstance(value, str) else str(value))
-        elif python_type is uuid.UUID:
-            try:
-                out.append(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-            except ValueError:
-                continue
-        else:
-            out.append(value)
-    return out
+        return None
+    if python_type is int:
+        convert = _to_int
+    elif python_type is str:
+        convert = _to_str
+    elif python_type is uuid.UUID:
+        convert = _to_uuid
+    else:
+        return None
+
+    def coerce(values: Sequence[Any]) -> list[Any]:
+        out = {}
+        for value in values:
+            converted = convert(value)
+            if converted is not None:
+                out[converted] = None
+        return list(out)
+
+    return coerce
+
+
+def _to_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if _integral(value) else None
+
+
+def _to_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _to_uuid(value: Any) -> uuid.UUID | None:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
 
 
 def _integral(value: Any) -> bool:

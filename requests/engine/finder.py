@@ -54,6 +54,12 @@ DEFAULT_SAMPLE_SIZE = 5
 
 RecordSink = Callable[[Record], None]
 
+# Walk plans by the maps they were made from, so a worker searching person after person with the
+# same connectors plans once. A map is never changed in place once searched (maps are loaded per
+# job); the cache holds the maps themselves, so the ids in its keys stay theirs.
+_PLANS: dict[tuple, tuple[WalkPlan, tuple]] = {}
+_PLAN_CACHE_SIZE = 64
+
 
 @dataclass
 class FindResult:
@@ -170,6 +176,18 @@ def find_person(
     return walk.result
 
 
+def _cached_plan(maps: dict, identity_types) -> WalkPlan:
+    key = (tuple((name, id(m)) for name, m in maps.items()), frozenset(identity_types))
+    hit = _PLANS.get(key)
+    if hit is not None:
+        return hit[0]
+    plan = walk_plan(maps, identity_types)
+    if len(_PLANS) >= _PLAN_CACHE_SIZE:
+        _PLANS.clear()
+    _PLANS[key] = (plan, tuple(maps.values()))
+    return plan
+
+
 def _value_key(value: Any) -> Any:
     # 42 from one store and "42" from another are the same reference value.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -194,7 +212,7 @@ class _Walk:
                 self.result.unsearchable.append(name)
         self.maps = {name: c.store_map for name, c in self.connectors.items()}
         self.identity = identity
-        self.plan: WalkPlan = walk_plan(self.maps, identity)
+        self.plan: WalkPlan = _cached_plan(self.maps, identity)
         self.sink = sink
         self.sample_size = sample_size
         self.phone_region = phone_region
