@@ -358,7 +358,9 @@ def test_the_job_fails_cleanly_when_its_part_cannot_be_written(
     reference = file_and_verify(public_api, file_request)
     detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
     assert detail["status"] == "needs_attention"
-    assert Job.objects.get().state == "failed"
+    job = Job.objects.get()
+    assert job.state == "failed"
+    assert job.error.startswith("The packages folder cannot be written")
 
 
 def test_a_download_code_of_a_wrong_shape_is_refused_before_any_lookup(completed):

@@ -264,3 +264,11 @@ def test_memory_stays_flat_as_the_number_of_records_grows(tmp_path):
     small, large = peak_for(20_000), peak_for(200_000)
     assert large < 2 * small + 5_000_000, (small, large)
     assert large < 30_000_000
+
+
+def test_parts_and_packages_are_readable_by_the_portals_user_only(tmp_path):
+    part = _part(tmp_path, records=[("orders", {"id": 1})])
+    result = write_package(path=tmp_path / "out" / "p.zip", parts=[part], index_html="")
+    assert part.path.stat().st_mode & 0o077 == 0
+    assert result.path.stat().st_mode & 0o077 == 0
+    assert part.path.parent.stat().st_mode & 0o077 == 0

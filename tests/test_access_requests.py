@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.db.models import F
 
 from requests import tasks
 from requests.models import AccessPackage, AuditEvent, DataRequest, Job
@@ -207,3 +208,43 @@ def test_every_request_gets_the_whole_history_with_no_look_back_window(
     assert package.counts["shop"]["orders"] == 3
     assert "ready" in mail.outbox[-1].subject.lower()
     assert DataRequest.objects.get(reference=reference).status == "completed"
+
+
+def test_a_worker_that_lost_its_jobs_lease_stops_writing_and_leaves_the_job_to_its_new_owner(
+    finder,
+    public_api,
+    file_request,
+    staff_api,
+    django_capture_on_commit_callbacks,
+    settings,
+    monkeypatch,
+):
+    settings.PORTAL_JOB_LEASE = timedelta(0)  # look at the lease at the first check
+    finder.add("shop", "orders", *[{"id": i, "customer_id": 12} for i in range(2500)])
+    reference = file_and_verify(public_api, file_request)
+
+    def taken_over(identity, connectors, sink):
+        # Another worker claims the job (its lease ran out) while this one is writing.
+        Job.objects.filter(request__reference=reference).update(attempts=F("attempts") + 1)
+        finder(identity, connectors, sink)
+
+    monkeypatch.setattr(access, "_find_into", taken_over)
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+    assert detail["status"] == "processing"
+    job = Job.objects.get(request__reference=reference)
+    assert (job.state, job.attempts, job.error) == ("running", 2, "")
+    assert not access.part_path(reference, "shop").exists()
+    assert not AccessPackage.objects.exists()
+
+
+def test_staff_see_the_packages_facts_but_not_its_content(
+    finder, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    reference = file_and_verify(public_api, file_request)
+    assert _detail(staff_api, reference)["package"] is None
+    approve(staff_api, django_capture_on_commit_callbacks, reference)
+    package = _detail(staff_api, reference)["package"]
+    assert package["records"] == 3
+    assert package["counts"] == {"shop": {"customers": 1, "orders": 2}}
+    assert package["downloads"] == 0 and package["deleted_at"] is None
+    assert len(package["sha256"]) == 64

@@ -82,6 +82,7 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
     # Art. 12(5): repeated requests are flagged for staff, never refused automatically.
     earlier_requests = serializers.SerializerMethodField()
     possibly_excessive = serializers.SerializerMethodField()
+    package = serializers.SerializerMethodField()
 
     class Meta(StaffRequestListSerializer.Meta):
         fields = [
@@ -97,6 +98,7 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
             "jobs",
             "earlier_requests",
             "possibly_excessive",
+            "package",
             "events",
         ]
 
@@ -117,6 +119,24 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
 
     def get_possibly_excessive(self, obj) -> bool:
         return self._subject_history(obj)["possibly_excessive"]
+
+    def get_package(self, obj) -> dict | None:
+        """The access package's facts (never its content); null until it is built."""
+        from requests.models import AccessPackage
+
+        package = AccessPackage.objects.filter(request=obj).first()
+        if package is None:
+            return None
+        return {
+            "records": package.records,
+            "counts": package.counts,
+            "size": package.size,
+            "sha256": package.sha256,
+            "created_at": package.created_at,
+            "expires_at": package.expires_at,
+            "deleted_at": package.deleted_at,
+            "downloads": package.downloads,
+        }
 
 
 class RejectSerializer(serializers.Serializer):

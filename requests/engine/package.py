@@ -172,6 +172,7 @@ class _Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.file: IO[str] = path.open("w", encoding="utf-8", newline="\n", buffering=CHUNK // 4)
         self.count = 0
         self.fields: dict[str, None] = {}
@@ -246,6 +247,7 @@ class PartWriter:
         folder = self._work / "files"
         folder.mkdir(exist_ok=True, mode=0o700)
         spooled = f"{len(self._files)}"
+        os.close(os.open(folder / spooled, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         with (folder / spooled).open("wb") as out:
             shutil.copyfileobj(source, out, CHUNK)
         self._files.append(PartFile(collection=collection, path=path, spooled=spooled))
@@ -272,6 +274,7 @@ class PartWriter:
         }
         staged = self._work / "part"
         try:
+            os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             for spool in self._spools.values():
                 spool.file.close()
             with staged.open("wb") as out:
@@ -528,6 +531,8 @@ def write_package(
     archive = None
     building = _Build(parts)
     try:
+        # Created readable by the portal's user only: it is a copy of someone's personal data.
+        os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         archive = zipfile.ZipFile(
             staged, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL
         )

@@ -81,7 +81,17 @@ def parts_dir(reference: str) -> Path:
 
 
 def part_path(reference: str, store_name: str) -> Path:
-    return parts_dir(reference) / f"{store_name}.jsonl"
+    """Where a store's part goes; the folders on the way are made private to the portal's user."""
+    folder = parts_dir(reference)
+    try:
+        folder.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path in (folder.parent, folder):
+            path.mkdir(mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ServiceError(
+            f"The packages folder cannot be written ({exc.strerror or type(exc).__name__})."
+        ) from None
+    return folder / f"{store_name}.jsonl"
 
 
 # --- the job in one store ----------------------------------------------------------------------
