@@ -260,6 +260,8 @@ def child(mode: str, url: str, map_file: str, emails: list[str]) -> None:
     store_map = load_store_map(text)
     with connector_for("postgresql", url, store_map, name="bench") as connector:
         for email in emails:
+            records[0] = 0
+            t_last = time.perf_counter()
             find_person({"bench": connector}, {"email": email}, sink=sink)
     t_done = time.perf_counter()
     print(
@@ -268,6 +270,7 @@ def child(mode: str, url: str, map_file: str, emails: list[str]) -> None:
                 "mode": mode,
                 "import_s": t_imported - t_start,
                 "run_s": t_done - t_imported,
+                "last_s": t_done - t_last,  # the last person alone, on a warm connection
                 "records": records[0],
                 "rss_imported_mb": rss_imported / 1024,
                 "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -328,7 +331,8 @@ def run(args) -> None:
                 for i in random.Random(SEED).sample(range(1, customers + 1), args.people)
             ]
             memory = in_child("people", url, map_file, people)
-            heavy = in_child("heavy", url, map_file, ["heavy@example.com"])
+            # A first person warms the connection, so the heavy one is timed on its own.
+            heavy = in_child("heavy", url, map_file, [people[0], "heavy@example.com"])
         finally:
             os.unlink(map_file)
         results.append(
@@ -359,7 +363,7 @@ def report(results: list[dict], args) -> None:
     for r in results:
         w = r["warm"]
         heavy = r["heavy"]
-        rate = heavy["records"] / heavy["run_s"]
+        rate = heavy["records"] / heavy["last_s"]
         print(
             f"| {r['customers']:,} | {r['orders']:,} "
             f"| {w['finder']['median_ms']:.2f} / {w['finder']['p95_ms']:.2f} ms "
@@ -367,7 +371,7 @@ def report(results: list[dict], args) -> None:
             f"| {w['ratio']:.2f}x "
             f"| {r['cold_ms']:.0f} ms (+{r['import_ms']:.0f} ms imports) "
             f"| {r['people_rss_mb']:.0f} MB ({r['imported_rss_mb']:.0f} MB after imports) "
-            f"| {heavy['run_s']:.2f} s, {rate:,.0f} records/s, {heavy['rss_peak_mb']:.0f} MB |"
+            f"| {heavy['last_s']:.2f} s, {rate:,.0f} records/s, {heavy['rss_peak_mb']:.0f} MB |"
         )
     print()
     for r in results:

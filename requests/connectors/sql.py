@@ -7,9 +7,13 @@ URLs: `postgresql://` and `postgres://` use psycopg 3, `mysql://` and `mariadb:/
 How a lookup runs: only the tables the map names are reflected, once, when first used; identifiers
 are quoted by SQLAlchemy's dialect (MariaDB's case-sensitive `Customer`, `"Order Lines"`); values
 are always bound, FIND_BATCH at a time, as `col IN (...)` (PostgreSQL: `col = ANY(array)`, one
-statement text whatever the batch size). Results stream: PostgreSQL through psycopg's streaming
-cursor, MySQL through an unbuffered cursor, SQLite row by row. Lookups run in autocommit, so a long
-walk holds no transaction open, and each open result has its own connection (`concurrent_finds`).
+statement text whatever the batch size; `col = value` for a single value). Results stream: MySQL
+through an unbuffered cursor, SQLite row by row, PostgreSQL in two steps: the lookup first runs
+with `LIMIT FIND_BATCH + 1` as a prepared statement (most lookups return a few rows, and that is
+the fastest way to get them), and only when more rows come back is it run again through psycopg's
+streaming cursor, in chunks. Either way at most a batch of rows is in memory. Lookups run in
+autocommit, so a long walk holds no transaction open, and each open result has its own connection
+(`concurrent_finds`).
 
 Identity comparisons (values arrive in normal form, see requests.engine.normalise):
 - email: `lower(col)` (MySQL/MariaDB: the column itself when its collation ignores case, so its
@@ -74,6 +78,9 @@ log = logging.getLogger(__name__)
 
 # A lookup may legitimately stream a person's millions of rows; beyond this the server gives up.
 DEFAULT_STATEMENT_TIMEOUT = 600.0
+
+# The first try of a PostgreSQL lookup: at most this many rows come back at once (see _rows).
+PROBE_LIMIT = f" LIMIT {FIND_BATCH + 1}"
 
 # Rows (PostgreSQL's estimate) above which a search that cannot use an index earns a warning.
 LARGE_TABLE_ROWS = 10_000
@@ -425,14 +432,20 @@ class SqlConnector(Connector):
         try:
             self.lookups += 1
             if isinstance(statement, str):
-                # PostgreSQL through psycopg: rows streamed in chunks by the driver, without a
-                # server-side cursor's extra round trips. One cursor per connection, reused:
-                # opening one per lookup costs as much as a lookup on a warm connection.
+                # PostgreSQL through psycopg. One cursor per connection, reused: opening one per
+                # lookup costs as much as a lookup on a warm connection.
                 cursor = conn.info.get("dsr_cursor")
                 if cursor is None or cursor.closed:
                     cursor = conn.info["dsr_cursor"] = conn.connection.driver_connection.cursor()
                 names = plan.names  # the statement lists the table's columns in this order
-                for row in cursor.stream(statement, params, size=_stream_chunk()):
+                # Most lookups return a handful of rows: ask for one more than a batch, which
+                # psycopg runs as a prepared statement once it has seen it a few times; only
+                # when there are more rows is the lookup run again, streamed in chunks.
+                cursor.execute(statement + PROBE_LIMIT, params)
+                rows = cursor.fetchall()
+                if len(rows) > FIND_BATCH:
+                    rows = cursor.stream(statement, params, size=_stream_chunk())
+                for row in rows:
                     record = dict(zip(names, row, strict=True))
                     if confirm is None or confirm(record):
                         yield record
