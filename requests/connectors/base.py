@@ -10,7 +10,26 @@ A connector is built from a connection URL and a store map. It can:
 - `find_identity(collection, field, identity_type, values)` the same for an identity field, with
   `values` in normal form (`requests.engine.normalise`); the default compares them as stored, and
   connectors that can compare better (case-insensitive emails, free-form phones) override it;
-- `erase(collection, keys, ...)` remove or mask a planned set of records by key.
+- erase the person's records with the erasure primitives below; requests.engine.erasure plans
+  (what, in which order, what is still referred to) and calls them.
+
+Erasure primitives. Keys are record keys as the finder reports them (tuples in the order of the
+collection's `key`); values are bound, never formatted into a statement; each call gets at most
+ERASE_BATCH (requests.engine.erasure) keys or values. Each returns how many records it changed,
+so a retried erasure never counts a record twice.
+- `transaction()`: a context manager around one store's erasure. SQL stores run everything in it
+  in one database transaction (committed at the end, rolled back on any exception); elsewhere it
+  does nothing.
+- `delete_keys(collection, keys) -> int`: remove those records (already gone: not counted).
+- `mask_keys(collection, keys, masks, *, hash_key) -> int`: overwrite fields of those records,
+  one FieldMask each (strategy null, fixed, random, hash keyed with `hash_key`, or None for the
+  column's default); records that already hold the masked values are not counted.
+- `nullify(collection, field, values) -> int`: set `field` to null in the records where it holds
+  one of `values` (clearing references before the record referred to is deleted).
+- `referrers(collection, field, values)`: (key, value) of every record whose `field` holds one of
+  `values`, inside the open transaction where there is one. The default uses `find`.
+Kinds that cannot do one raise PermanentStoreError (masking a Redis key, nullifying a file). A
+webhook store erases by identity with its own `erase(identities, request_id=...)` and `status`.
 
 Errors say whether retrying can help: TransientStoreError (connection refused, timeout, deadlock,
 a server restarting) or PermanentStoreError (wrong password, missing table, bad map).
@@ -20,10 +39,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from requests.engine.storemap import Collection, StoreMap
+from requests.engine.storemap import Collection, MaskStrategy, StoreMap
 
 # Values per lookup query: large enough that a person's thousands of keys take a handful of
 # round trips, small enough to stay under every driver's bound-parameter limit (SQLite: 32766).
@@ -66,6 +86,16 @@ class Record:
     collection: str
     key: tuple
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FieldMask:
+    """How erasure overwrites one field: a strategy, or None for the column's default (null where
+    the column allows it, else a keyed hash for text)."""
+
+    field: str
+    strategy: MaskStrategy | None = None
+    value: str | None = None  # the text of the `fixed` strategy
 
 
 class Connector(ABC):
@@ -118,6 +148,36 @@ class Connector(ABC):
         `phone_region` is how the store's phone numbers written without a country code are read.
         """
         return self.find(collection, field_name, values)
+
+    # Erasure primitives (see the module docstring) ----------------------------------------
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+    def delete_keys(self, collection: Collection, keys: Sequence[tuple]) -> int:
+        raise PermanentStoreError(f"{self.kind} stores cannot delete records by key")
+
+    def mask_keys(
+        self,
+        collection: Collection,
+        keys: Sequence[tuple],
+        masks: Sequence[FieldMask],
+        *,
+        hash_key: bytes,
+    ) -> int:
+        raise PermanentStoreError(
+            f"collection {collection.name}: {self.kind} stores cannot mask fields; "
+            "use erasure action delete or hold"
+        )
+
+    def nullify(self, collection: Collection, field_name: str, values: Sequence[Any]) -> int:
+        raise PermanentStoreError(f"{self.kind} stores cannot set a reference to null")
+
+    def referrers(
+        self, collection: Collection, field_name: str, values: Sequence[Any]
+    ) -> Iterator[tuple[tuple, Any]]:
+        for row in self.find(collection, field_name, values):
+            yield tuple(row.get(k) for k in collection.key), row.get(field_name)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; safe to call twice."""
