@@ -25,7 +25,9 @@ class PackageView(APIView):
         summary="Download the access package (ZIP); every download is audited",
         responses={
             (200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="The ZIP"),
-            404: OpenApiResponse(description="No package: not ready, expired or not an access"),
+            404: OpenApiResponse(
+                description="No package: not ready yet, expired, or not an access request"
+            ),
         },
     )
     def get(self, request, reference: str):
