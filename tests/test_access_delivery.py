@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.utils import timezone
 
 from requests.engine.package import verify_package
@@ -347,6 +348,12 @@ def test_a_french_request_gets_a_french_report_and_email(
     assert "Vos droits" in html
     assert "Rectification" in html and "Opposition" in html
     assert "prête" in mail.outbox[-1].subject
+    assert "Télécharger mes données" in body_of(mail.outbox[-1])
+    request = DataRequest.objects.get(reference=reference)
+    page = Client(headers={"accept-language": "fr"}).get(_download_page(request))
+    text = page.content.decode()
+    assert "Télécharger vos données" in text
+    assert "envoyer un code de téléchargement" in text
 
 
 def test_the_job_fails_cleanly_when_its_part_cannot_be_written(
