@@ -1,0 +1,295 @@
+"""Import of a Fides dataset (YAML) as a starting store map.
+
+A Fides dataset lists `collections`, each with `fields`; a field's `fides_meta` (older files:
+`fidesops_meta`) may say `identity: <type>`, `primary_key: true`, and `references:` to other
+fields (`{dataset, field: "collection.field", direction: from | to}`). `data_categories` are kept
+as categories.
+
+How references translate. In Fides, `direction: from` on field F means the referenced field is
+processed first and its values are looked up in F; `to` means F's values are looked up in the
+referenced field; no direction means either way. In a portal map a reference sits on one field
+and `follow` says which way the finder crosses it, so:
+- `from` becomes a reference on F with `follow: children` (orders.customer_id from customer.id);
+- `to` becomes a reference on F with `follow: parent` (customer.address_id to address.id);
+- no direction becomes `follow: both`.
+When a collection's own primary key declares a reference to a non-key field of another collection
+of the same dataset (customer.id `to` orders.customer_id), the reference is written on that other
+field instead (orders.customer_id -> customer.id, `follow: children`): the same walk, and erasure
+then deletes the orders before the customer, as their foreign key requires.
+
+Identity types: `email` is email, `phone_number` is phone, anything else is kept as a custom type
+(declared under `identity_types`). References to other datasets become cross-store references to
+the store of the same name, or to the name given in `store_names`.
+
+Not carried over, and listed in the map's `notes`: nested fields (document stores), a field's
+second and later references, and erasure behaviour (Fides masks by policy; every imported
+collection starts with the portal's default, delete, for staff to review).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from requests.engine.mapfile import (
+    MapError,
+    MapProblem,
+    Path,
+    check_store_map,
+    line_of,
+    parse_yaml,
+)
+from requests.engine.storemap import (
+    BUILTIN_IDENTITY_TYPES,
+    Collection,
+    EraseAction,
+    Erasure,
+    FieldMap,
+    Follow,
+    Reference,
+    StoreMap,
+)
+
+IDENTITY_TYPES = {"email": "email", "phone_number": "phone", "phone": "phone"}
+MIRROR = {Follow.CHILDREN: Follow.PARENT, Follow.PARENT: Follow.CHILDREN, Follow.BOTH: Follow.BOTH}
+
+
+def import_fides_dataset(
+    yaml_text: str,
+    *,
+    dataset: str | None = None,
+    store_names: Mapping[str, str] | None = None,
+) -> StoreMap:
+    """A store map drafted from a Fides dataset file. Raises MapError naming the line of each
+    problem. `dataset`: the fides_key to import when the file holds several."""
+    data, lines = parse_yaml(yaml_text)
+    importer = _Importer(lines, store_names or {})
+    return importer.run(data, dataset)
+
+
+class _Importer:
+    def __init__(self, lines, store_names: Mapping[str, str]) -> None:
+        self.lines = lines
+        self.store_names = store_names
+        self.problems: list[MapProblem] = []
+        self.notes: list[str] = []
+        # (collection, field) -> path of the Fides reference it came from, for messages.
+        self.origins: dict[tuple[str, str], Path] = {}
+
+    def problem(self, path: Path, message: str) -> None:
+        self.problems.append(MapProblem(line_of(self.lines, path), _dotted(path), message))
+
+    def fail_if_problems(self) -> None:
+        if self.problems:
+            raise MapError(self.problems)
+
+    def run(self, data: Any, wanted: str | None) -> StoreMap:
+        datasets = data.get("dataset") if isinstance(data, dict) else None
+        if isinstance(datasets, dict):
+            datasets = [datasets]
+        if not isinstance(datasets, list) or not datasets:
+            self.problem((), "a Fides dataset file has a `dataset:` list")
+            self.fail_if_problems()
+        keys = [d.get("fides_key") if isinstance(d, dict) else None for d in datasets]
+        if wanted is not None:
+            if wanted not in keys:
+                self.problem(("dataset",), f"no dataset {wanted!r} here (found: {keys})")
+                self.fail_if_problems()
+            index = keys.index(wanted)
+        elif len(datasets) > 1:
+            self.problem(("dataset",), f"several datasets ({keys}); say which to import")
+            self.fail_if_problems()
+        else:
+            index = 0
+        store_map = self.dataset(datasets[index], ("dataset", index))
+        self.fail_if_problems()
+        return store_map
+
+    def dataset(self, spec: Any, path: Path) -> StoreMap:
+        if not isinstance(spec, dict):
+            self.problem(path, "a dataset is a mapping")
+            return StoreMap()
+        key = spec.get("fides_key")
+        if not isinstance(key, str) or not key:
+            self.problem(path, "the dataset needs a `fides_key`")
+        collections_spec = spec.get("collections")
+        if not isinstance(collections_spec, list):
+            self.problem(path, "the dataset needs a `collections` list")
+            return StoreMap()
+        schema = _namespace_schema(spec)
+
+        # First pass: collections, keys, identities and categories.
+        collections: dict[str, Collection] = {}
+        field_specs: dict[str, list[tuple[Path, dict]]] = {}
+        custom_types: set[str] = set()
+        for i, cspec in enumerate(collections_spec):
+            cpath = (*path, "collections", i)
+            if not isinstance(cspec, dict) or not isinstance(cspec.get("name"), str):
+                self.problem(cpath, "a collection needs a `name`")
+                continue
+            cname = cspec["name"]
+            if cname in collections:
+                self.problem((*cpath, "name"), f"collection {cname!r} is listed twice")
+                continue
+            collection = Collection(
+                schema=schema,
+                categories=list(cspec.get("data_categories") or []),
+                erasure=self.erasure(cspec),
+            )
+            field_specs[cname] = []
+            for j, fspec in enumerate(cspec.get("fields") or []):
+                fpath = (*cpath, "fields", j)
+                if not isinstance(fspec, dict) or not isinstance(fspec.get("name"), str):
+                    self.problem(fpath, "a field needs a `name`")
+                    continue
+                fname = fspec["name"]
+                if fspec.get("fields"):
+                    self.notes.append(
+                        f"{cname}.{fname}: nested fields (a document store) are not imported"
+                    )
+                meta = _meta(fspec)
+                spec_out = FieldMap(categories=list(fspec.get("data_categories") or []))
+                identity = meta.get("identity")
+                if identity:
+                    kind = IDENTITY_TYPES.get(str(identity), str(identity))
+                    spec_out.identity = kind
+                    if kind not in BUILTIN_IDENTITY_TYPES:
+                        custom_types.add(kind)
+                if meta.get("primary_key"):
+                    collection.key.append(fname)
+                collection.fields[fname] = spec_out
+                field_specs[cname].append((fpath, fspec))
+            if not collection.key:
+                self.notes.append(f"{cname}: no primary_key in the dataset; name its key")
+            collections[cname] = collection
+
+        # Second pass: references, now that every collection's key is known.
+        for cname, entries in field_specs.items():
+            for fpath, fspec in entries:
+                refs = _meta(fspec).get("references") or []
+                if not isinstance(refs, list):
+                    self.problem((*fpath, "fides_meta", "references"), "references is a list")
+                    continue
+                for k, ref in enumerate(refs):
+                    rpath = (*fpath, _meta_key(fspec), "references", k)
+                    self.reference(collections, key, cname, fspec["name"], ref, rpath)
+
+        store_map = StoreMap(
+            collections=collections,
+            identity_types=sorted(custom_types),
+            notes=[
+                "imported from Fides: review each collection's erasure (Fides masks fields by "
+                "policy; the portal's default is to delete the record)",
+                *self.notes,
+            ],
+        )
+        for found in check_store_map(store_map):
+            # Point at the Fides reference the portal reference came from.
+            origin = self._origin_of(found.place)
+            self.problems.append(
+                MapProblem(
+                    line_of(self.lines, origin) if origin else None, found.place, found.message
+                )
+            )
+        return store_map
+
+    def erasure(self, cspec: dict) -> Erasure:
+        override = (_meta(cspec).get("masking_strategy_override") or {}).get("strategy")
+        if override == "delete":
+            return Erasure(action=EraseAction.DELETE)
+        return Erasure()
+
+    def reference(self, collections, own_key, cname, fname, ref, rpath) -> None:
+        if not isinstance(ref, dict) or not isinstance(ref.get("field"), str):
+            self.problem(rpath, "a reference needs `field: collection.field`")
+            return
+        target_collection, _, target_field = ref["field"].partition(".")
+        if not target_field:
+            self.problem((*rpath, "field"), "write the field as `collection.field`")
+            return
+        direction = ref.get("direction")
+        follow = {"from": Follow.CHILDREN, "to": Follow.PARENT, None: Follow.BOTH}.get(direction)
+        if follow is None:
+            self.problem((*rpath, "direction"), "direction is `from`, `to`, or left out")
+            return
+        ref_dataset = ref.get("dataset") or own_key
+        if ref_dataset != own_key:
+            store = self.store_names.get(ref_dataset, ref_dataset)
+            self.place(
+                collections,
+                cname,
+                fname,
+                Reference(
+                    store=store, collection=target_collection, field=target_field, follow=follow
+                ),
+                rpath,
+            )
+            return
+        target = collections.get(target_collection)
+        if target is None:
+            self.problem((*rpath, "field"), f"unknown collection {target_collection!r}")
+            return
+        if target_field not in target.fields:
+            self.problem(
+                (*rpath, "field"), f"collection {target_collection!r} has no field {target_field!r}"
+            )
+            return
+        own = collections[cname]
+        if own.key == [fname] and target.key != [target_field]:
+            # Declared on the referenced side: write it on the referencing field.
+            self.place(
+                collections,
+                target_collection,
+                target_field,
+                Reference(collection=cname, field=fname, follow=MIRROR[follow]),
+                rpath,
+            )
+            return
+        self.place(
+            collections,
+            cname,
+            fname,
+            Reference(collection=target_collection, field=target_field, follow=follow),
+            rpath,
+        )
+
+    def place(self, collections, cname, fname, reference: Reference, rpath: Path) -> None:
+        spec = collections[cname].fields.setdefault(fname, FieldMap())
+        if spec.references is not None:
+            same = (spec.references.collection, spec.references.field, spec.references.store)
+            if same == (reference.collection, reference.field, reference.store):
+                if spec.references.follow != reference.follow:
+                    spec.references.follow = Follow.BOTH
+                return
+            self.notes.append(
+                f"{cname}.{fname}: a second reference (to {reference.collection}."
+                f"{reference.field}) is not imported; a field references one field"
+            )
+            return
+        spec.references = reference
+        self.origins[(cname, fname)] = rpath
+
+    def _origin_of(self, place: str) -> Path | None:
+        parts = place.split(".")
+        if len(parts) >= 4 and parts[0] == "collections" and parts[2] == "fields":
+            return self.origins.get((parts[1], parts[3]))
+        return None
+
+
+def _meta_key(spec: dict) -> str:
+    return "fides_meta" if "fides_meta" in spec else "fidesops_meta"
+
+
+def _meta(spec: dict) -> dict:
+    meta = spec.get("fides_meta") or spec.get("fidesops_meta") or {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _namespace_schema(spec: dict) -> str | None:
+    namespace = _meta(spec).get("namespace") or {}
+    schema = namespace.get("schema") if isinstance(namespace, dict) else None
+    return schema if isinstance(schema, str) else None
+
+
+def _dotted(path: Path) -> str:
+    return ".".join(str(part) for part in path)
