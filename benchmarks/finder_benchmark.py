@@ -245,6 +245,11 @@ def warm(url: str, map_yaml: str, customers: int, people: int, children: int) ->
 def child(mode: str, url: str, map_file: str, emails: list[str]) -> None:
     """Runs in a fresh process; prints one JSON line."""
     t_start = time.perf_counter()
+    # Imports happen once per worker process, not per job: timed apart from the cold search.
+    import psycopg  # noqa: F401
+    import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
+
+    import requests.connectors.kinds  # noqa: F401
     from requests.connectors import connector_for
     from requests.engine.finder import find_person
     from requests.engine.mapfile import load_store_map

@@ -33,8 +33,10 @@ Identity comparisons (values arrive in normal form, see requests.engine.normalis
 Error messages name the server (host and port, or the SQLite file) and what failed; never the
 password or any row data, because driver messages can quote both.
 
-TODO(issue 4): `erase(collection, keys, ...)`: delete by key in bounded batches within one
-transaction, mask fields with UPDATE ... WHERE key IN (...); the deletion order comes from
+TODO(issue 4): the erasure primitives of requests.connectors.base (`transaction`, `delete_keys`,
+`mask_keys`, `nullify`, `referrers`) for SQL: one transaction per store, `DELETE ... WHERE key IN
+(batch)` and `UPDATE ... WHERE key IN (batch)` with bound values (a composite key as a tuple IN),
+reusing `_table`, `_coercer` and `translate_error` here; the order comes from
 requests.engine.graph.deletion_order.
 """
 
