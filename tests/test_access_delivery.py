@@ -283,7 +283,10 @@ def test_staff_get_a_clear_404_when_there_is_no_package(shop, public_api, file_r
     assert staff_api.get("/api/v1/staff/requests/nope/package/").status_code == 404
 
 
-def test_expiry_deletes_the_file_and_the_page_says_so(completed, client, staff_api, settings):
+def test_expiry_deletes_the_file_and_the_page_says_so(
+    completed, client, staff_api, settings, django_capture_on_commit_callbacks
+):
+    _ask_code(client, completed, django_capture_on_commit_callbacks)
     package = AccessPackage.objects.get(request=completed)
     path = settings.DATA_DIR / package.path
     assert path.exists()
@@ -294,6 +297,7 @@ def test_expiry_deletes_the_file_and_the_page_says_so(completed, client, staff_a
     assert not path.parent.exists()
     package.refresh_from_db()
     assert package.deleted_at is not None
+    assert not DownloadCode.objects.exclude(code_hash="").exists()
     status = client.get(completed.status_url().removeprefix("http://127.0.0.1:8000")).content
     assert "Your copy has expired" in status.decode()
     page = client.get(_download_page(completed)).content.decode()

@@ -273,6 +273,7 @@ def package_delete(*, package: AccessPackage, reason: str = "expired") -> bool:
         shutil.rmtree(package_dir(locked.request.reference), ignore_errors=True)
         locked.deleted_at = timezone.now()
         locked.save(update_fields=["deleted_at"])
+        DownloadCode.objects.filter(package=locked).update(code_hash="", send_pending=False)
         audit_record(
             action="package.deleted",
             actor=SYSTEM,
