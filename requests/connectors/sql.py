@@ -33,11 +33,8 @@ Identity comparisons (values arrive in normal form, see requests.engine.normalis
 Error messages name the server (host and port, or the SQLite file) and what failed; never the
 password or any row data, because driver messages can quote both.
 
-TODO(issue 4): the erasure primitives of requests.connectors.base (`transaction`, `delete_keys`,
-`mask_keys`, `nullify`, `referrers`) for SQL: one transaction per store, `DELETE ... WHERE key IN
-(batch)` and `UPDATE ... WHERE key IN (batch)` with bound values (a composite key as a tuple IN),
-reusing `_table`, `_coercer` and `translate_error` here; the order comes from
-requests.engine.graph.deletion_order.
+Erasure: `requests.connectors.sql_erase` (the erasure primitives of requests.connectors.base:
+one transaction per store, set-based statements by key in bounded batches).
 """
 
 from __future__ import annotations
@@ -68,6 +65,7 @@ from requests.connectors.base import (
     TransientStoreError,
     register,
 )
+from requests.connectors.sql_erase import SqlErasure
 from requests.engine.normalise import (
     national_digits,
     normalise_email,
@@ -154,7 +152,7 @@ class _LookupPlan:
         self.names = [c.name for c in self.table.columns]
 
 
-class SqlConnector(Connector):
+class SqlConnector(SqlErasure, Connector):
     """The shared implementation; registered once per kind by the subclasses below."""
 
     concurrent_finds = True
