@@ -221,6 +221,10 @@ class _Walk:
         self.seen_values: dict[Entry, set[Any]] = {e: set() for e in self.plan.remember}
         self.seen_keys: dict[Node, set[Any]] = {n: set() for n in self.plan.multi_entry}
         self.open_streams: dict[str, int] = dict.fromkeys(self.connectors, 0)
+        for name in self.connectors:
+            # Every store searched shows in the preview, with nothing found where that is so.
+            self.result.counts.setdefault(name, {})
+            self.result.samples.setdefault(name, {})
         for node in self.plan.reachable:
             self.result.counts.setdefault(node.store, {})[node.collection] = 0
             self.result.samples.setdefault(node.store, {})[node.collection] = []
