@@ -198,6 +198,11 @@ PORTAL_JOB_REQUEUE_AFTER = timedelta(
     seconds=env_int("PORTAL_JOB_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 )
 PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
+# Erasure recipients (Art. 19): a manual store's task is due this many days after it is handed
+# to staff (0: the request's own due date; never later than it), and downstream services still
+# erasing are asked how they stand this often.
+PORTAL_MANUAL_TASK_DAYS = env_int("PORTAL_MANUAL_TASK_DAYS", 7, minimum=0)
+PORTAL_RECIPIENT_CHECK_SECONDS = env_int("PORTAL_RECIPIENT_CHECK_SECONDS", 60, minimum=1)
 # Webhook stores on private, loopback or link-local addresses are refused unless this is set.
 PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
 
@@ -279,6 +284,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-unverified-requests": {
         "task": "requests.tasks.requests_expire_unverified",
         "schedule": timedelta(minutes=env_int("PORTAL_EXPIRY_SWEEP_MINUTES", 15, minimum=1)),
+    },
+    "check-erasure-recipients": {
+        "task": "requests.tasks.erasure_recipients_check",
+        "schedule": timedelta(seconds=PORTAL_RECIPIENT_CHECK_SECONDS),
     },
     "delete-expired-packages": {
         "task": "requests.tasks.packages_delete_expired",

@@ -11,7 +11,7 @@ import smtplib
 from celery import shared_task
 
 from requests import emails
-from requests.models import AccessPackage, DataRequest
+from requests.models import AccessPackage, DataRequest, ErasureCertificate
 from requests.services import lifecycle, packages, verification
 from requests.states import Kind
 
@@ -72,6 +72,13 @@ def notify_subject(request_id: int, event: str) -> None:
         and AccessPackage.objects.filter(request=request).exists()
     ):
         event = "package_ready"
+    # The answer to an erasure is what was erased, what is kept and why: from its certificate.
+    if (
+        event == "completed"
+        and request.kind == Kind.ERASURE
+        and ErasureCertificate.objects.filter(request=request).exists()
+    ):
+        event = "erased"
     emails.send_update(request, event)
 
 
@@ -127,6 +134,14 @@ def jobs_reconcile() -> dict:
     from requests.services import jobs
 
     return jobs.jobs_reconcile()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def erasure_recipients_check() -> dict:
+    """Ask downstream services still erasing how they stand; flag overdue manual tasks."""
+    from requests.services import erasure
+
+    return erasure.recipients_check()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

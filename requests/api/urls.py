@@ -1,6 +1,6 @@
 from django.urls import path
 
-from requests.api import packages, public, staff, stores
+from requests.api import erasure, packages, public, staff, stores
 
 urlpatterns = [
     path("requests/", public.FileRequestView.as_view(), name="api-request-file"),
@@ -43,6 +43,13 @@ urlpatterns = [
         packages.ConfirmManualJobView.as_view(),
         name="api-staff-job-confirm",
     ),
+    path(
+        "staff/requests/<str:reference>/certificate/",
+        erasure.CertificateView.as_view(),
+        name="api-staff-certificate",
+    ),
+    path("staff/requests/<str:reference>/retry/", erasure.RetryView.as_view()),
+    path("staff/tasks/", erasure.StaffTaskListView.as_view(), name="api-staff-tasks"),
     path("staff/stores/", stores.StoreListView.as_view(), name="api-stores"),
     path("staff/stores/<str:name>/", stores.StoreDetailView.as_view(), name="api-store"),
     path("staff/stores/<str:name>/map/", stores.StoreMapView.as_view(), name="api-store-map"),

@@ -1,4 +1,5 @@
 from requests.models.audit import AuditChainHead, AuditEvent
+from requests.models.erasure import ErasureCertificate, SuppressionEntry
 from requests.models.jobs import Job, JobKind, JobState
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.request import DataRequest
@@ -12,9 +13,11 @@ __all__ = [
     "ConnectedStore",
     "DataRequest",
     "DownloadCode",
+    "ErasureCertificate",
     "IdentityVerification",
     "Job",
     "JobKind",
     "JobState",
     "StoreKind",
+    "SuppressionEntry",
 ]

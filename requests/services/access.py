@@ -7,7 +7,7 @@
    (`requests.engine.package.PartWriter`: written under a temporary name, flushed, renamed, so a
    second delivery or a crash never leaves half a part, and a re-run replaces it). The job's counts
    per collection are its result. Manual stores wait for staff, who search the system by hand and
-   confirm with a note (`job_confirm_manual`).
+   confirm with a note (`job_confirm_manual`, shared by every kind, in `requests.services.jobs`).
 2. Once every job is done, the finaliser streams the parts into the ZIP (`write_package`):
    data.json, one CSV per collection, the person's files, index.html (the Art. 15 report in the
    request's language) and manifest.json, and records an `AccessPackage` that expires after
@@ -48,7 +48,8 @@ from requests.engine.storemap import Collection, StoreMap
 from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, JobState, StoreKind
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
-from requests.services.errors import NotFound, ServiceError, TransitionNotAllowed
+from requests.services.errors import ServiceError
+from requests.services.jobs import MAX_NOTE_LENGTH, job_confirm_manual  # noqa: F401 (shared)
 from requests.services.processing import (
     JobOutcome,
     register_executor,
@@ -56,7 +57,7 @@ from requests.services.processing import (
     release_erasures_held_for,
 )
 from requests.services.stores import store_connector, store_map
-from requests.states import Kind, Status
+from requests.states import Kind
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ PACKAGE_FILE = "package.zip"
 # The job's lease is looked at after this many records: often enough that a lease of a minute or
 # two is renewed in time at any realistic store speed, rarely enough to cost nothing per record.
 LEASE_CHECK_EVERY = 1000
-MAX_NOTE_LENGTH = 5000
 
 
 class LeaseLost(PermanentStoreError):
@@ -189,52 +189,6 @@ def _job_counts(summary: PartSummary) -> dict[str, dict[str, int]]:
         counts.setdefault(part_file.collection, {"found": 0})
         counts[part_file.collection]["files"] = counts[part_file.collection].get("files", 0) + 1
     return counts
-
-
-@transaction.atomic
-def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, note: str) -> Job:
-    """Staff confirm a manual store's job by hand (an access copy sent, an erasure done).
-
-    The note says what was done; it is kept on the job for staff and shown to the person in the
-    access report, and never written to the audit trail (it may name the person)."""
-    note = (note or "").strip()
-    if not note:
-        raise ServiceError("Say what was done in this system.", field="note")
-    if len(note) > MAX_NOTE_LENGTH:
-        raise ServiceError(f"At most {MAX_NOTE_LENGTH} characters.", field="note")
-    job = (
-        Job.objects.select_for_update()
-        .select_related("store", "request")
-        .filter(request=request, store__name=store_name)
-        .first()
-    )
-    if job is None:
-        raise NotFound("This request has no job for a store of that name.")
-    if job.store.kind != StoreKind.MANUAL:
-        raise ServiceError(
-            "Only jobs of manual stores are confirmed by hand; this store is searched by the "
-            "portal.",
-            code="not_manual",
-        )
-    if job.request.status != Status.PROCESSING:
-        raise TransitionNotAllowed(f"The request is {job.request.status}, not processing.")
-    if job.state != JobState.WAITING or job.attempts == 0:
-        raise TransitionNotAllowed(f"This job is {job.state}, not waiting for confirmation.")
-    job.state = JobState.DONE
-    job.counts = {"confirmed_by": actor, "note": note}
-    job.error = ""
-    job.finished_at = timezone.now()
-    job.save(update_fields=["state", "counts", "error", "finished_at", "updated_at"])
-    audit_record(
-        action="job.confirmed",
-        actor=actor,
-        request=job.request,
-        details={"store": job.store.name, "kind": job.kind},
-    )
-    from requests import tasks
-
-    transaction.on_commit(partial(tasks.request_process.delay, job.request_id))
-    return job
 
 
 # --- the package -------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from requests.models import ConnectedStore, DataRequest, Job, JobState
+from requests.models import ConnectedStore, DataRequest, Job, JobState, StoreKind
 from requests.models.jobs import OPEN_JOB_STATES
 from requests.services.audit import SYSTEM, audit_record
-from requests.services.errors import ServiceError, TransitionNotAllowed
+from requests.services.errors import NotFound, ServiceError, TransitionNotAllowed
 from requests.states import Status
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,81 @@ def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataReques
         job.not_before = None
         _enqueue_job(job)
     return updated
+
+
+# A staff note on a manual job: what was done in the system (it may name the person).
+MAX_NOTE_LENGTH = 5000
+
+
+@transaction.atomic
+def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, note: str) -> Job:
+    """Staff confirm a manual store's job by hand: an access copy sent, an erasure done.
+
+    The note says what was done; it is kept on the job for staff (and shown to the person in the
+    access report), never written to the audit trail or an erasure certificate (it may name the
+    person). A request that needs attention only because a task was overdue goes back to
+    processing once it is confirmed (it stays for staff while a job has failed)."""
+    from requests.services.lifecycle import _transition
+
+    note = (note or "").strip()
+    if not note:
+        raise ServiceError("Say what was done in this system.", field="note")
+    if len(note) > MAX_NOTE_LENGTH:
+        raise ServiceError(f"At most {MAX_NOTE_LENGTH} characters.", field="note")
+    locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+    job = (
+        Job.objects.select_for_update()
+        .select_related("store", "request")
+        .filter(request=locked, store__name=store_name)
+        .first()
+    )
+    if job is None:
+        raise NotFound("This request has no job for a store of that name.")
+    if job.store.kind != StoreKind.MANUAL:
+        raise ServiceError(
+            "Only jobs of manual stores are confirmed by hand; this store is searched by the "
+            "portal.",
+            code="not_manual",
+        )
+    if locked.status not in (Status.PROCESSING, Status.NEEDS_ATTENTION):
+        raise TransitionNotAllowed(f"The request is {locked.status}, not processing.")
+    if job.state != JobState.WAITING or job.attempts == 0:
+        raise TransitionNotAllowed(f"This job is {job.state}, not waiting for confirmation.")
+    now = timezone.now()
+    job.state = JobState.DONE
+    job.counts = {
+        **(job.counts or {}),
+        "confirmed_by": actor,
+        "confirmed_at": now.isoformat(),
+        "note": note,
+    }
+    job.error = ""
+    job.finished_at = now
+    job.save(update_fields=["state", "counts", "error", "finished_at", "updated_at"])
+    audit_record(
+        action="job.confirmed",
+        actor=actor,
+        request=locked,
+        details={"store": job.store.name, "kind": job.kind},
+    )
+    if (
+        locked.status == Status.NEEDS_ATTENTION
+        and not Job.objects.filter(request=locked, state=JobState.FAILED).exists()
+    ):
+        _transition(
+            locked,
+            to=Status.PROCESSING,
+            actor=actor,
+            action="request.resumed",
+            details={"confirmed": job.store.name},
+            attention_reason="",
+        )
+        for queued in Job.objects.filter(request=locked, state=JobState.QUEUED).select_related(
+            "store"
+        ):
+            _enqueue_job(queued)
+    _advance_on_commit(locked.pk)
+    return job
 
 
 def _advance_on_commit(request_id: int) -> None:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from importlib import import_module
 
 from django.db import transaction
 
@@ -132,6 +133,7 @@ def _held_jobs(request: DataRequest):
 def request_start(*, request: DataRequest) -> None:
     """Called on approval: create the jobs, or move on at once when no store is connected."""
     from requests import tasks
+    from requests.services.erasure import erasure_order_hold
 
     created = job_service.jobs_create_for_request(request=request)
     access = access_first(request)
@@ -146,14 +148,21 @@ def request_start(*, request: DataRequest) -> None:
             request=request,
             details={"access_request": access.reference, "jobs": len(created)},
         )
+    # Stores found through another store's records are erased before it (see erasure.py).
+    erasure_order_hold(request=request, jobs=created)
     if not created and not request.jobs.exists():
         transaction.on_commit(partial(tasks.request_process.delay, request.pk))
 
 
 def _release_held_jobs(request: DataRequest) -> int:
     """Queue an erasure's held jobs once nothing holds them. Runs with the request row locked."""
+    from requests.services.erasure import erasure_ready_jobs
+
     held = list(_held_jobs(request).select_related("store"))
     if not held or access_first(request) is not None:
+        return 0
+    held = erasure_ready_jobs(request=request, held=held)
+    if not held:
         return 0
     Job.objects.filter(pk__in=[job.pk for job in held], state=JobState.WAITING, attempts=0).update(
         state=JobState.QUEUED, error=""
@@ -219,3 +228,9 @@ def request_advance(*, request_id: int) -> DataRequest | None:
         if locked.status != Status.PROCESSING:
             return locked
         return request_complete(request=locked, details={"stores": len(states), **details})
+
+
+# The kinds register their executors and finalisers when imported; importing them with this
+# module makes the registries complete at once (so a test's stand-in is never replaced later).
+for _kind in ("access", "erasure"):
+    import_module(f"requests.services.{_kind}")

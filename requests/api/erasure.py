@@ -1,0 +1,96 @@
+"""Staff API for erasures and the jobs behind any request: the certificate, retry, staff tasks."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from requests.api.serializers import StaffRequestDetailSerializer
+from requests.models import DataRequest
+from requests.services import erasure
+from requests.services.audit import actor_for_user
+
+
+def _get_request(reference: str) -> DataRequest:
+    return get_object_or_404(DataRequest.objects.all(), reference=reference)
+
+
+class CertificateHTMLRenderer(BaseRenderer):
+    """The certificate as a readable page; errors as a short page with their message."""
+
+    media_type = "text/html"
+    format = "html"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        response = (renderer_context or {}).get("response")
+        if response is not None and response.status_code >= 400:
+            message = data.get("detail", "") if isinstance(data, dict) else ""
+            return (
+                '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+                f"<title>Erasure certificate</title></head><body><p>{escape(message)}</p>"
+                "</body></html>"
+            )
+        return render_to_string("erasure/certificate.html", {"c": data})
+
+
+class CertificateView(APIView):
+    renderer_classes = [JSONRenderer, CertificateHTMLRenderer]
+
+    @extend_schema(
+        summary="The erasure certificate: what was erased, held and kept, and the sweep's result",
+        description=(
+            "JSON by default; a readable page with `?format=html` or `Accept: text/html`. It holds "
+            "no personal data. 404 until the erasure is completed and verified."
+        ),
+        parameters=[
+            OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "html"], required=False)
+        ],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The certificate"),
+            404: OpenApiResponse(description="Not an erasure, or not completed yet"),
+        },
+    )
+    def get(self, request, reference: str):
+        return Response(erasure.erasure_certificate(request=_get_request(reference)))
+
+
+@extend_schema(
+    request=None,
+    responses=StaffRequestDetailSerializer,
+    summary="Retry a request that needs attention: its failed jobs run again",
+)
+class RetryView(APIView):
+    def post(self, request, reference: str):
+        updated = erasure.request_retry(
+            request=_get_request(reference), actor=actor_for_user(request.user)
+        )
+        return Response(StaffRequestDetailSerializer(updated).data)
+
+
+class StaffTaskListView(APIView):
+    @extend_schema(
+        summary="Open tasks: manual stores to handle by hand and recipients still erasing",
+        description=(
+            "Each with its request, store, instructions, due date and whether it is overdue. "
+            "Manual tasks are confirmed with `POST .../jobs/<store>/confirm/`."
+        ),
+        parameters=[OpenApiParameter("overdue", OpenApiTypes.BOOL, required=False)],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request):
+        raw = request.query_params.get("overdue")
+        overdue = None
+        if raw not in (None, ""):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValidationError({"overdue": ["Use true or false."]})
+            overdue = raw.lower() in ("true", "1")
+        tasks = erasure.staff_tasks(overdue=overdue)
+        return Response({"count": len(tasks), "results": tasks})
