@@ -63,7 +63,10 @@ def email_for(customer_id: int) -> str:
 # --- building the store ----------------------------------------------------------------------
 
 
-def ensure_database(server: str, customers: int, children: int, heavy: int, rebuild: bool) -> str:
+def ensure_database(
+    server: str, customers: int, children: int, heavy: int, rebuild: bool
+) -> tuple[str, float]:
+    """The database's URL and how long it took to build (now or by an earlier run)."""
     import psycopg
 
     name = f"dsr_bench_{customers}"
@@ -78,17 +81,16 @@ def ensure_database(server: str, customers: int, children: int, heavy: int, rebu
                     ).fetchone()
                 if meta and tuple(meta[:3]) == (customers, children, heavy):
                     log(f"{name}: reusing (built in {meta[3]:.0f} s)")
-                    return url
+                    return url, meta[3]
             except psycopg.Error:
                 pass
         if exists:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
-    build(url, customers, children, heavy)
-    return url
+    return url, build(url, customers, children, heavy)
 
 
-def build(url: str, customers: int, children: int, heavy: int) -> None:
+def build(url: str, customers: int, children: int, heavy: int) -> float:
     import psycopg
 
     orders = customers * children
@@ -162,6 +164,7 @@ def build(url: str, customers: int, children: int, heavy: int) -> None:
             "INSERT INTO bench_meta VALUES (%s, %s, %s, %s)", (customers, children, heavy, elapsed)
         )
     log(f"  built in {elapsed:.0f} s")
+    return elapsed
 
 
 def discovered_map(url: str) -> tuple[str, float]:
@@ -256,6 +259,7 @@ def child(mode: str, url: str, map_file: str, emails: list[str]) -> None:
 
     t_imported = time.perf_counter()
     rss_imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    resident_imported = _resident_mb()
     text = Path(map_file).read_text()
     records = [0]
 
@@ -279,9 +283,22 @@ def child(mode: str, url: str, map_file: str, emails: list[str]) -> None:
                 "records": records[0],
                 "rss_imported_mb": rss_imported / 1024,
                 "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "resident_imported_mb": resident_imported,
+                "resident_end_mb": _resident_mb(),
             }
         )
     )
+
+
+def _resident_mb() -> float:
+    """The process's resident size now (VmRSS), in MB; 0 where /proc is not there."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def in_child(mode: str, url: str, map_file: str, emails: list[str]) -> dict:
@@ -317,7 +334,9 @@ def run(args) -> None:
     results = []
     for customers in args.customers:
         log(f"== {customers:,} customers, {customers * args.children:,} orders")
-        url = ensure_database(DEFAULT_SERVER, customers, args.children, args.heavy, args.rebuild)
+        url, build_s = ensure_database(
+            DEFAULT_SERVER, customers, args.children, args.heavy, args.rebuild
+        )
         map_yaml, discovery_s = discovered_map(url)
         log(f"  discovery {discovery_s:.2f} s")
         warm_result = warm(url, map_yaml, customers, args.people, args.children)
@@ -345,11 +364,13 @@ def run(args) -> None:
                 "customers": customers,
                 "orders": customers * args.children,
                 "discovery_s": discovery_s,
+                "build_s": build_s,
                 "warm": warm_result,
                 "cold_ms": statistics.median(c["run_s"] for c in cold) * 1000,
                 "import_ms": statistics.median(c["import_s"] for c in cold) * 1000,
                 "people_rss_mb": memory["rss_peak_mb"],
                 "imported_rss_mb": memory["rss_imported_mb"],
+                "people_resident": (memory["resident_imported_mb"], memory["resident_end_mb"]),
                 "heavy": heavy,
             }
         )
@@ -362,26 +383,30 @@ def report(results: list[dict], args) -> None:
     print(
         "| customers | orders | warm finder (median / p95) | hand-written SQL (median / p95) "
         "| ratio | cold: load map + connect + find | peak RSS, "
-        f"{args.people} people | heavy person: {args.heavy:,} orders |"
+        f"{args.people} people (resident after imports -> at the end) "
+        f"| heavy person: {args.heavy:,} orders (time, rate, peak RSS) |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         w = r["warm"]
         heavy = r["heavy"]
         rate = heavy["records"] / heavy["last_s"]
+        before, after = r["people_resident"]
         print(
             f"| {r['customers']:,} | {r['orders']:,} "
             f"| {w['finder']['median_ms']:.2f} / {w['finder']['p95_ms']:.2f} ms "
             f"| {w['hand']['median_ms']:.2f} / {w['hand']['p95_ms']:.2f} ms "
             f"| {w['ratio']:.2f}x "
             f"| {r['cold_ms']:.0f} ms (+{r['import_ms']:.0f} ms imports) "
-            f"| {r['people_rss_mb']:.0f} MB ({r['imported_rss_mb']:.0f} MB after imports) "
-            f"| {heavy['last_s']:.2f} s, {rate:,.0f} records/s, {heavy['rss_peak_mb']:.0f} MB |"
+            f"| {r['people_rss_mb']:.0f} MB ({before:.1f} -> {after:.1f} MB) "
+            f"| {heavy['last_s']:.2f} s, {rate:,.0f} records/s, {heavy['rss_peak_mb']:.0f} MB "
+            f"({heavy['resident_imported_mb']:.1f} -> {heavy['resident_end_mb']:.1f} MB) |"
         )
     print()
     for r in results:
         print(
-            f"- {r['customers']:,} customers: discovery of the live schema {r['discovery_s']:.2f} s"
+            f"- {r['customers']:,} customers: store built in {r['build_s']:.0f} s; discovery "
+            f"of the live schema {r['discovery_s']:.2f} s"
         )
 
 
