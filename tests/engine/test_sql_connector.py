@@ -429,3 +429,45 @@ def test_a_table_named_with_the_wrong_case_gets_a_hint(connect, mariadb_database
 
     assert result.ok is False
     assert "did you mean 'Invoice'?" in result.problems[0]
+
+
+# --- comparisons ------------------------------------------------------------------------------
+
+
+def test_a_field_marked_match_exact_is_compared_as_stored(connect, postgres_database):
+    run_sql(
+        postgres_database,
+        "CREATE TABLE customer (id INTEGER PRIMARY KEY, email TEXT)",
+        "INSERT INTO customer VALUES (1, 'Ada@Example.com'), (2, 'bob@example.com')",
+    )
+    exact = "collections:\n  customer:\n    key: [id]\n    fields:\n"
+    exact += "      email: {identity: email, match: exact}\n"
+    connector = connect("postgresql", postgres_database, load_store_map(exact))
+
+    # The store is said to hold normalised emails: Bob's is found, Ada's capitals are not.
+    assert find_person({"s": connector}, {"email": "BOB@example.com"}).total == 1
+    assert find_person({"s": connector}, {"email": "ada@example.com"}).total == 0
+
+
+def test_check_warns_when_a_large_table_is_searched_without_an_index(connect, postgres_database):
+    run_sql(
+        postgres_database,
+        "CREATE TABLE customer (id INTEGER PRIMARY KEY, email TEXT)",
+        "INSERT INTO customer SELECT g, 'user' || g || '@example.com' "
+        "FROM generate_series(1, 20000) g",
+        "ANALYZE customer",
+        "CREATE TABLE small (id INTEGER PRIMARY KEY, email TEXT)",
+    )
+    text = "collections:\n"
+    for table in ("customer", "small"):
+        text += f"  {table}:\n    key: [id]\n    fields:\n      email: {{identity: email}}\n"
+    connector = connect("postgresql", postgres_database, load_store_map(text))
+
+    before = connector.check()
+    run_sql(postgres_database, "CREATE INDEX customer_email ON customer (lower(email))")
+    after = connector.check()
+
+    assert before.ok and after.ok
+    (warning,) = before.warnings
+    assert warning.startswith("collection customer: email is searched as lower(email)")
+    assert after.warnings == []
