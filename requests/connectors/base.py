@@ -106,6 +106,9 @@ class Connector(ABC):
     # call uses its own connection). The finder then looks up a full batch of child values at
     # once instead of holding them until the parent's results end, which bounds its memory.
     concurrent_finds: ClassVar[bool] = False
+    # Whether erasure is one call to the store with the person's identities (webhook: the service
+    # erases its own records, perhaps later) rather than the primitives below by key.
+    erases_by_identity: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -447,6 +447,10 @@ class FilesConnector(Connector):
             self._prune(root, relative.split("/")[:-1], shared)
         return deleted
 
+    def delete_keys(self, collection: Collection, keys: Sequence[tuple]) -> int:
+        """The erasure primitive (requests.connectors.base): `erase` by record key."""
+        return self.erase(collection, keys)
+
     def _prune(self, root: Path, folders: list[str], shared: int) -> None:
         # Folders up to `shared` deep (such as `avatars/`) are the store's own, never removed.
         while len(folders) > shared:

@@ -412,6 +412,10 @@ class RedisConnector(Connector):
             removed += self._unlink(batch)
         return removed
 
+    def delete_keys(self, collection: Collection, keys: Sequence[tuple]) -> int:
+        """The erasure primitive (requests.connectors.base): `erase` by record key."""
+        return self.erase(collection, keys)
+
     def _unlink(self, keys: list[bytes]) -> int:
         try:
             return int(self.client.unlink(*keys))

@@ -119,6 +119,8 @@ class WebhookConnector(Connector):
     kind = "webhook"
     # Each page is its own call, and the client pools connections: open finds do not interfere.
     concurrent_finds = True
+    # Erasure is the `erase` call below: the service removes its own records, perhaps later.
+    erases_by_identity = True
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)

@@ -60,12 +60,23 @@ StoreErasure holds counts and reasons only: never a value, a key or an identity.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import decimal
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests.connectors.base import Connector
-from requests.engine.storemap import StoreMap
+from requests.connectors.base import Connector, FieldMask, PermanentStoreError, Record
+from requests.engine.finder import find_person, normalise_identity
+from requests.engine.graph import DeclaredReference, Node, declared_references, walk_edges
+from requests.engine.storemap import (
+    Collection,
+    EraseAction,
+    Fallback,
+    MaskStrategy,
+    StoreMap,
+)
 
 # Keys per erasure statement (DELETE ... WHERE key IN (...), UPDATE ..., referrer checks): a
 # person's ten thousand records take ten statements per collection, while one statement stays
@@ -160,8 +171,49 @@ def erase_person(
     request_id: str | None = None,
 ) -> StoreErasure:
     """Erase the person's records in `store` (see the module docstring); StoreError on failure,
-    with `transient` saying whether a retry can help."""
-    raise NotImplementedError
+    with `transient` saying whether a retry can help. An exception raised by `progress` stops
+    the erasure (a SQL store's transaction is rolled back) and is raised unchanged."""
+    target = connectors.get(store)
+    if target is None:
+        raise PermanentStoreError(f"store {store} is not among the connected stores")
+    result = StoreErasure(store, target.kind)
+    if not target.searchable:
+        result.status = MANUAL
+        system = target.store_map.system or target.options.get("system") or store
+        result.notes.append(
+            f"nothing was executed: a person must erase the records in {system} by hand and "
+            "confirm (staff task)"
+        )
+        return result
+
+    graph = _Graph(connectors)
+    watch: dict[Node, set[str]] = {}
+    for cname, collection in target.store_map.collections.items():
+        node = Node(store, cname)
+        incoming = graph.incoming.get(node, [])
+        fields = {r.reference.field for r in incoming} | set(collection.reference_fields())
+        watch.setdefault(node, set()).update(fields)
+        for ref in incoming:
+            watch.setdefault(ref.node, set())
+        if target.erases_by_identity:
+            # The service is sent the values its references point at (the shop's customer ids),
+            # found wherever the referenced records are.
+            for ref in collection.reference_fields().values():
+                watch.setdefault(Node(ref.store or store, ref.collection), set()).add(ref.field)
+    collector = _Collector(watch)
+    searched = graph.stores_leading_to(set(watch))
+    find_person(
+        {name: graph.connectors[name] for name in searched},
+        identity,
+        sink=collector.add,
+        phone_region=phone_region,
+        sample_size=0,
+    )
+    if target.erases_by_identity:
+        _erase_by_identity(target, collector, identity, phone_region, request_id, progress, result)
+    else:
+        _StoreRun(target, graph, collector, hash_key, progress, result).run()
+    return result
 
 
 def find_remaining(
@@ -173,14 +225,591 @@ def find_remaining(
     """The verification sweep: the finder again, over every store.
 
     Returns store -> collection -> {"remaining": n, "held": n} for every collection where
-    something of the person was found. `held`: records in collections under a hold, and records
-    of `keep`-fallback collections that surviving records still refer to (kept on purpose).
-    Everything else is `remaining`: the erasure is not complete.
+    something of the person was found. `held`: records in collections under a hold (their
+    identity fields were kept, so they are found again: expected), and records of collections
+    whose fallback is `keep` that records of others (or the person's records that are kept)
+    still refer to. Everything else is `remaining`: the erasure is not complete. Manual stores
+    cannot be searched and are not in the answer.
     """
-    raise NotImplementedError
+    graph = _Graph(connectors)
+    kept_on_purpose: set[Node] = set()
+    watch: dict[Node, set[str]] = {}
+    for store, store_map in graph.maps.items():
+        for cname, collection in store_map.collections.items():
+            erasure = collection.erasure
+            if erasure.action == EraseAction.DELETE and erasure.fallback == Fallback.KEEP:
+                node = Node(store, cname)
+                kept_on_purpose.add(node)
+                incoming = graph.incoming.get(node, [])
+                watch.setdefault(node, set()).update(r.reference.field for r in incoming)
+                for ref in incoming:
+                    watch.setdefault(ref.node, set())
+    collector = _Collector(watch)
+    counts: dict[Node, int] = defaultdict(int)
+
+    def sink(record: Record) -> None:
+        counts[Node(record.store, record.collection)] += 1
+        collector.add(record)
+
+    find_person(graph.connectors, identity, sink=sink, phone_region=phone_region, sample_size=0)
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for node, found in sorted(counts.items()):
+        if not found:
+            continue
+        collection = graph.collection(node)
+        held = 0
+        if collection.erasure.action == EraseAction.HOLD:
+            held = found
+        elif node in kept_on_purpose:
+            records = sorted(collector.records.get(node, {}).items())
+            for batch in _batches(records):
+                blocks = _blocks(graph, collector, node, batch, graph.connectors[node.store])
+                held += len(blocks)
+        out.setdefault(node.store, {})[node.collection] = {
+            "remaining": found - held,
+            "held": held,
+        }
+    return out
 
 
 def store_order(maps: Mapping[str, StoreMap]) -> list[str]:
-    """Store names in the order their erasure jobs should run: a store whose collections refer
-    to another store's records (and are found through them) before that store."""
-    raise NotImplementedError
+    """Store names in the order their erasure jobs should run.
+
+    A store whose records are found through another store's records goes first: with
+    `follow: children` (crm.contacts.shop_customer_id -> shop.customers) the referencing store
+    (crm) before the referenced one (shop); with `follow: parent` the other way round. Stores in
+    a loop of such references keep their names' order among themselves.
+    """
+    before: dict[str, set[str]] = {name: set() for name in maps}  # store -> stores to run first
+    for ref in declared_references(maps):
+        if ref.target.store == ref.node.store or ref.target.store not in maps:
+            continue
+        if ref.reference.follow.children:
+            before[ref.target.store].add(ref.node.store)
+        if ref.reference.follow.parent:
+            before[ref.node.store].add(ref.target.store)
+    order: list[str] = []
+    remaining = sorted(maps)
+    while remaining:
+        ready = [s for s in remaining if not before[s] - set(order)]
+        if not ready:  # a loop: nothing can go first, so take the first by name
+            ready = remaining[:1]
+        for name in ready:
+            order.append(name)
+            remaining.remove(name)
+    return order
+
+
+# The reference graph of every searchable store ------------------------------------------------
+
+
+class _Graph:
+    def __init__(self, connectors: Mapping[str, Connector]) -> None:
+        self.connectors = {n: c for n, c in connectors.items() if c.searchable}
+        self.maps = {n: c.store_map for n, c in self.connectors.items()}
+        # Every reference pointing at each collection, from any store, whatever its `follow`.
+        self.incoming: dict[Node, list[DeclaredReference]] = defaultdict(list)
+        for ref in declared_references(self.maps):
+            target_map = self.maps.get(ref.target.store)
+            if target_map is not None and ref.target.collection in target_map.collections:
+                self.incoming[ref.target].append(ref)
+
+    def collection(self, node: Node) -> Collection:
+        return self.maps[node.store].collections[node.collection]
+
+    def stores_leading_to(self, nodes: set[Node]) -> set[str]:
+        """The stores the finder must search to find the person's records in `nodes`: theirs,
+        and those of every collection the walk reaches them from."""
+        back: dict[Node, set[Node]] = defaultdict(set)
+        for edge in walk_edges(self.maps):
+            back[edge.target.node].add(edge.source)
+        seen = {n for n in nodes if n.store in self.maps}
+        queue = list(seen)
+        while queue:
+            for source in back.get(queue.pop(), ()):
+                if source not in seen:
+                    seen.add(source)
+                    queue.append(source)
+        return {n.store for n in seen}
+
+
+def _norm(value: Any) -> Any:
+    # 42 from one driver and "42" from another store are the same reference value.
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | uuid.UUID | decimal.Decimal):
+        return str(value)
+    return value
+
+
+def _norm_key(key: Sequence[Any]) -> tuple:
+    return tuple(_norm(v) for v in key)
+
+
+class _Collector:
+    """Keeps from the finder's stream only what the erasure needs: for each watched collection,
+    each record's key and the values of a few named fields (references), never whole records."""
+
+    def __init__(self, watch: Mapping[Node, set[str]]) -> None:
+        self.fields = {node: tuple(sorted(fields)) for node, fields in watch.items()}
+        self.index = {node: {f: i for i, f in enumerate(fs)} for node, fs in self.fields.items()}
+        # node -> normalised key -> (key as found, values of the watched fields)
+        self.records: dict[Node, dict[tuple, tuple[tuple, tuple]]] = defaultdict(dict)
+
+    def add(self, record: Record) -> None:
+        node = Node(record.store, record.collection)
+        fields = self.fields.get(node)
+        if fields is None:
+            return
+        values = tuple(record.data.get(f) for f in fields)
+        self.records[node][_norm_key(record.key)] = (tuple(record.key), values)
+
+    def value(self, node: Node, values: tuple, field_name: str) -> Any:
+        return values[self.index[node][field_name]]
+
+    def values_of(self, node: Node, field_name: str) -> list[Any]:
+        if field_name not in self.index.get(node, {}):
+            return []
+        found = (self.value(node, v, field_name) for _, v in self.records.get(node, {}).values())
+        return list(dict.fromkeys(v for v in found if v is not None))
+
+
+def _batches(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), ERASE_BATCH):
+        yield items[start : start + ERASE_BATCH]
+
+
+def _sorted_records(records: Mapping[tuple, tuple]) -> list[tuple[tuple, tuple]]:
+    # Keys in a stable order, so two erasures touching the same rows lock them in the same order.
+    try:
+        return sorted(records.items())
+    except TypeError:
+        return sorted(records.items(), key=lambda item: repr(item[0]))
+
+
+@dataclass
+class _Block:
+    """Why one of the person's records cannot be deleted: who still refers to it."""
+
+    others: int = 0  # records that are not the person's
+    own: int = 0  # the person's own records that the erasure keeps (held, masked or kept)
+    # The references it comes through, by (referring collection, field).
+    refs: dict[tuple[Node, str], DeclaredReference] = field(default_factory=dict)
+
+
+def _blocks(
+    graph: _Graph,
+    collector: _Collector,
+    node: Node,
+    batch: Sequence[tuple[tuple, tuple[tuple, tuple]]],
+    same_store: Connector,
+    *,
+    in_transaction: bool = False,
+) -> dict[tuple, _Block]:
+    """The records of `batch` (the person's, in `node`) that surviving records still refer to,
+    through every reference in every map that points at the collection.
+
+    Inside the erasure's transaction (`in_transaction`) every referrer found in the same store
+    survives: the person's deletable records that referred to the batch are already gone
+    (children first) or had their link cleared. Elsewhere, and in the sweep, a referrer that is
+    the person's own record in a collection whose records are deleted does not count: it is
+    erased by its own store's job (or, in the sweep, is itself left over).
+    """
+    blocks: dict[tuple, _Block] = {}
+    for ref in graph.incoming.get(node, []):
+        referred = ref.reference.field
+        by_value: dict[Any, list[tuple]] = defaultdict(list)
+        originals: dict[Any, Any] = {}
+        for nkey, (_, values) in batch:
+            value = collector.value(node, values, referred)
+            if value is not None:
+                by_value[_norm(value)].append(nkey)
+                originals.setdefault(_norm(value), value)
+        if not by_value:
+            continue
+        same = ref.node.store == node.store
+        connector = same_store if same else graph.connectors.get(ref.node.store)
+        if connector is None:
+            continue
+        referring = graph.collection(ref.node)
+        erased_elsewhere = referring.erasure.action == EraseAction.DELETE and (
+            referring.erasure.fallback != Fallback.KEEP
+        )
+        own = collector.records.get(ref.node, {})
+        rows = connector.referrers(referring, ref.field, list(originals.values()))
+        for key, value in rows:
+            nkey = _norm_key(key)
+            mine = nkey in own
+            if mine and erased_elsewhere and not (same and in_transaction):
+                continue
+            for target in by_value.get(_norm(value), ()):
+                if ref.node == node and nkey == target:
+                    continue  # a record referring to itself does not keep itself
+                block = blocks.setdefault(target, _Block())
+                if mine:
+                    block.own += 1
+                else:
+                    block.others += 1
+                block.refs[(ref.node, ref.field)] = ref
+    return blocks
+
+
+# One store's erasure ----------------------------------------------------------------------------
+
+
+def erasure_order(store: str, store_map: StoreMap) -> tuple[list[str], list[DeclaredReference]]:
+    """Collections children first, and the references that order had to leave out.
+
+    Every reference inside the store orders the collections (the referring one first), except
+    a record's references to its own collection and nullable references inside a loop
+    (employee.reports_to; customer.last_order_id <-> order.customer_id): those are returned,
+    and erasure clears them on the person's own records before it deletes anything.
+    PermanentStoreError if a loop has no nullable reference (a validated map has none).
+    """
+    refs = [
+        r
+        for r in declared_references({store: store_map})
+        if r.target.store == store and r.target.collection in store_map.collections
+    ]
+    late = [r for r in refs if r.node.collection == r.target.collection]
+    edges = [r for r in refs if r.node.collection != r.target.collection]
+
+    def reaches(start: str, goal: str, edges: list[DeclaredReference]) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            current = stack.pop()
+            for r in edges:
+                if r.node.collection != current:
+                    continue
+                nxt = r.target.collection
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    in_loops = [r for r in edges if reaches(r.target.collection, r.node.collection, edges)]
+    cut = [r for r in in_loops if r.reference.nullable]
+    late.extend(cut)
+    edges = [r for r in edges if r not in cut]
+    order: list[str] = []
+    remaining = list(store_map.collections)
+    while remaining:
+        placed = set(order)
+        ready = [
+            c
+            for c in remaining
+            if all(r.node.collection in placed for r in edges if r.target.collection == c)
+        ]
+        if not ready:
+            raise PermanentStoreError(
+                f"store {store}: its map has a loop of references none of which is nullable; "
+                "erasure cannot order the deletes"
+            )
+        order.extend(ready)
+        remaining = [c for c in remaining if c not in ready]
+    return order, late
+
+
+def _hold_masks(collection: Collection) -> list[FieldMask]:
+    """A hold masks only the fields the map gives a strategy: the rest is what the law keeps."""
+    return [
+        FieldMask(name, spec.mask, spec.mask_value)
+        for name, spec in collection.fields.items()
+        if spec.mask is not None and spec.mask != MaskStrategy.KEEP
+    ]
+
+
+def _full_masks(collection: Collection) -> list[FieldMask]:
+    """Masking a record anonymises it: fields with a strategy get it; identity fields and fields
+    with data categories get the column's default (null, or a keyed hash where null is not
+    allowed). Keys and references stay: they are the record's structure, not its content."""
+    out = _hold_masks(collection)
+    named = {m.field for m in out} | {
+        n for n, s in collection.fields.items() if s.mask == MaskStrategy.KEEP
+    }
+    structure = set(collection.key) | set(collection.reference_fields())
+    for name, spec in collection.fields.items():
+        if name in named or name in structure:
+            continue
+        if spec.identity or spec.categories:
+            out.append(FieldMask(name))
+    return out
+
+
+def _describe_masks(masks: Sequence[FieldMask]) -> str:
+    return ", ".join(f"{m.field} ({m.strategy.value if m.strategy else 'default'})" for m in masks)
+
+
+@dataclass
+class _Fallbacks:
+    """What a collection's fallback did, summed over its batches, for the notes."""
+
+    records: int = 0
+    others: int = 0
+    own: int = 0
+    # The references it comes through, by (referring collection, field).
+    refs: dict[tuple[Node, str], DeclaredReference] = field(default_factory=dict)
+    cleared: int = 0  # nullify: references set to null
+
+    def add(self, blocks: Sequence[_Block]) -> None:
+        for block in blocks:
+            self.records += 1
+            self.others += block.others
+            self.own += block.own
+            self.refs.update(block.refs)
+
+    def referenced_by(self, store: str) -> str:
+        parts = []
+        if self.others:
+            parts.append(f"{self.others} record(s) of others")
+        if self.own:
+            parts.append(f"{self.own} of the person's records that are kept (held or masked)")
+        through = sorted(
+            f"{r.node.collection}.{r.field}"
+            if r.node.store == store
+            else f"{r.node.store}.{r.node.collection}.{r.field}"
+            for r in self.refs.values()
+        )
+        return f"referenced by {' and '.join(parts)} (through {', '.join(through)})"
+
+
+class _StoreRun:
+    def __init__(self, connector, graph, collector, hash_key, progress, result) -> None:
+        self.connector: Connector = connector
+        self.store = result.store
+        self.graph: _Graph = graph
+        self.collector: _Collector = collector
+        self.hash_key = hash_key
+        self.progress = progress
+        self.result: StoreErasure = result
+        self.fallbacks: dict[tuple[str, str], _Fallbacks] = defaultdict(_Fallbacks)
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            self.progress()
+
+    def records(self, cname: str) -> list[tuple[tuple, tuple[tuple, tuple]]]:
+        return _sorted_records(self.collector.records.get(Node(self.store, cname), {}))
+
+    def run(self) -> None:
+        store_map = self.connector.store_map
+        order, late = erasure_order(self.store, store_map)
+        mine = {cname: self.records(cname) for cname in order}
+        if not any(mine.values()):
+            return  # nothing of the person here: no transaction, no statement
+        for cname, records in mine.items():
+            if records and not store_map.collections[cname].key:
+                raise PermanentStoreError(
+                    f"collection {cname}: no key, so the person's records cannot be erased one "
+                    "by one; give it a key in the map"
+                )
+        with self.connector.transaction():
+            self.clear_late_links(late, mine)
+            for cname in order:
+                if not mine[cname]:
+                    continue
+                collection = store_map.collections[cname]
+                action = collection.erasure.action
+                if action == EraseAction.HOLD:
+                    self.hold(collection, mine[cname])
+                elif action == EraseAction.MASK:
+                    self.mask(collection, mine[cname])
+                else:
+                    self.delete(collection, mine[cname])
+                self.write_notes(collection)
+                self.tick()
+
+    # Statements (counted) ---------------------------------------------------------------------
+
+    def delete_keys(self, collection: Collection, keys: list[tuple]) -> int:
+        self.result.statements += 1
+        return self.connector.delete_keys(collection, keys)
+
+    def mask_keys(self, collection: Collection, keys: list[tuple], masks) -> int:
+        self.result.statements += 1
+        return self.connector.mask_keys(collection, keys, masks, hash_key=self.hash_key)
+
+    # Actions ----------------------------------------------------------------------------------
+
+    def clear_late_links(self, late: list[DeclaredReference], mine) -> None:
+        """Clear the person's own links that the order could not respect (see erasure_order):
+        only on records that are to be deleted, only where they point at the person's records."""
+        for ref in late:
+            referring = self.graph.collection(ref.node)
+            if referring.erasure.action != EraseAction.DELETE:
+                continue  # kept records keep their links, and so keep what they point at
+            target = ref.target
+            pointed = {
+                _norm(self.collector.value(target, values, ref.reference.field))
+                for _, (_, values) in mine[target.collection]
+            }
+            keys = [
+                key
+                for _, (key, values) in mine[ref.node.collection]
+                if _norm(self.collector.value(ref.node, values, ref.field)) in pointed - {None}
+            ]
+            for batch in _batches(keys):
+                self.mask_keys(referring, list(batch), [FieldMask(ref.field, MaskStrategy.NULL)])
+                self.tick()
+
+    def hold(self, collection: Collection, records) -> None:
+        out = self.result.collection(collection.name)
+        out.held += len(records)
+        out.basis = collection.erasure.basis
+        if not out.basis:
+            out.notes.append("held, but the map gives no legal basis for the hold")
+        masks = _hold_masks(collection)
+        if not masks:
+            return
+        for batch in _batches(records):
+            self.mask_keys(collection, [key for _, (key, _) in batch], masks)
+            self.tick()
+        out.notes.append(f"held with these fields masked: {_describe_masks(masks)}")
+
+    def mask(self, collection: Collection, records) -> None:
+        out = self.result.collection(collection.name)
+        masks = _full_masks(collection)
+        if not masks:
+            out.kept += len(records)
+            out.notes.append("kept unchanged: the map masks this collection but names no field")
+            return
+        for batch in _batches(records):
+            out.masked += self.mask_keys(collection, [key for _, (key, _) in batch], masks)
+            self.tick()
+
+    def delete(self, collection: Collection, records) -> None:
+        out = self.result.collection(collection.name)
+        node = Node(self.store, collection.name)
+        for batch in _batches(records):
+            blocks = _blocks(
+                self.graph, self.collector, node, batch, self.connector, in_transaction=True
+            )
+            self.result.statements += len(self.graph.incoming.get(node, []))
+            free = [key for nkey, (key, _) in batch if nkey not in blocks]
+            if free:
+                out.deleted += self.delete_keys(collection, free)
+            if blocks:
+                self.fall_back(collection, node, batch, blocks, out)
+            self.tick()
+
+    def fall_back(self, collection, node, batch, blocks: dict[tuple, _Block], out) -> None:
+        fallback = collection.erasure.fallback
+        held = [(nkey, key, values) for nkey, (key, values) in batch if nkey in blocks]
+        if fallback == Fallback.NULLIFY:
+            clearable = [item for item in held if self.clearable(blocks[item[0]])]
+            held = [item for item in held if item not in clearable]
+            if clearable:
+                self.nullify(collection, node, clearable, blocks, out)
+            if not held:
+                return
+            fallback = Fallback.MASK  # what cannot be cleared is masked instead (and noted)
+            kind = "mask-not-nullable"
+        else:
+            kind = fallback.value
+        tally = self.fallbacks[(collection.name, kind)]
+        tally.add([blocks[nkey] for nkey, _, _ in held])
+        keys = [key for _, key, _ in held]
+        if fallback == Fallback.KEEP:
+            out.kept += len(keys)
+            return
+        masks = _full_masks(collection)
+        if not masks:
+            out.kept += len(keys)
+            self.fallbacks[(collection.name, "mask-nothing")].add([])
+            return
+        out.masked += self.mask_keys(collection, keys, masks)
+
+    def clearable(self, block: _Block) -> bool:
+        return all(r.node.store == self.store and r.reference.nullable for r in block.refs.values())
+
+    def nullify(self, collection, node, items, blocks, out) -> None:
+        refs: dict[tuple[Node, str], DeclaredReference] = {}
+        for nkey, _, _ in items:
+            refs.update(blocks[nkey].refs)
+        cleared = 0
+        for _, ref in sorted(refs.items()):
+            values = list(
+                dict.fromkeys(
+                    v
+                    for _, _, vals in items
+                    if (v := self.collector.value(node, vals, ref.reference.field)) is not None
+                )
+            )
+            self.result.statements += 1
+            cleared += self.connector.nullify(self.graph.collection(ref.node), ref.field, values)
+        tally = self.fallbacks[(collection.name, "nullify")]
+        tally.add([blocks[nkey] for nkey, _, _ in items])
+        tally.cleared += cleared
+        out.nullified += self.delete_keys(collection, [key for _, key, _ in items])
+
+    def write_notes(self, collection: Collection) -> None:
+        out = self.result.collection(collection.name)
+        for (cname, kind), tally in sorted(self.fallbacks.items()):
+            if cname != collection.name or not tally.records:
+                continue
+            why = tally.referenced_by(self.store)
+            if kind == "keep":
+                out.notes.append(f"kept: {tally.records} record(s) {why} (fallback keep)")
+            elif kind == "mask":
+                out.notes.append(
+                    f"masked instead of deleted: {tally.records} record(s) {why} "
+                    f"(fallback mask: {_describe_masks(_full_masks(collection))})"
+                )
+            elif kind == "mask-not-nullable":
+                out.notes.append(
+                    f"masked instead of deleted: {tally.records} record(s) {why}; the nullify "
+                    "fallback needs every such reference nullable and in this store"
+                )
+            elif kind == "nullify":
+                out.notes.append(
+                    f"deleted after setting {tally.cleared} reference(s) to null: "
+                    f"{tally.records} record(s) {why} (fallback nullify)"
+                )
+        if (collection.name, "mask-nothing") in self.fallbacks:
+            out.notes.append("kept: referenced by others, and the map names no field to mask")
+
+
+# Webhook stores ---------------------------------------------------------------------------------
+
+
+def _erase_by_identity(target, collector, identity, phone_region, request_id, progress, result):
+    """Ask the downstream service to erase, collection by collection (held ones are skipped)."""
+    request_id = request_id or target.options.get("request_id")
+    if not request_id:
+        raise PermanentStoreError(
+            f"store {result.store}: a webhook erasure needs the request's id (its idempotence key)"
+        )
+    values, _ = normalise_identity(identity, phone_region=phone_region)
+    identities: dict[str, list[Any]] = {t: list(v) for t, v in values.items()}
+    collections = target.store_map.collections
+    for cname, collection in collections.items():
+        for fname, ref in collection.reference_fields().items():
+            found = collector.values_of(Node(ref.store or result.store, ref.collection), ref.field)
+            found += collector.values_of(Node(result.store, cname), fname)
+            merged = identities.setdefault(fname, [])
+            merged.extend(v for v in dict.fromkeys(found) if v not in merged)
+    for cname, collection in collections.items():
+        out = result.collection(cname)
+        records = _sorted_records(collector.records.get(Node(result.store, cname), {}))
+        if collection.erasure.action == EraseAction.HOLD:
+            out.held += len(records)
+            out.basis = collection.erasure.basis
+            continue
+        keys = [key[0] if len(key) == 1 else list(key) for _, (key, _) in records]
+        result.statements += 1
+        answer = target.erase(
+            identities, request_id=request_id, collection=collection, keys=keys or None
+        )
+        if answer["status"] == PENDING:
+            result.status = PENDING
+            if answer.get("job") and answer["job"] not in result.jobs:
+                result.jobs.append(answer["job"])
+            out.notes.append("the service erases in the background: pending until it confirms")
+        elif collection.erasure.action == EraseAction.MASK:
+            out.masked += answer["erased"]
+        else:
+            out.deleted += answer["erased"]
+        if progress is not None:
+            progress()
