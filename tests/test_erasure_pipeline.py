@@ -99,6 +99,7 @@ def test_a_store_whose_records_are_found_through_another_is_erased_before_it(
     jobs = _jobs(_detail(staff_api, reference))
     assert jobs["shop"]["state"] == "waiting"
     assert "Waits for the erasure in crm" in jobs["shop"]["error"]
+    assert jobs["shop"]["waiting_for"] == "other_work"
     assert jobs["crm"]["state"] == "queued"
     # A delivered message for the shop's job does nothing while it waits.
     shop_job = Job.objects.get(request__reference=reference, store__name="shop")
@@ -478,12 +479,14 @@ def test_a_manual_store_is_a_staff_task_with_a_due_date_and_the_request_waits_fo
     job = _jobs(detail)["payroll"]
     assert job["state"] == "waiting"
     assert "erase the person's records from Payroll (paper files)" in job["error"]
+    assert job["waiting_for"] == "staff" and job["overdue"] is False
     (task,) = staff_api.get("/api/v1/staff/tasks/").json()["results"]
     request = DataRequest.objects.get(reference=reference)
     started = Job.objects.get(request=request, store__name="payroll").started_at.date()
     assert task["due_on"] == min(request.due_on, started + timedelta(days=3)).isoformat()
     assert task["owner"] == "payroll-lead@example.com"
     assert task["overdue"] is False
+    assert job["due_on"] == task["due_on"]
     assert task["confirm_url"] == f"/api/v1/staff/requests/{reference}/jobs/payroll/confirm/"
     assert staff_api.get("/api/v1/staff/tasks/?overdue=true").json()["count"] == 0
     assert staff_api.get("/api/v1/staff/tasks/?overdue=maybe").status_code == 400
@@ -553,3 +556,19 @@ def test_a_stand_in_registered_before_the_kinds_load_is_not_replaced():
     # The executors are registered when processing is imported, not lazily at the first job.
     assert processing.EXECUTORS["erasure"] is erasure.erasure_execute
     assert processing.FINALISERS["erasure"] is erasure.erasure_finalise
+
+
+def test_the_staff_console_links_a_completed_erasure_to_its_certificate(
+    fake, stores, public_api, file_request, staff_api, client, staff_user,
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    reference = _erasure(public_api, file_request)
+    client.force_login(staff_user)
+    page = client.get(f"/staff/requests/{reference}/").content.decode()
+    assert "/certificate/" not in page
+    approve(staff_api, django_capture_on_commit_callbacks, reference)
+    page = client.get(f"/staff/requests/{reference}/").content.decode()
+    link = f"/api/v1/staff/requests/{reference}/certificate/?format=html"
+    assert link in page
+    certificate = client.get(link)  # the console's session opens it
+    assert certificate.status_code == 200 and b"Erasure certificate" in certificate.content

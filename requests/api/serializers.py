@@ -103,9 +103,9 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
         ]
 
     def get_jobs(self, obj) -> list[dict]:
-        from requests.selectors import request_jobs_summary
+        from requests.services.erasure import request_job_summaries
 
-        return request_jobs_summary(request=obj)
+        return request_job_summaries(request=obj)
 
     def _subject_history(self, obj) -> dict:
         from requests.services.access import subject_history

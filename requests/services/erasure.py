@@ -398,6 +398,27 @@ def staff_tasks(*, overdue: bool | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def request_job_summaries(*, request: DataRequest) -> list[dict[str, Any]]:
+    """A request's jobs for staff; a waiting job says what it waits for, and when a handed-over
+    job (a manual task, a recipient still erasing) is due."""
+    out = []
+    for job in request.jobs.select_related("store", "request").order_by("pk"):
+        entry = job.summary()
+        if job.state == JobState.WAITING:
+            if job.attempts == 0:
+                entry["waiting_for"] = "other_work"  # the access package, or stores erased first
+            elif job.store.kind == StoreKind.MANUAL:
+                entry["waiting_for"] = "staff"
+            else:
+                entry["waiting_for"] = "recipient"
+            if job.attempts:
+                due = task_due_on(job)
+                entry["due_on"] = due
+                entry["overdue"] = due is not None and due < clock.today()
+        out.append(entry)
+    return out
+
+
 def _owner(store: ConnectedStore) -> str | None:
     try:
         stored_map = store_map(store)
@@ -1007,6 +1028,10 @@ def suppression_reapply(
                             f"{store.name}.{collection.name}.{field_name}: {scanned} value(s) "
                             f"scanned, {found} erased identifier(s) found"
                         )
+                    say(
+                        f"{store.name}.{collection.name}.{field_name}: done, {scanned} value(s) "
+                        f"read, {found} erased identifier(s) found"
+                    )
                     summary.scanned += scanned
         summary.matched = len(matches)
         say(f"{summary.matched} erased identifier(s) found again in the stores.")
