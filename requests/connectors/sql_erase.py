@@ -394,10 +394,11 @@ class SqlErasure:
         )
         width = len(key_columns)
         try:
-            result = (
-                self._tx()
-                .execution_options(stream_results=True, yield_per=REFERRER_CHUNK)
-                .execute(statement, {"values": wanted})
+            # Per statement: a connection's own execution_options would stay for what follows.
+            result = self._tx().execute(
+                statement,
+                {"values": wanted},
+                execution_options={"stream_results": True, "yield_per": REFERRER_CHUNK},
             )
             try:
                 for partition in result.partitions():
