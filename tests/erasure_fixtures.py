@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import socket
 import sqlite3
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import redis
+from django.conf import settings
 from django.core import mail
 
 from requests.connectors.base import TransientStoreError
 from requests.engine.erasure import DONE, StoreErasure
 from requests.models import ConnectedStore
 from tests.conftest import code_from
+from tests.processes import free_port, portal_env
+from tests.servers import IN_CI
 
 PERSON = "ada@example.com"
 
@@ -147,3 +159,135 @@ def file_erasure(public_api, file_request, **identity) -> str:
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "in_review"
     return reference
+
+
+# --- real processes ------------------------------------------------------------------------------
+
+
+def wait_until(predicate, *, timeout: float = 60.0, every: float = 0.1, what: str = "condition"):
+    """Poll `predicate` until it returns something true; that value is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def portal_database_url() -> str:
+    """The test database as a URL for a worker process (it shares the rows with the test)."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{database['NAME']}"
+    return (
+        f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    )
+
+
+def worker_env(broker: tuple[str, str], data_dir: Path, **extra: str) -> dict[str, str]:
+    return portal_env(
+        DATABASE_URL=portal_database_url(),
+        CELERY_BROKER_URL=broker[0],
+        PORTAL_QUEUE=broker[1],
+        SECRET_KEY=settings.SECRET_KEY,
+        PORTAL_ENCRYPTION_KEYS=",".join(settings.PORTAL_ENCRYPTION_KEYS),
+        PORTAL_HASH_KEY=settings.PORTAL_HASH_KEY,
+        PORTAL_DATA_DIR=str(data_dir),
+        PORTAL_BASE_URL="http://portal.test",
+        **extra,
+    )
+
+
+class TcpProxy:
+    """A TCP forwarder on a local port that the test can stop and start: a store that goes
+    down (connections refused, open ones cut) and comes back on the same address."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server = None
+        self._open: set = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            with contextlib.suppress(OSError):
+                self._server.close()
+            self._server = None
+        with self._lock:
+            sockets, self._open = list(self._open), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self, server) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open.update({client, upstream})
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, sink) -> None:
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(2)
+
+
+@contextmanager
+def private_redis(tmp_path: Path):
+    """A redis-server of the test's own on a free port (it may be flushed at will)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed; the broker-flush test starts its own"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        client = redis.Redis.from_url(url)
+        wait_until(lambda: _pings(client), timeout=20, what="the private redis-server")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False

@@ -1,0 +1,135 @@
+"""Erasing Luís Gonçalves from Chinook end to end through the API, in SQLite, PostgreSQL and
+MariaDB, with the real engine: the store is connected with discovery, the request is filed,
+verified and approved; exactly his 1 customer, 7 invoices and 38 invoice lines go, every other
+table is unchanged, the sweep finds nothing, and the certificate says so without his email."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from django.core import mail
+
+from requests.models import AuditEvent, SuppressionEntry
+from requests.services.audit import audit_verify
+from tests.access_fixtures import approve
+from tests.conftest import body_of
+from tests.engine import chinook
+from tests.engine.chinook import LUIS_COUNTS, LUIS_EMAIL
+from tests.engine.erasure_helpers import counts, rows
+from tests.erasure_fixtures import file_erasure
+
+pytestmark = pytest.mark.django_db
+
+TAX_BASIS = "Tax law keeps invoices for 10 years (Art. 17(3)(b) GDPR)"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def chinook_store(request, tmp_path, staff_api, settings):
+    """Chinook in one engine, connected through the staff API with a discovered map."""
+    settings.DATA_DIR = tmp_path / "data"
+    kind = request.param
+    if kind == "sqlite":
+        url = chinook.load_sqlite(tmp_path / "chinook.sqlite")
+    elif kind == "postgresql":
+        url = chinook.load_postgres(request.getfixturevalue("postgres_database"))
+    else:
+        url = chinook.load_mariadb(request.getfixturevalue("mariadb_database"))
+    created = staff_api.post(
+        "/api/v1/staff/stores/",
+        {"name": "chinook", "kind": kind, "url": url, "discover": True},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    drafted = yaml.safe_load(staff_api.get("/api/v1/staff/stores/chinook/map/").json()["map"])
+    return kind, url, chinook.NAMES[kind], list(drafted["collections"])
+
+
+def _luis(public_api, file_request):
+    return file_erasure(public_api, file_request, email="LUISG@Embraer.com.br ")
+
+
+def test_erasing_luis_through_the_api_removes_exactly_his_rows_and_certifies_it(
+    chinook_store, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    kind, url, names, tables = chinook_store
+    before = counts(url, tables)
+    others = f"{chinook.NAMES[kind]['customer_id']} <> 1"
+    other_customers = rows(url, names["customer"], others)
+    reference = _luis(public_api, file_request)
+    preview = staff_api.get(f"/api/v1/staff/requests/{reference}/preview/").json()
+    assert preview["stores"]["chinook"]["collections"][names["invoice_line"]]["count"] == 38
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+
+    assert detail["status"] == "completed", detail["attention_reason"]
+    after = counts(url, tables)
+    gone = {
+        table: before[table] - after[table] for table in tables if before[table] != after[table]
+    }
+    expected = {names[role]: n for role, n in LUIS_COUNTS.items()}
+    assert gone == expected  # and every other table's rows unchanged
+    assert rows(url, names["customer"], others) == other_customers
+    (job,) = detail["jobs"]
+    assert job["state"] == "done" and job["attempts"] == 1
+    assert {
+        name: c["deleted"] for name, c in job["counts"]["collections"].items() if c["deleted"]
+    } == (expected)
+
+    response = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/")
+    assert response.status_code == 200
+    assert LUIS_EMAIL not in response.content.decode().lower()
+    certificate = response.json()
+    assert certificate["sweep"]["remaining"] == 0 and certificate["sweep"]["stores"] == {}
+    assert certificate["totals"]["deleted"] == 46
+    (store,) = certificate["stores"]
+    assert {c["name"]: c["deleted"] for c in store["collections"] if c["deleted"]} == expected
+    html = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/?format=html")
+    page = html.content.decode()
+    assert html.status_code == 200 and "nothing left" in page
+    assert LUIS_EMAIL not in page.lower() and "Gonçalves" not in page
+    assert f'<td>{names["invoice_line"]}</td><td class="n">38</td>' in page
+
+    completed = AuditEvent.objects.get(request__reference=reference, action="request.completed")
+    assert completed.details["certificate_sha256"] == certificate["certificate_sha256"]
+    assert (
+        LUIS_EMAIL
+        not in json.dumps(list(AuditEvent.objects.values_list("details", flat=True))).lower()
+    )
+    assert audit_verify().ok
+    assert SuppressionEntry.objects.filter(identity_type="email").count() == 1
+    email = mail.outbox[-1]
+    assert email.to == [LUIS_EMAIL] and "erased" in email.subject
+    assert f"- {names['invoice_line']} (chinook): 38 records erased" in body_of(email)
+
+
+def test_with_invoices_held_for_tax_law_they_stay_and_the_certificate_gives_the_basis(
+    chinook_store, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    _kind, url, names, tables = chinook_store
+    drafted = yaml.safe_load(staff_api.get("/api/v1/staff/stores/chinook/map/").json()["map"])
+    for role in ("invoice", "invoice_line"):
+        drafted["collections"][names[role]]["erasure"] = {"action": "hold", "basis": TAX_BASIS}
+    updated = staff_api.put(
+        "/api/v1/staff/stores/chinook/map/",
+        {"map": yaml.safe_dump(drafted, sort_keys=False)},
+        format="json",
+    )
+    assert updated.status_code == 200, updated.content
+    before = counts(url, tables)
+    reference = _luis(public_api, file_request)
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+
+    assert detail["status"] == "completed", detail["attention_reason"]
+    assert counts(url, tables) == before  # held invoices keep the customer: masked, not deleted
+    certificate = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/").json()
+    held = {row["collection"]: row for row in certificate["held"]}
+    assert held[names["invoice"]]["count"] == 7
+    assert held[names["invoice_line"]]["count"] == 38
+    assert held[names["invoice"]]["basis"] == TAX_BASIS
+    assert certificate["totals"]["masked"] >= 1  # the customer, by the fallback
+    assert certificate["sweep"]["remaining"] == 0
+    body = body_of(mail.outbox[-1])
+    assert f"Why: {TAX_BASIS}" in body
