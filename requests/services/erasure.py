@@ -1046,7 +1046,7 @@ def _match_batch(ledger, identity_type: str, values: list[Any], matches: dict) -
     hashed: dict[str, str] = {}
     for value in values:
         normal = _normal(identity_type, value)
-        if normal and (identity_type, normal) not in matches:
+        if normal:
             hashed[suppression_hash(identity_type, normal)] = normal
     if not hashed:
         return 0
