@@ -62,3 +62,32 @@ def test_the_discover_command_prints_the_draft_and_shows_progress(chinook_url):
     assert "identity: email" in out.getvalue()
     assert "discovering:" in err.getvalue()
     assert "Customer" in stores.store_map(ConnectedStore.objects.get(name="chinook")).collections
+
+
+def test_a_fides_dataset_becomes_a_starting_map_on_the_command_line(tmp_path):
+    dataset = tmp_path / "shop.yml"
+    dataset.write_text(
+        "dataset:\n"
+        "  - fides_key: shop\n"
+        "    collections:\n"
+        "      - name: customer\n"
+        "        fields:\n"
+        "          - name: id\n"
+        "            fides_meta: {primary_key: true}\n"
+        "          - name: email\n"
+        "            fides_meta: {identity: email}\n"
+    )
+    out = io.StringIO()
+    call_command("stores", "import-fides", str(dataset), stdout=out)
+    drafted = stores.parse_map(out.getvalue())
+    assert drafted.collections["customer"].fields["email"].identity == "email"
+    assert drafted.collections["customer"].key == ["id"]
+
+
+def test_a_broken_fides_dataset_is_refused_with_its_line(tmp_path):
+    from django.core.management.base import CommandError
+
+    dataset = tmp_path / "bad.yml"
+    dataset.write_text("dataset:\n  - fides_key: shop\n    collections: [\n")
+    with pytest.raises(CommandError, match="line"):
+        call_command("stores", "import-fides", str(dataset), stdout=io.StringIO())

@@ -86,7 +86,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Map of {store.name} replaced.")
 
     def _import_fides(self, options):
-        from requests.engine.fides import FidesImportError, import_fides_dataset
+        from requests.engine.fides import import_fides_dataset
+        from requests.engine.mapfile import MapError
 
         try:
             text = options["file"].read_text()
@@ -94,5 +95,5 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
         try:
             self.stdout.write(stores.dump_map(import_fides_dataset(text)))
-        except FidesImportError as exc:
+        except MapError as exc:
             raise CommandError(str(exc)) from None
