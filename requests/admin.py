@@ -20,7 +20,7 @@ class ConnectedStoreForm(forms.ModelForm):
     url = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Connection URL (SQLAlchemy URL for SQL kinds). Leave empty to keep the current one.",
+        help_text="Connection URL (a SQLAlchemy URL for SQL kinds); empty keeps the current one.",
     )
     secret = forms.CharField(
         required=False,
