@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import sqlite3
 import zipfile
 
 import pytest
@@ -129,3 +130,32 @@ def test_the_checksums_verify_and_the_report_names_the_purposes_and_recipients(
     assert "Invoicing" in invoice and "legal obligation (tax law)" in invoice
     assert "Payment processor" in invoice  # the map's recipients where the collection has none
     assert "46 records" in html
+
+
+@pytest.mark.parametrize("chinook_store", ["sqlite"], indirect=True)
+def test_an_erasure_approved_first_runs_only_after_the_access_package_holds_the_data(
+    chinook_store, public_api, file_request, staff_api, django_capture_on_commit_callbacks, tmp_path
+):
+    def luis_rows() -> int:
+        with sqlite3.connect(tmp_path / "chinook.sqlite") as conn:
+            (count,) = conn.execute(
+                "SELECT COUNT(*) FROM Customer WHERE lower(Email) = ?", (LUIS_EMAIL,)
+            ).fetchone()
+        return count
+
+    capture = django_capture_on_commit_callbacks
+    access_ref = file_and_verify(public_api, file_request, email=LUIS_EMAIL)
+    erasure_ref = file_and_verify(public_api, file_request, kind="erasure", email=LUIS_EMAIL)
+    held = approve(staff_api, capture, erasure_ref)
+    assert held["status"] == "processing"
+    assert [job["state"] for job in held["jobs"]] == ["waiting"]
+    assert luis_rows() == 1  # nothing erased while the access request is open
+
+    approve(staff_api, capture, access_ref)
+    package = AccessPackage.objects.get(request__reference=access_ref)
+    assert package.counts == {
+        "chinook": {chinook_store[role]: count for role, count in LUIS_COUNTS.items()}
+    }
+    assert luis_rows() == 0  # then the erasure ran
+    erasure = staff_api.get(f"/api/v1/staff/requests/{erasure_ref}/").json()
+    assert erasure["status"] == "completed", erasure["attention_reason"]
