@@ -44,6 +44,7 @@ import functools
 import logging
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -287,18 +288,25 @@ class SqlConnector(SqlErasure, Connector):
     ) -> sa.Table:
         """The collection's table with its columns, read once per connector (`fresh`: again).
 
-        Not cached across connectors: a job reads its tables afresh (a round trip each, a few
-        milliseconds), so a column added an hour ago is in the person's copy.
+        What was read is shared by the connectors of one worker process for REFLECTION_TTL
+        seconds (see `_REFLECTED`), so a column added a minute ago is in the person's copy while
+        a busy worker does not read the same tables again for every job.
         """
         key = (collection.schema_name, collection.physical_name)
         table = self._tables.get(key)
         if table is not None and not fresh:
             return table
-        doing = f"reading the table of collection {collection.name}"
-        if conn is None:
-            with self._connection(doing) as own:
-                return self._table(collection, own, fresh=fresh)
-        columns, case_blind = self._reflect(conn, collection, doing)
+        shared_key = (str(self._url), *key)
+        cached = None if fresh else _REFLECTED.get(shared_key)
+        if cached is not None and time.monotonic() - cached[0] < REFLECTION_TTL:
+            columns, case_blind = cached[1], cached[2]
+        else:
+            doing = f"reading the table of collection {collection.name}"
+            if conn is None:
+                with self._connection(doing) as own:
+                    return self._table(collection, own, fresh=fresh)
+            columns, case_blind = self._reflect(conn, collection, doing)
+            _REFLECTED[shared_key] = (time.monotonic(), columns, case_blind)
         table = sa.Table(
             collection.physical_name,
             sa.MetaData(),
@@ -336,6 +344,7 @@ class SqlConnector(SqlErasure, Connector):
         """Drop what is known of a table whose lookup failed: it may have changed."""
         key = (table.schema, table.name)
         self._tables.pop(key, None)
+        _REFLECTED.pop((str(self._url), *key), None)
         for plan_key in [k for k in self._plans if k[:2] == key]:
             del self._plans[plan_key]
 
@@ -670,6 +679,14 @@ class SqliteConnector(SqlConnector):
 
 
 # Helpers -------------------------------------------------------------------------------------
+
+
+# Columns read from a store, shared by the connectors of one process: (url, schema, table) ->
+# (read at, columns, case-blind columns). Each job builds new connectors; reading three tables
+# costs tens of milliseconds, a large share of a small request. A minute keeps schema changes
+# visible soon enough while a busy worker reads each table about once a minute.
+REFLECTION_TTL = 60.0
+_REFLECTED: dict[tuple, tuple[float, list, set]] = {}
 
 
 @functools.cache
