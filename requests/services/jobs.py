@@ -162,7 +162,23 @@ def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataReques
         raise TransitionNotAllowed("Only a request that needs attention can be retried.")
     failed = list(Job.objects.filter(request=locked, state=JobState.FAILED).select_related("store"))
     if not failed:
-        raise ServiceError("No failed job to retry.", code="nothing_to_retry")
+        if locked.jobs.filter(state__in=OPEN_JOB_STATES).exists():
+            raise ServiceError(
+                "No failed job to retry; the request waits for jobs still open.",
+                code="nothing_to_retry",
+            )
+        # Every job is done: what failed came after them (building the package, the sweep).
+        # Going back to processing runs that last step again.
+        updated = _transition(
+            locked,
+            to=Status.PROCESSING,
+            actor=actor,
+            action="request.retried",
+            details={"jobs": 0},
+            attention_reason="",
+        )
+        _advance_on_commit(updated.pk)
+        return updated
     Job.objects.filter(pk__in=[j.pk for j in failed]).update(
         state=JobState.QUEUED, attempts=0, error="", not_before=None, finished_at=None
     )
