@@ -13,7 +13,8 @@ from requests.services.lifecycle import describe_status_for_subject
 from requests.services.verification import IssuedSecrets
 
 
-def _send(request: DataRequest, *, template: str, context: dict) -> None:
+def send_to_subject(request: DataRequest, *, template: str, context: dict) -> None:
+    """Render templates/emails/<template>[_subject].txt in the person's language and send it."""
     if not request.email:
         return  # Identity purged: nobody to write to.
     with translation.override(request.language):
@@ -39,7 +40,7 @@ def _send(request: DataRequest, *, template: str, context: dict) -> None:
 
 def send_verification(request: DataRequest, issued: IssuedSecrets) -> None:
     link_path = reverse("request-verify-link", args=[request.reference, issued.link_token])
-    _send(
+    send_to_subject(
         request,
         template="verification",
         context={
@@ -52,4 +53,4 @@ def send_verification(request: DataRequest, issued: IssuedSecrets) -> None:
 
 def send_update(request: DataRequest, event: str) -> None:
     """A change the person must hear of: rejected, extended, information asked, completed."""
-    _send(request, template=f"update_{event}", context={})
+    send_to_subject(request, template=f"update_{event}", context={})

@@ -242,9 +242,9 @@ def package_open_for_staff(*, request: DataRequest, actor: str) -> OpenedPackage
 
 
 def send_download_code(request: DataRequest, issued: IssuedDownloadCode) -> None:
-    from requests.emails import _send
+    from requests.emails import send_to_subject
 
-    _send(
+    send_to_subject(
         request,
         template="download_code",
         context={
