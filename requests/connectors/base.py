@@ -21,6 +21,10 @@ so a retried erasure never counts a record twice.
   in one database transaction (committed at the end, rolled back on any exception); elsewhere it
   does nothing.
 - `delete_keys(collection, keys) -> int`: remove those records (already gone: not counted).
+- `delete_unreferenced(collection, keys, references) -> int | None`: remove those of the
+  records that no record of the `references` (referring collection, its field, the field of
+  `collection` it holds) points at, in one statement; None where the kind cannot (the engine
+  then looks for referrers first). Saves the look-up when nothing refers to the person's records.
 - `mask_keys(collection, keys, masks, *, hash_key) -> int`: overwrite fields of those records,
   one FieldMask each (strategy null, fixed, random, hash keyed with `hash_key`, or None for the
   column's default); records that already hold the masked values are not counted.
@@ -159,6 +163,14 @@ class Connector(ABC):
 
     def delete_keys(self, collection: Collection, keys: Sequence[tuple]) -> int:
         raise PermanentStoreError(f"{self.kind} stores cannot delete records by key")
+
+    def delete_unreferenced(
+        self,
+        collection: Collection,
+        keys: Sequence[tuple],
+        references: Sequence[tuple[Collection, str, str]],
+    ) -> int | None:
+        return None
 
     def mask_keys(
         self,

@@ -147,58 +147,73 @@ class SqlErasure:
     def transaction(self) -> Iterator[Connection]:
         if self._erase_conn is not None:
             raise RuntimeError("an erasure transaction is already open on this connector")
-        doing = "erasing (opening a transaction)"
-        try:
-            conn = self.engine.connect()
-        except Exception as exc:
-            raise self._erase_error(exc, doing) from None
-        try:
-            self._begin(conn)
-        except Exception as exc:
-            conn.invalidate()
-            conn.close()
-            raise self._erase_error(exc, doing) from None
+        conn = self._erase_begin()
         self._erase_conn = conn
         try:
             yield conn
             try:
-                self._finish(conn, "COMMIT")
+                conn.exec_driver_sql("COMMIT")
             except Exception as exc:
+                self._erase_drop(conn)
                 raise self._erase_error(exc, "erasing (committing)") from None
         except BaseException:
             # Whatever failed (a statement, the caller's progress callback, a kill), nothing of
             # this store's erasure may stay: roll back, and drop a connection that broke.
-            try:
-                self._finish(conn, "ROLLBACK")
-            except Exception:
-                conn.invalidate()
+            if self._erase_conn is not None:
+                try:
+                    conn.exec_driver_sql("ROLLBACK")
+                except Exception:
+                    self._erase_drop(conn)
             raise
         finally:
+            if self._erase_conn is not None:
+                # Back with the connector's idle connections: the next erasure (or lookup) of
+                # this job reuses it warm, and the connector's close() closes it.
+                self._idle.append(conn)
             self._erase_conn = None
-            with contextlib.suppress(Exception):
-                conn.close()
+
+    def _erase_begin(self) -> Connection:
+        """A connection of the connector's own (autocommit, so the transaction is ours to
+        begin and end) inside a new transaction."""
+        doing = "erasing (opening a transaction)"
+        for attempt in (1, 2):
+            kept = bool(self._idle)
+            try:
+                conn = self._idle.pop() if kept else self._open()
+            except Exception as exc:
+                raise self._erase_error(exc, doing) from None
+            try:
+                self._begin(conn)
+                return conn
+            except Exception as exc:
+                conn.invalidate()
+                with contextlib.suppress(Exception):
+                    conn.close()
+                # A kept connection may have died since its last use (a server restart): one
+                # more try on a new one. A new connection that cannot begin is the answer.
+                if not kept or attempt == 2:
+                    raise self._erase_error(exc, doing) from None
+        raise AssertionError("unreachable")
 
     def _begin(self, conn: Connection) -> None:
         wait = max(1, round(self.timeout))
         if self.family == "sqlite":
-            # The driver's own transaction handling begins lazily, at the first write; take the
-            # write lock explicitly instead, before the first check.
-            conn.execution_options(isolation_level="AUTOCOMMIT")
+            # Take the write lock at once, before the first check, not at the first write.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            return
-        conn.begin()
-        if self.family == "postgresql":
-            conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{wait}s'")
-        elif self.family == "mysql":
-            conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {wait}")
-
-    def _finish(self, conn: Connection, how: str) -> None:
-        if self.family == "sqlite":
-            conn.exec_driver_sql(how)
-        elif how == "COMMIT":
-            conn.commit()
+        elif self._psycopg():
+            # One round trip: BEGIN and the lock wait bound of this transaction only.
+            conn.connection.driver_connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{wait}s'")
         else:
-            conn.rollback()
+            if self.family == "mysql" and not conn.info.get("dsr_lock_wait"):
+                conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {wait}")
+                conn.info["dsr_lock_wait"] = True
+            conn.exec_driver_sql("BEGIN")
+
+    def _erase_drop(self, conn: Connection) -> None:
+        self._erase_conn = None
+        conn.invalidate()
+        with contextlib.suppress(Exception):
+            conn.close()
 
     def _tx(self) -> Connection:
         if self._erase_conn is None:
@@ -219,6 +234,62 @@ class SqlErasure:
             return self._tx().execute(statement, params)
         except sa.exc.DBAPIError as exc:
             raise self._erase_error(exc, doing) from None
+
+    # PostgreSQL through psycopg ---------------------------------------------------------------
+    # The hot statements (deleting by key, reading referrers) go to the driver directly, as the
+    # finder's lookups do: `col = ANY(%s)` is one statement text for any batch size, so psycopg
+    # prepares it after a few runs, and SQLAlchemy's per-execution work is skipped. Identifiers
+    # are quoted by the dialect; every value is bound.
+
+    def _psycopg(self) -> bool:
+        return self.family == "postgresql" and self._url.get_driver_name() == "psycopg"
+
+    def _pg_text(self, cache_key, table, column, verb: str, selected=()) -> str:
+        text = self._cache().get(cache_key)
+        if text is None:
+            prep = self.engine.dialect.identifier_preparer
+            name = prep.format_table(table)
+            where = f"{prep.format_column(column)} = ANY(%s{_pg_array_cast(column)})"
+            if verb == "DELETE":
+                text = f"DELETE FROM {name} WHERE {where}"  # noqa: S608 - quoted identifiers
+            else:
+                listed = ", ".join(prep.format_column(c) for c in selected)
+                text = f"SELECT {listed} FROM {name} WHERE {where}"  # noqa: S608
+            self._cache()[cache_key] = text
+        return text
+
+    def _pg_cursor(self):
+        conn = self._tx()
+        cursor = conn.info.get("dsr_erase_cursor")
+        if cursor is None or cursor.closed:
+            cursor = conn.info["dsr_erase_cursor"] = conn.connection.driver_connection.cursor()
+        return cursor
+
+    def _pg_run(self, text: str, values: list[Any], doing: str) -> int:
+        try:
+            cursor = self._pg_cursor()
+            cursor.execute(text, (values,))
+            return cursor.rowcount
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise self._erase_error(exc, doing) from None
+            raise
+
+    def _pg_rows(self, text: str, values: list[Any], doing: str) -> Iterator[tuple]:
+        """Rows of a SELECT: most answers are small, so a LIMIT probe first (prepared after a
+        few runs); a larger answer is read again streamed, so memory stays one chunk."""
+        try:
+            cursor = self._pg_cursor()
+            cursor.execute(text + f" LIMIT {REFERRER_CHUNK + 1}", (values,))
+            rows = cursor.fetchall()
+            if len(rows) <= REFERRER_CHUNK:
+                yield from rows
+                return
+            yield from cursor.stream(text, (values,), size=REFERRER_CHUNK)
+        except Exception as exc:
+            if _is_driver_error(exc):
+                raise self._erase_error(exc, doing) from None
+            raise
 
     # Keys --------------------------------------------------------------------------------------
 
@@ -246,11 +317,65 @@ class SqlErasure:
             return 0
         doing = f"erasing records of collection {collection.name}"
         table = self._erase_table(collection)
+        if self._psycopg() and len(collection.key) == 1:
+            key = self._col(table, collection, collection.key[0])
+            text = self._pg_text(("delete", table.schema, table.name), table, key, "DELETE")
+            return max(self._pg_run(text, _coerce(key, [k[0] for k in keys]), doing), 0)
         cache_key = ("delete", table.schema, table.name)
         statement = self._cache().get(cache_key)
         if statement is None:
             where, _ = self._key_filter(table, collection)
             statement = self._cache()[cache_key] = table.delete().where(where)
+        result = self._execute(statement, {"keys": self._key_params(collection, keys)}, doing)
+        return max(result.rowcount or 0, 0)
+
+    def delete_unreferenced(
+        self,
+        collection: Collection,
+        keys: Sequence[tuple],
+        references: Sequence[tuple[Collection, str, str]],
+    ) -> int | None:
+        if not keys:
+            return 0
+        doing = f"erasing records of collection {collection.name}"
+        table = self._erase_table(collection)
+        guards = []
+        for referring, field_name, referred in references:
+            other = self._erase_table(referring)
+            if (other.schema, other.name) == (table.schema, table.name):
+                return None  # a table referring to itself: checked row by row by the engine
+            guards.append(
+                (
+                    other,
+                    self._col(other, referring, field_name),
+                    self._col(table, collection, referred),
+                )
+            )
+        shape = tuple((o.schema, o.name, f.name, g.name) for o, f, g in guards)
+        cache_key = ("delete-unreferenced", table.schema, table.name, shape)
+        if self._psycopg() and len(collection.key) == 1:
+            key = self._col(table, collection, collection.key[0])
+            text = self._cache().get(cache_key)
+            if text is None:
+                prep = self.engine.dialect.identifier_preparer
+                name = prep.format_table(table)
+                tests = [
+                    f"NOT EXISTS (SELECT 1 FROM {prep.format_table(o)} WHERE "  # noqa: S608
+                    f"{prep.format_table(o)}.{prep.format_column(f)} = "
+                    f"{name}.{prep.format_column(g)})"
+                    for o, f, g in guards
+                ]
+                text = self._cache()[cache_key] = (
+                    f"DELETE FROM {name} WHERE {prep.format_column(key)} = "  # noqa: S608
+                    f"ANY(%s{_pg_array_cast(key)}) AND " + " AND ".join(tests)
+                )
+            return max(self._pg_run(text, _coerce(key, [k[0] for k in keys]), doing), 0)
+        statement = self._cache().get(cache_key)
+        if statement is None:
+            where, _ = self._key_filter(table, collection)
+            unreferenced = [~sa.exists().where(f == g) for _, f, g in guards]
+            statement = table.delete().where(where, *unreferenced)
+            self._cache()[cache_key] = statement
         result = self._execute(statement, {"keys": self._key_params(collection, keys)}, doing)
         return max(result.rowcount or 0, 0)
 
@@ -389,10 +514,21 @@ class SqlErasure:
         if not wanted:
             return
         key_columns = [self._col(table, collection, k) for k in collection.key]
+        width = len(key_columns)
+        if self._psycopg():
+            text = self._pg_text(
+                ("referrers", table.schema, table.name, column.name),
+                table,
+                column,
+                "SELECT",
+                [*key_columns, column],
+            )
+            for row in self._pg_rows(text, wanted, doing):
+                yield tuple(row[:width]), row[width]
+            return
         statement = sa.select(*key_columns, column).where(
             column.in_(sa.bindparam("values", expanding=True))
         )
-        width = len(key_columns)
         try:
             # Per statement: a connection's own execution_options would stay for what follows.
             result = self._tx().execute(
@@ -433,6 +569,21 @@ def _coerce(column: sa.Column, values: Sequence[Any]) -> list[Any]:
             value = str(value)
         out.append(value)
     return list(dict.fromkeys(out))
+
+
+def _pg_array_cast(column: sa.Column) -> str:
+    """A cast for the bound array that never changes a value (no varchar(n) truncation)."""
+    if isinstance(column.type, sqltypes.Integer):
+        return "::bigint[]"
+    if isinstance(column.type, sqltypes.String):
+        return "::text[]"
+    if isinstance(column.type, sqltypes.Uuid):
+        return "::uuid[]"
+    return ""
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return (type(exc).__module__ or "").startswith("psycopg")
 
 
 def _is_text(column: sa.Column) -> bool:

@@ -343,6 +343,8 @@ def _norm(value: Any) -> Any:
 
 
 def _norm_key(key: Sequence[Any]) -> tuple:
+    if len(key) == 1 and type(key[0]) is int:  # the common case, on the finder's hot path
+        return (str(key[0]),)
     return tuple(_norm(v) for v in key)
 
 
@@ -355,14 +357,21 @@ class _Collector:
         self.index = {node: {f: i for i, f in enumerate(fs)} for node, fs in self.fields.items()}
         # node -> normalised key -> (key as found, values of the watched fields)
         self.records: dict[Node, dict[tuple, tuple[tuple, tuple]]] = defaultdict(dict)
+        # (store, collection) -> (the records of that node, its watched fields): one dict look-up
+        # per record streamed by the finder.
+        self._targets = {
+            (node.store, node.collection): (self.records[node], fields)
+            for node, fields in self.fields.items()
+        }
 
     def add(self, record: Record) -> None:
-        node = Node(record.store, record.collection)
-        fields = self.fields.get(node)
-        if fields is None:
+        target = self._targets.get((record.store, record.collection))
+        if target is None:
             return
-        values = tuple(record.data.get(f) for f in fields)
-        self.records[node][_norm_key(record.key)] = (tuple(record.key), values)
+        records, fields = target
+        data = record.data
+        key = record.key
+        records[_norm_key(key)] = (key, tuple([data.get(f) for f in fields]) if fields else ())
 
     def value(self, node: Node, values: tuple, field_name: str) -> Any:
         return values[self.index[node][field_name]]
@@ -405,6 +414,7 @@ def _blocks(
     same_store: Connector,
     *,
     in_transaction: bool = False,
+    refs: Sequence[DeclaredReference] | None = None,
 ) -> dict[tuple, _Block]:
     """The records of `batch` (the person's, in `node`) that surviving records still refer to,
     through every reference in every map that points at the collection.
@@ -416,7 +426,7 @@ def _blocks(
     erased by its own store's job (or, in the sweep, is itself left over).
     """
     blocks: dict[tuple, _Block] = {}
-    for ref in graph.incoming.get(node, []):
+    for ref in graph.incoming.get(node, []) if refs is None else refs:
         referred = ref.reference.field
         by_value: dict[Any, list[tuple]] = defaultdict(list)
         originals: dict[Any, Any] = {}
@@ -682,17 +692,51 @@ class _StoreRun:
     def delete(self, collection: Collection, records) -> None:
         out = self.result.collection(collection.name)
         node = Node(self.store, collection.name)
+        incoming = self.graph.incoming.get(node, [])
+        inside = [r for r in incoming if r.node.store == self.store]
+        outside = [r for r in incoming if r.node.store != self.store]
+        guards = [
+            (self.graph.collection(r.node), r.field, r.reference.field)
+            for r in inside
+            if r.node != node
+        ]
         for batch in _batches(records):
-            blocks = _blocks(
-                self.graph, self.collector, node, batch, self.connector, in_transaction=True
-            )
-            self.result.statements += len(self.graph.incoming.get(node, []))
-            free = [key for nkey, (key, _) in batch if nkey not in blocks]
-            if free:
-                out.deleted += self.delete_keys(collection, free)
+            blocks: dict[tuple, _Block] = {}
+            if outside:  # other stores first: no statement of theirs can join this one's
+                blocks = self.blocks(node, batch, outside)
+            candidates = [item for item in batch if item[0] not in blocks]
+            keys = [key for _, (key, _) in candidates]
+            deleted = None
+            if candidates and inside and len(guards) == len(inside):
+                # One statement deletes what nothing refers to; only when some records stay
+                # (referred to, or already gone) are they looked at, to say why.
+                self.result.statements += 1
+                deleted = self.connector.delete_unreferenced(collection, keys, guards)
+            if deleted is not None:
+                out.deleted += deleted
+                if deleted < len(candidates):
+                    blocks.update(self.blocks(node, candidates, inside))
+            elif candidates:
+                if inside:
+                    blocks.update(self.blocks(node, candidates, inside))
+                free = [key for nkey, (key, _) in candidates if nkey not in blocks]
+                if free:
+                    out.deleted += self.delete_keys(collection, free)
             if blocks:
                 self.fall_back(collection, node, batch, blocks, out)
             self.tick()
+
+    def blocks(self, node: Node, batch, refs) -> dict[tuple, _Block]:
+        self.result.statements += len(refs)
+        return _blocks(
+            self.graph,
+            self.collector,
+            node,
+            batch,
+            self.connector,
+            in_transaction=True,
+            refs=refs,
+        )
 
     def fall_back(self, collection, node, batch, blocks: dict[tuple, _Block], out) -> None:
         fallback = collection.erasure.fallback
