@@ -25,16 +25,26 @@ What `erase_person` does for `store`:
    identity and categorised fields without one, which get the column's default: null where
    allowed, else a keyed hash) or `hold` (Art. 17(3): the records stay, only fields with a mask
    strategy are masked, and the basis is reported);
-3. executes in the reference graph's order, children before parents, through the connector's
-   erasure primitives (requests.connectors.base: `transaction`, `delete_keys`, `mask_keys`,
-   `nullify`, `referrers`), in batches of ERASE_BATCH keys; a SQL store does all of it in one
-   transaction. Before deleting a batch it asks which of those records are still referred to
-   by records that survive the erasure (other people's, or the person's own held, masked or
-   kept ones), through every reference in every map that points at the collection, whatever
-   its `follow`. Those are never deleted (no cascade into anyone): the collection's
+3. executes in the reference graph's order, children before parents (`erasure_order`),
+   through the connector's erasure primitives (requests.connectors.base: `transaction`,
+   `delete_keys`, `delete_unreferenced`, `mask_keys`, `nullify`, `referrers`), in batches of
+   ERASE_BATCH keys; a SQL store does all of it in one transaction, whether or not the database
+   enforces its foreign keys: the engine orders and checks, it never relies on cascades.
+   Before deleting a batch it makes sure none of those records is still referred to by a record
+   that survives the erasure (other people's, or the person's own held, masked or kept ones),
+   through every reference in every map that points at the collection, whatever its `follow`:
+   references from other stores by asking those stores first (`referrers`), references within
+   the store in the DELETE itself (`... AND NOT EXISTS (...)`, so the common case costs one
+   statement per batch; only records that stay are then looked up, to say why). A record of the
+   person in another store whose collection is deleted does not count: its own job erases it.
+   Records still referred to are never deleted (no cascade into anyone): the collection's
    `erasure.fallback` applies instead: `mask` the record, `nullify` the referring fields (the
    referring records' own foreign keys, only where every such reference is `nullable` and in
-   the same store; else mask), or `keep` it, and a note says why.
+   the same store; else mask, and say so), or `keep` it, and a note says why.
+   Loops of references (employee.reports_to, comment.parent_id) are ordered by leaving out their
+   nullable references; the person's own records that are to be deleted have those links
+   cleared first (only where they point at the person's records), so the person's reply to
+   her own comment never keeps that comment.
 
 Webhook stores are asked to erase (their answer may be `pending`: StoreErasure.status says so and
 `jobs` names what to poll with the connector's `status`). Manual stores are not touched:
@@ -50,10 +60,15 @@ Idempotence. Running `erase_person` again, after a crash or after success, is ha
   (held records whose identity fields are kept, and what is reached through them) are found and
   handled again: `null` and `fixed` masks write the same values and count nothing (only records
   that change are counted); `hash` and `random` write new meaningless values and count again.
-  Held records are reported as held on every run.
+  Held records are reported as held on every run, and so are records kept by the `keep`
+  fallback (their identity is untouched, so they are found again).
 The order of the stores' jobs matters across stores: a store whose records are reached through
 another store's records (the CRM through the shop) must be erased first, or its records can no
 longer be found once the shop's customer is gone. `store_order` gives that order.
+
+Masks: `null`; `fixed` (mask_value, cut to the column); `random` (random text of the value's
+length, or a number of as many digits, a date, bytes of the same length); `hash` (HMAC-SHA256 of
+the stored text keyed with `hash_key`, hex, cut to the column's length); `keep`.
 
 StoreErasure holds counts and reasons only: never a value, a key or an identity.
 """
