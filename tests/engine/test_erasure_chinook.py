@@ -178,3 +178,35 @@ def _columns(store, table: str) -> list[str]:
             return [c["name"] for c in sa.inspect(conn).get_columns(table)]
     finally:
         engine.dispose()
+
+
+def test_an_employee_the_customers_still_refer_to_is_masked_and_their_rows_are_untouched(
+    chinook, connect
+):
+    """Jane Peacock supports 21 customers (Customer.SupportRepId, a reference the finder does
+    not follow): her row cannot go, so the fallback masks it; their rows do not change."""
+    store, draft = chinook
+    tables = list(draft.collections)
+    before = counts(store.url, tables)
+    customers = rows(store.url, store["customer"])
+    colleagues = rows(store.url, store["employee"], f"{store['employee_id']} <> 3")
+    connector = connect(store.kind, store.url, draft, name="chinook")
+
+    result = erase_person(
+        {"chinook": connector},
+        {"email": "jane@chinookcorp.com"},
+        store="chinook",
+        hash_key=HASH_KEY,
+    )
+
+    employee = result.collections[store["employee"]]
+    assert (employee.deleted, employee.masked) == (0, 1)
+    assert employee.notes[0].startswith(
+        "masked instead of deleted: 1 record(s) referenced by 21 record(s) of others"
+    )
+    assert counts(store.url, tables) == before
+    assert rows(store.url, store["customer"]) == customers
+    assert rows(store.url, store["employee"], f"{store['employee_id']} <> 3") == colleagues
+    (jane,) = rows(store.url, store["employee"], f"{store['employee_id']} = 3")
+    assert "jane@chinookcorp.com" not in jane and "Peacock" not in jane
+    assert find_remaining({"chinook": connector}, {"email": "jane@chinookcorp.com"}) == {}
