@@ -47,7 +47,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from requests.engine.storemap import Collection, MaskStrategy, StoreMap
+from requests.engine.storemap import Collection, MaskStrategy, Match, StoreMap
 
 # Values per lookup query: large enough that a person's thousands of keys take a handful of
 # round trips, small enough to stay under every driver's bound-parameter limit (SQLite: 32766).
@@ -202,6 +202,47 @@ class Connector(ABC):
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+# Identity types the finder compares in any letter case (see requests.engine.normalise).
+CASE_BLIND_IDENTITY_TYPES = ("email", "name")
+
+
+class PatternConnector(Connector):
+    """Stores whose records are named by a pattern with placeholders (Redis keys, file paths).
+
+    Such a store cannot compare values for us, so a value matches a name in any letter case where
+    the identity type is compared that way (emails, names), unless the map says the store holds
+    the normal form (`match: exact`); `ignore_case` (on the collection or the store) makes every
+    placeholder match in any case.
+    """
+
+    @abstractmethod
+    def _find(
+        self, collection: Collection, field_name: str, values: Sequence[Any], ignore_case: bool
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def _ignore_case(self, collection: Collection) -> bool:
+        return bool(collection.options.get("ignore_case", self.options.get("ignore_case", False)))
+
+    def find(
+        self, collection: Collection, field_name: str, values: Sequence[Any]
+    ) -> Iterator[dict[str, Any]]:
+        return self._find(collection, field_name, values, self._ignore_case(collection))
+
+    def find_identity(
+        self,
+        collection: Collection,
+        field_name: str,
+        identity_type: str,
+        values: Sequence[str],
+        *,
+        phone_region: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        spec = collection.fields.get(field_name)
+        auto = spec is None or spec.match == Match.AUTO
+        blind = auto and identity_type in CASE_BLIND_IDENTITY_TYPES
+        return self._find(collection, field_name, values, blind or self._ignore_case(collection))
 
 
 REGISTRY: dict[str, type[Connector]] = {}

@@ -50,16 +50,13 @@ from urllib.parse import unquote, urlsplit
 
 from requests.connectors.base import (
     CheckResult,
-    Connector,
+    PatternConnector,
     PermanentStoreError,
     StoreError,
     TransientStoreError,
     register,
 )
-from requests.engine.storemap import Collection, Match
-
-# Identity types the finder compares in any letter case (see requests.engine.normalise).
-CASE_BLIND_IDENTITY_TYPES = ("email", "name")
+from requests.engine.storemap import Collection
 
 # Bytes read at a time for checksums: large enough for few system calls, small enough that memory
 # stays flat whatever the file size.
@@ -200,7 +197,7 @@ def _iso(timestamp: float) -> str:
 
 
 @register
-class FilesConnector(Connector):
+class FilesConnector(PatternConnector):
     kind = "files"
     concurrent_finds = True  # nothing is held between directory reads
 
@@ -223,9 +220,6 @@ class FilesConnector(Connector):
         if exc.errno in _PERMANENT_ERRNOS:
             return PermanentStoreError(message)
         return TransientStoreError(message)
-
-    def _ignore_case(self, collection: Collection) -> bool:
-        return bool(collection.options.get("ignore_case", self.options.get("ignore_case", False)))
 
     def _checksum(self, collection: Collection) -> bool:
         return bool(collection.options.get("checksum", self.options.get("checksum", False)))
@@ -291,27 +285,6 @@ class FilesConnector(Connector):
         writable = os.access(self.root, os.W_OK)
         note = "" if writable else " (read-only: erasure will fail)"
         return CheckResult(True, f"the root folder {self.root} is readable{note}")
-
-    def find(
-        self, collection: Collection, field_name: str, values: Sequence[Any]
-    ) -> Iterator[dict[str, Any]]:
-        return self._find(collection, field_name, values, self._ignore_case(collection))
-
-    def find_identity(
-        self,
-        collection: Collection,
-        field_name: str,
-        identity_type: str,
-        values: Sequence[str],
-        *,
-        phone_region: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        # Emails and names are compared in any case, as the finder does for every store, unless
-        # the map says the store holds the normal form (`match: exact`).
-        spec = collection.fields.get(field_name)
-        auto = spec is None or spec.match == Match.AUTO
-        blind = auto and identity_type in CASE_BLIND_IDENTITY_TYPES
-        return self._find(collection, field_name, values, blind or self._ignore_case(collection))
 
     def _find(
         self, collection: Collection, field_name: str, values: Sequence[Any], ignore_case: bool

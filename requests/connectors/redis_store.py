@@ -44,13 +44,13 @@ import redis.exceptions as rx
 
 from requests.connectors.base import (
     CheckResult,
-    Connector,
+    PatternConnector,
     PermanentStoreError,
     StoreError,
     TransientStoreError,
     register,
 )
-from requests.engine.storemap import Collection, Match
+from requests.engine.storemap import Collection
 
 # Keys the server examines per SCAN step: large enough that a million-key database takes about a
 # thousand round trips, small enough that one step never blocks Redis for more than a moment.
@@ -68,9 +68,6 @@ ERASE_BATCH = 500
 # person's keys. Beyond it, one SCAN over the pattern with any value, filtered here, walks the
 # keyspace once instead of once per value.
 PER_VALUE_SCAN_LIMIT = 16
-
-# Identity types the finder compares in any letter case (see requests.engine.normalise).
-CASE_BLIND_IDENTITY_TYPES = ("email", "name")
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
@@ -213,7 +210,7 @@ def _key_bytes(key: str) -> bytes:
 
 
 @register
-class RedisConnector(Connector):
+class RedisConnector(PatternConnector):
     kind = "redis"
     # Each command takes a pooled connection and SCAN keeps its cursor here, so open finds do not
     # disturb one another.
@@ -297,30 +294,6 @@ class RedisConnector(Connector):
                 False, f"Redis at {self._where} answers; the map has problems", problems
             )
         return CheckResult(True, f"Redis at {self._where} (db {db}) answers PING")
-
-    def find(
-        self, collection: Collection, field_name: str, values: Sequence[Any]
-    ) -> Iterator[dict[str, Any]]:
-        return self._find(collection, field_name, values, self._ignore_case(collection))
-
-    def find_identity(
-        self,
-        collection: Collection,
-        field_name: str,
-        identity_type: str,
-        values: Sequence[str],
-        *,
-        phone_region: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
-        # Emails and names are compared in any case, as the finder does for every store, unless
-        # the map says the store holds the normal form (`match: exact`).
-        spec = collection.fields.get(field_name)
-        auto = spec is None or spec.match == Match.AUTO
-        blind = auto and identity_type in CASE_BLIND_IDENTITY_TYPES
-        return self._find(collection, field_name, values, blind or self._ignore_case(collection))
-
-    def _ignore_case(self, collection: Collection) -> bool:
-        return bool(collection.options.get("ignore_case", False))
 
     def _find(
         self, collection: Collection, field_name: str, values: Sequence[Any], ignore_case: bool
