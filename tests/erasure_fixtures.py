@@ -222,6 +222,10 @@ class TcpProxy:
 
     def stop(self) -> None:
         if self._server is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the
+            # port accepting until then.
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 self._server.close()
             self._server = None

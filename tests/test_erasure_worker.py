@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -268,6 +269,8 @@ def test_a_store_that_goes_down_is_retried_then_needs_staff_and_completes_once_b
 
         # A store that is back before the cap needs nobody: the next attempt succeeds.
         proxy.stop()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
         second = _file_and_verify(public_api, "other2@example.com")
         with _worker(env, tmp_path / "worker2.log"):
             assert staff_api.post(f"/api/v1/staff/requests/{second}/approve/").status_code == 200

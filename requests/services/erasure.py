@@ -44,9 +44,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -228,6 +229,83 @@ def erasure_ready_jobs(*, request: DataRequest, held: list[Job]) -> list[Job]:
     return ready
 
 
+# --- connectors kept by each worker process ---------------------------------------------------
+
+# How long a worker keeps a store's connector (its connection pool, reflected tables, prepared
+# lookups) between jobs. A store whose URL, secret, map or options change gets a new one at once.
+CONNECTOR_TTL = 300.0
+
+
+class _KeptConnectors(threading.local):
+    """Connectors per store, reused by the jobs and sweeps one worker (thread) runs in a row.
+
+    Opening a SQL store costs a connection and the reflection of the map's tables: far more
+    than erasing one person. A connector is dropped (and closed) when its store changed, after
+    CONNECTOR_TTL, and when a run that used it failed in any way, so a broken connection or a
+    schema that changed under it is never reused."""
+
+    def __init__(self) -> None:
+        self.by_store: dict[int, tuple[str, float, Connector]] = {}
+
+    def discard(self) -> None:
+        kept, self.by_store = self.by_store, {}
+        for _, _, connector in kept.values():
+            _close_quietly(connector)
+
+
+_KEPT = _KeptConnectors()
+
+
+def _close_quietly(connector: Connector) -> None:
+    try:
+        connector.close()
+    except Exception:  # closing a broken connection: nothing more to do
+        log.debug("closing a %s connector failed", connector.kind, exc_info=True)
+
+
+def _fingerprint(store: ConnectedStore) -> str:
+    material = json.dumps(
+        [store.name, store.kind, store.url, store.secret, store.map_yaml, store.options],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@contextmanager
+def erasure_connectors(*, extra: ConnectedStore | None = None) -> Iterator[dict[str, Connector]]:
+    """Connectors for every enabled, searchable store (plus `extra`), kept for the next job."""
+    from requests.services.stores import store_connector
+
+    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
+    if extra is not None and extra.pk not in {store.pk for store in stores}:
+        stores.append(extra)
+    now = time.monotonic()
+    connectors: dict[str, Connector] = {}
+    wanted = set()
+    try:
+        for store in stores:
+            if store.kind in UNSEARCHABLE_KINDS:
+                continue
+            wanted.add(store.pk)
+            fingerprint = _fingerprint(store)
+            kept = _KEPT.by_store.get(store.pk)
+            if kept is not None and kept[0] == fingerprint and now - kept[1] < CONNECTOR_TTL:
+                connectors[store.name] = kept[2]
+                continue
+            if kept is not None:
+                _close_quietly(_KEPT.by_store.pop(store.pk)[2])
+            connector = store_connector(store)
+            _KEPT.by_store[store.pk] = (fingerprint, now, connector)
+            connectors[store.name] = connector
+        for pk in set(_KEPT.by_store) - wanted:  # disabled or removed since
+            _close_quietly(_KEPT.by_store.pop(pk)[2])
+        yield connectors
+    except BaseException:
+        _KEPT.discard()
+        raise
+
+
 # --- the job in one store ----------------------------------------------------------------------
 
 
@@ -305,8 +383,7 @@ def erasure_execute(job: Job) -> JobOutcome:
     from requests.engine.erasure import MANUAL, PENDING
 
     identity = _identity(job.request)
-    with ExitStack() as stack:
-        connectors = open_connectors(stack, extra=job.store)
+    with erasure_connectors(extra=job.store) as connectors:
         result = _erase_store(
             connectors,
             identity,
@@ -561,6 +638,8 @@ class SweepResult:
     # store -> collection -> {"remaining": n, "held": n}
     stores: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     not_checked: list[str] = field(default_factory=list)
+    # The maps the sweep searched with, for the certificate (not part of its JSON).
+    maps: dict[str, StoreMap] = field(default_factory=dict, repr=False)
 
     @property
     def remaining(self) -> int:
@@ -592,13 +671,17 @@ def erasure_sweep(*, request: DataRequest) -> SweepResult:
     from requests.engine.erasure import find_remaining
 
     identity = _identity(request)
-    with ExitStack() as stack:
-        connectors = open_connectors(stack)
+    with erasure_connectors() as connectors:
         for connector in connectors.values():
-            connector.options["request_id"] = request.reference
-        found = find_remaining(
-            connectors, identity, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION
-        )
+            connector.options["request_id"] = request.reference  # named in webhook finds
+        try:
+            found = find_remaining(
+                connectors, identity, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION
+            )
+        finally:
+            for connector in connectors.values():
+                connector.options.pop("request_id", None)
+        maps = {name: connector.store_map for name, connector in connectors.items()}
     not_checked = sorted(
         ConnectedStore.objects.filter(enabled=True, kind__in=UNSEARCHABLE_KINDS).values_list(
             "name", flat=True
@@ -611,7 +694,7 @@ def erasure_sweep(*, request: DataRequest) -> SweepResult:
         }
         for store, per in (found or {}).items()
     }
-    return SweepResult(ran_at=timezone.now(), stores=stores, not_checked=not_checked)
+    return SweepResult(ran_at=timezone.now(), stores=stores, not_checked=not_checked, maps=maps)
 
 
 @transaction.atomic
@@ -690,17 +773,8 @@ def erasure_finalise(request: DataRequest) -> dict:
             content=content,
             sha256=certificate_digest(content),
         )
-        audit_record(
-            action="erasure.certificate_issued",
-            actor=SYSTEM,
-            request=locked,
-            details={
-                "sha256": certificate.sha256,
-                "remaining": sweep.remaining,
-                "held": sweep.held,
-                "suppressed_identifiers": len(suppressed),
-            },
-        )
+    # The completion event (written next, by request_advance) carries these details: the
+    # certificate's digest and the sweep's result enter the audit chain there.
     return _completion_details(certificate)
 
 
@@ -710,6 +784,8 @@ def _completion_details(certificate: ErasureCertificate) -> dict[str, Any]:
         "certificate_sha256": certificate.sha256,
         **{name: totals.get(name, 0) for name in COUNT_NAMES},
         "sweep_remaining": certificate.content.get("sweep", {}).get("remaining", 0),
+        "sweep_held": certificate.content.get("sweep", {}).get("held", 0),
+        "suppressed_identifiers": certificate.content.get("suppression", {}).get("identifiers", 0),
     }
 
 
@@ -788,7 +864,11 @@ def certificate_content(
         .select_related("store")
         .order_by("store__name")
     )
-    maps = _request_maps(request)
+    maps = dict(sweep.maps)
+    for job in jobs:
+        if job.store.name not in maps:  # manual stores, and stores disabled since
+            maps.update(_request_maps(request))
+            break
     stores = [_store_entry(job, maps) for job in jobs]
     totals = dict.fromkeys(COUNT_NAMES, 0)
     held, kept = [], []
