@@ -133,3 +133,44 @@ def test_with_invoices_held_for_tax_law_they_stay_and_the_certificate_gives_the_
     assert certificate["sweep"]["remaining"] == 0
     body = body_of(mail.outbox[-1])
     assert f"Why: {TAX_BASIS}" in body
+
+
+def test_a_crm_found_through_the_shop_is_erased_first_and_the_fallback_is_certified(
+    tmp_path, settings, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    from requests.models import Job
+    from tests.erasure_fixtures import PERSON, shop_and_crm
+
+    settings.DATA_DIR = tmp_path / "data"
+    shop, crm = shop_and_crm(tmp_path)  # the shop holds orders for tax law
+    bob = {
+        "customers": rows(shop.url, "customers", "id = 2"),
+        "orders": rows(shop.url, "orders", "customer_id = 2"),
+        "contacts": rows(crm.url, "contacts", "shop_customer_id = 2"),
+    }
+    reference = file_erasure(public_api, file_request)
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+
+    assert detail["status"] == "completed", detail["attention_reason"]
+    jobs = {job.store.name: job for job in Job.objects.filter(request__reference=reference)}
+    assert jobs["crm"].finished_at <= jobs["shop"].started_at  # the CRM first: found via the shop
+    assert rows(crm.url, "contacts", "shop_customer_id = 1") == []
+    # Ada's orders stay for tax law, so her customer row is masked rather than deleted.
+    assert len(rows(shop.url, "orders", "customer_id = 1")) == 2
+    (ada,) = rows(shop.url, "customers", "id = 1")
+    assert PERSON not in ada and "+442079460000" not in ada
+    assert bob == {  # nobody else's data changed
+        "customers": rows(shop.url, "customers", "id = 2"),
+        "orders": rows(shop.url, "orders", "customer_id = 2"),
+        "contacts": rows(crm.url, "contacts", "shop_customer_id = 2"),
+    }
+    certificate = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/").json()
+    by_store = {s["store"]: {c["name"]: c for c in s["collections"]} for s in certificate["stores"]}
+    assert by_store["crm"]["contacts"]["deleted"] == 1
+    assert by_store["shop"]["orders"]["held"] == 2
+    assert "Tax law" in by_store["shop"]["orders"]["basis"]
+    customers = by_store["shop"]["customers"]
+    assert customers["masked"] == 1 and customers["deleted"] == 0
+    assert any("referenced by" in reason for reason in customers["reasons"]), customers
+    assert certificate["sweep"]["remaining"] == 0

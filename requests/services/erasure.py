@@ -508,9 +508,9 @@ def recipients_check() -> dict[str, int]:
     """Scheduled: ask each downstream service still erasing how it stands, and flag requests
     whose manual task or recipient is past its due date. Safe to run from several schedulers."""
     done = failed = flagged = 0
-    pending = _handed_over_jobs().filter(
-        kind=Kind.ERASURE, store__kind=StoreKind.WEBHOOK, request__status=Status.PROCESSING
-    )
+    # Requests that need staff for another reason are asked about too, so that their jobs
+    # show where the recipients stand when staff look.
+    pending = _handed_over_jobs().filter(kind=Kind.ERASURE, store__kind=StoreKind.WEBHOOK)
     for job in pending.order_by("pk")[:CHECK_BATCH]:
         outcome = _check_downstream(job)
         done += outcome == "done"
