@@ -77,6 +77,25 @@ def carts():
         client.delete(key)
 
 
+@pytest.fixture
+def avatars(tmp_path):
+    """A folder of pictures named by the person's email."""
+    root = tmp_path / "uploads"
+    (root / "avatars").mkdir(parents=True)
+    (root / "avatars" / f"{PERSON}.png").write_bytes(b"ada's face")
+    (root / "avatars" / "bob@example.com.png").write_bytes(b"bob's face")
+    ConnectedStore.objects.create(
+        name="uploads",
+        kind="files",
+        url=root.as_uri(),
+        map_yaml=(
+            'collections:\n  avatars:\n    location: "avatars/{email}.png"\n'
+            "    key: [path]\n    fields:\n      email: {identity: email}\n"
+        ),
+    )
+    return root / "avatars"
+
+
 def _backup(paths, folder):
     folder.mkdir()
     for path in paths:
@@ -95,7 +114,14 @@ def _reapply(*args):
 
 
 def test_reapply_erases_again_the_people_a_restored_backup_brought_back(
-    stores, carts, tmp_path, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+    stores,
+    carts,
+    avatars,
+    tmp_path,
+    public_api,
+    file_request,
+    staff_api,
+    django_capture_on_commit_callbacks,
 ):
     shop, crm = stores
     client, prefix = carts
@@ -111,6 +137,7 @@ def test_reapply_erases_again_the_people_a_restored_backup_brought_back(
     }
     assert [row[0] for row in erased["customers"]] == [2]
     assert client.get(f"{prefix}:{PERSON}") is None
+    assert sorted(p.name for p in avatars.iterdir()) == ["bob@example.com.png"]
     # Only hashes were kept: nothing in the ledger reads as the person's identifiers.
     ledger = list(SuppressionEntry.objects.values_list("identity_type", "value_hash"))
     assert sorted(t for t, _ in ledger) == ["email", "phone"]
@@ -119,6 +146,7 @@ def test_reapply_erases_again_the_people_a_restored_backup_brought_back(
     # The backup is restored: Ada, her orders, her CRM contact and her cart are back.
     _restore(stores, tmp_path / "backup")
     client.set(f"{prefix}:{PERSON}", "2 books")
+    (avatars / f"{PERSON}.png").write_bytes(b"ada's face")
     assert [row[0] for row in rows(f"sqlite:///{shop}", "customers")] == [1, 2]
 
     dry, _ = _reapply("--since", backup_taken.isoformat(), "--dry-run")
@@ -128,18 +156,21 @@ def test_reapply_erases_again_the_people_a_restored_backup_brought_back(
     out, progress = _reapply("--since", backup_taken.isoformat(), "--batch", "1")
     assert "shop.customers.email: done, 2 value(s) read, 1 erased identifier(s) found" in progress
     assert "carts.carts.email: done, 2 value(s) read, 1 erased identifier(s) found" in progress
+    assert "uploads.avatars.email: done, 2 value(s) read, 1 erased identifier(s) found" in progress
     assert "erased again: 2/2" in progress
     assert "2 erased identifier(s) found again." in out
     assert "  shop.customers: deleted 1" in out
     assert "  shop.orders: deleted 2" in out
     assert "  crm.contacts: deleted 1" in out
     assert "  carts.carts: deleted 1" in out
-    assert "Records erased again: 5." in out
+    assert "  uploads.avatars: deleted 1" in out
+    assert "Records erased again: 6." in out
     assert rows(f"sqlite:///{shop}", "customers") == erased["customers"]
     assert rows(f"sqlite:///{shop}", "orders") == erased["orders"]
     assert rows(f"sqlite:///{crm}", "contacts") == erased["contacts"]
     assert client.get(f"{prefix}:{PERSON}") is None
     assert client.get(f"{prefix}:bob@example.com") == b"1 record"
+    assert sorted(p.name for p in avatars.iterdir()) == ["bob@example.com.png"]
     event = AuditEvent.objects.filter(action="suppression.reapplied").last()
     assert event.details["matched"] == 2 and event.details["dry_run"] is False
     assert PERSON not in str(event.details)

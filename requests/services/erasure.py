@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -51,6 +52,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -1225,9 +1227,43 @@ def _scan_redis(connector: Connector, collection_name: str, field_name: str, bat
         yield values
 
 
+def _scan_files(connector: Connector, collection_name: str, field_name: str, batch: int):
+    from requests.connectors.files import PathPattern
+
+    collection = connector.store_map.collections[collection_name]
+    pattern = PathPattern(collection.physical_name)
+    if field_name not in pattern.placeholders:
+        return
+    index = next(i for i, seg in enumerate(pattern.segments) if field_name in seg.placeholders)
+    segment = pattern.segments[index].regex(None, (), False)
+    root = Path(connector.root)
+    if not root.is_dir():
+        raise PermanentStoreError(f"files store {connector.name}: the root is not a folder")
+    prefix = pattern.literal_prefix()
+    values: list[str] = []
+    last = None  # a person's folder holds many files: each value is sent once in a row
+    for folder, _, names in os.walk(root / prefix if prefix else root, followlinks=False):
+        relative_folder = Path(folder).relative_to(root).as_posix()
+        for name in sorted(names):
+            relative = name if relative_folder == "." else f"{relative_folder}/{name}"
+            if os.path.islink(os.path.join(folder, name)) or not pattern.matches(relative, False):
+                continue
+            parsed = segment.fullmatch(relative.split("/")[index])
+            if parsed is None or parsed.group(field_name) == last:
+                continue
+            last = parsed.group(field_name)
+            values.append(last)
+            if len(values) >= batch:
+                yield values
+                values = []
+    if values:
+        yield values
+
+
 IDENTITY_SCANNERS: dict[str, Callable[[Connector, str, str, int], Iterator[list[Any]]]] = {
     StoreKind.POSTGRESQL: _scan_sql,
     StoreKind.MYSQL: _scan_sql,
     StoreKind.SQLITE: _scan_sql,
     StoreKind.REDIS: _scan_redis,
+    StoreKind.FILES: _scan_files,
 }
