@@ -174,3 +174,111 @@ def test_a_crm_found_through_the_shop_is_erased_first_and_the_fallback_is_certif
     assert customers["masked"] == 1 and customers["deleted"] == 0
     assert any("referenced by" in reason for reason in customers["reasons"]), customers
     assert certificate["sweep"]["remaining"] == 0
+
+
+REFERRALS_MAP = """
+collections:
+  customers:
+    key: [id]
+    fields:
+      email: {identity: email}
+      name: {categories: [contact details]}
+      referred_by:
+        references: {collection: customers, field: id, follow: none, nullable: true}
+    erasure: {action: delete, fallback: mask}
+"""
+
+
+def test_a_record_someone_else_refers_to_is_masked_not_deleted_and_theirs_is_untouched(
+    tmp_path, settings, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    import sqlite3
+
+    from requests.models import ConnectedStore
+
+    settings.DATA_DIR = tmp_path / "data"
+    path = tmp_path / "referrals.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT, name TEXT,
+                                referred_by INTEGER REFERENCES customers(id));
+        INSERT INTO customers VALUES (1, 'ada@example.com', 'Ada', NULL),
+                                     (2, 'bob@example.com', 'Bob', 1),
+                                     (3, 'eve@example.com', 'Eve', NULL);
+        """
+    )
+    conn.commit()
+    conn.close()
+    url = f"sqlite:///{path}"
+    ConnectedStore.objects.create(name="shop", kind="sqlite", url=url, map_yaml=REFERRALS_MAP)
+    bob_before = rows(url, "customers", "id = 2")
+    reference = file_erasure(public_api, file_request)
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+
+    assert detail["status"] == "completed", detail["attention_reason"]
+    assert rows(url, "customers", "id = 2") == bob_before  # Bob still says Ada referred him
+    (ada,) = rows(url, "customers", "id = 1")  # kept for Bob's reference, but no longer Ada's
+    assert "ada@example.com" not in ada and "Ada" not in ada
+    certificate = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/").json()
+    (customers,) = certificate["stores"][0]["collections"]
+    assert (customers["deleted"], customers["masked"]) == (0, 1)
+    assert any("referenced by" in reason for reason in customers["reasons"]), customers
+    page = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/?format=html")
+    assert customers["reasons"][0] in page.content.decode()
+    assert certificate["sweep"]["remaining"] == 0
+
+
+def test_a_recipient_that_erases_in_the_background_is_polled_until_done(
+    tmp_path, settings, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    from requests import tasks
+    from requests.models import ConnectedStore
+    from tests.engine.webhook_server import WebhookService
+    from tests.erasure_fixtures import PERSON
+
+    settings.DATA_DIR = tmp_path / "data"
+    settings.PORTAL_WEBHOOK_ALLOW_PRIVATE = True
+    capture = django_capture_on_commit_callbacks
+    tickets = [
+        {"id": 1, "email": PERSON, "subject": "Refund"},
+        {"id": 2, "email": "bob@example.com", "subject": "Late"},
+    ]
+    with WebhookService("s3cret", {"tickets": tickets}) as service:
+        service.pending_erase = True
+        ConnectedStore.objects.create(
+            name="helpdesk",
+            kind="webhook",
+            url=service.url,
+            secret="s3cret",
+            map_yaml="collections:\n  tickets:\n    key: [id]\n"
+            "    fields:\n      email: {identity: email}\n",
+        )
+        reference = file_erasure(public_api, file_request)
+        detail = approve(staff_api, capture, reference)
+        (job,) = detail["jobs"]
+        assert (detail["status"], job["state"], job["waiting_for"]) == (
+            "processing",
+            "waiting",
+            "recipient",
+        )
+        erase = [c["payload"] for c in service.calls if c["payload"]["action"] == "erase"]
+        assert erase[0]["request_id"] == reference
+        assert erase[0]["identities"]["email"] == [PERSON]
+        with capture(execute=True):
+            tasks.erasure_recipients_check.delay()
+        assert service.records["tickets"] == [tickets[1]]
+    detail = staff_api.get(f"/api/v1/staff/requests/{reference}/").json()
+    assert detail["status"] == "completed", detail["attention_reason"]
+    certificate = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/").json()
+    assert certificate["stores"][0]["recipient"]["status"] == "done"
+    assert certificate["stores"][0]["recipient"]["erased"] == 1
+    assert certificate["recipients"] == [
+        {
+            "store": "helpdesk",
+            "kind": "webhook",
+            "method": "sent to the recipient (Art. 19)",
+            "finished_at": certificate["stores"][0]["finished_at"],
+        }
+    ]

@@ -940,6 +940,10 @@ def erasure_certificate(*, request: DataRequest) -> dict[str, Any]:
     if request.kind != Kind.ERASURE:
         raise NotFound("Only erasure requests have a certificate.")
     certificate = ErasureCertificate.objects.filter(request=request).first()
+    if certificate is None and request.status == Status.COMPLETED:
+        raise NotFound(
+            "This erasure was completed before certificates were issued: see its timeline."
+        )
     if certificate is None or request.status != Status.COMPLETED:
         raise NotFound(
             "The certificate is issued when the erasure is completed and verified; this request "
