@@ -2,10 +2,11 @@
 and certified without keeping personal data.
 
 1. Jobs. Approval creates one erasure job per enabled store (`requests.services.jobs`), queued on
-   commit. A job opens connectors to every enabled store (the finder needs them all: a store's
-   records can be reachable only through another's) and calls the engine's `erase_person` for its
-   own store: one transaction per SQL store, in bounded batches, renewing the job's lease between
-   batches (a worker that lost its lease stops, and its transaction rolls back). Transient store
+   commit. A job uses connectors to every enabled store (the finder needs them all: a store's
+   records can be reachable only through another's; each worker keeps them between jobs, see
+   `erasure_connectors`) and calls the engine's `erase_person` for its own store: one
+   transaction per SQL store, in bounded batches, renewing the job's lease between batches (a
+   worker that lost its lease stops, and its transaction rolls back). Transient store
    errors are retried with backoff up to a cap; permanent ones fail the job and the request needs
    staff, who see the reason and retry (`POST .../retry/`).
 2. Order across stores. When store B's map references store A, B's records are found through A's
@@ -35,8 +36,10 @@ and certified without keeping personal data.
 6. Suppression ledger. At completion each identifier that singles the person out (email, phone,
    account id, custom types; never names) is kept as a keyed hash only. After a backup is
    restored, `manage.py erasures reapply --since <backup time>` scans each store's identity fields
-   in bounded batches, hashes each value's normal form, and erases the matches through the engine
-   again (`suppression_reapply`).
+   in bounded batches (SQL columns streamed, Redis keys by SCAN, file paths walked), hashes each
+   value's normal form, and erases the matches through the engine again (`suppression_reapply`).
+   Webhook and manual stores cannot list their values: the command names them, for their owners
+   to reapply their own erasures.
 """
 
 from __future__ import annotations
