@@ -17,6 +17,7 @@ from requests import tasks
 from requests.connectors.base import PermanentStoreError
 from requests.crypto import keyed_hash
 from requests.engine import erasure as engine
+from requests.engine.erasure import store_dependencies
 from requests.models import (
     AuditEvent,
     ConnectedStore,
@@ -142,15 +143,15 @@ def test_store_order_comes_from_cross_store_references_and_ignores_loops():
         )
 
     plain = StoreMap.model_validate({"collections": {"rows": {"key": ["id"]}}})
-    assert erasure.store_dependencies({"shop": plain, "crm": with_reference("shop", "children")})[
+    assert store_dependencies({"shop": plain, "crm": with_reference("shop", "children")})[
         "shop"
     ] == {"crm"}
     parent = with_reference("shop", "parent")
-    parent_first = erasure.store_dependencies({"shop": plain, "crm": parent})
+    parent_first = store_dependencies({"shop": plain, "crm": parent})
     assert parent_first == {"shop": set(), "crm": {"shop"}}
-    unordered = erasure.store_dependencies({"shop": plain, "crm": with_reference("shop", "none")})
+    unordered = store_dependencies({"shop": plain, "crm": with_reference("shop", "none")})
     assert unordered == {"shop": set(), "crm": set()}
-    loop = erasure.store_dependencies(
+    loop = store_dependencies(
         {"a": with_reference("b", "children"), "b": with_reference("a", "children")}
     )
     assert loop == {"a": set(), "b": set()}

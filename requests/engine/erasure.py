@@ -89,6 +89,7 @@ from requests.engine.storemap import (
     Collection,
     EraseAction,
     Fallback,
+    Follow,
     MaskStrategy,
     StoreMap,
 )
@@ -287,28 +288,52 @@ def find_remaining(
     return out
 
 
-def store_order(maps: Mapping[str, StoreMap]) -> list[str]:
-    """Store names in the order their erasure jobs should run.
+def store_dependencies(maps: Mapping[str, StoreMap]) -> dict[str, set[str]]:
+    """For each store, the stores whose erasure must be done before its own starts.
 
-    A store whose records are found through another store's records goes first: with
-    `follow: children` (crm.contacts.shop_customer_id -> shop.customers) the referencing store
-    (crm) before the referenced one (shop); with `follow: parent` the other way round. Stores in
-    a loop of such references keep their names' order among themselves.
+    Derived from cross-store references (`Reference.store`): with `follow: children` or `both`
+    the referencing store's records are found through the referenced store's keys, so the
+    referenced store waits for the referencing one; with `follow: parent` the referenced store's
+    records are found through the referencing store's values, so it goes first. Stores in a loop
+    of such references do not wait for one another (nothing could go first).
     """
-    before: dict[str, set[str]] = {name: set() for name in maps}  # store -> stores to run first
-    for ref in declared_references(maps):
-        if ref.target.store == ref.node.store or ref.target.store not in maps:
-            continue
-        if ref.reference.follow.children:
-            before[ref.target.store].add(ref.node.store)
-        if ref.reference.follow.parent:
-            before[ref.node.store].add(ref.target.store)
+    waits: dict[str, set[str]] = {name: set() for name in maps}
+    for store, stored_map in maps.items():
+        for collection in stored_map.collections.values():
+            for reference in collection.reference_fields().values():
+                other = reference.store
+                if not other or other == store or other not in maps:
+                    continue
+                if reference.follow in (Follow.CHILDREN, Follow.BOTH):
+                    waits[other].add(store)
+                elif reference.follow == Follow.PARENT:
+                    waits[store].add(other)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            for following in waits[stack.pop()]:
+                if following == goal:
+                    return True
+                if following not in seen:
+                    seen.add(following)
+                    stack.append(following)
+        return False
+
+    return {
+        store: {before for before in befores if not reaches(before, store)}
+        for store, befores in waits.items()
+    }
+
+
+def store_order(maps: Mapping[str, StoreMap]) -> list[str]:
+    """Store names in the order their erasure jobs should run: each after the stores it waits
+    for (`store_dependencies`); stores that wait for none of the rest keep their names' order."""
+    waits = store_dependencies(maps)
     order: list[str] = []
     remaining = sorted(maps)
     while remaining:
-        ready = [s for s in remaining if not before[s] - set(order)]
-        if not ready:  # a loop: nothing can go first, so take the first by name
-            ready = remaining[:1]
+        ready = [s for s in remaining if not waits[s] - set(order)] or remaining[:1]
         for name in ready:
             order.append(name)
             remaining.remove(name)

@@ -50,7 +50,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -72,7 +72,8 @@ from requests.connectors.base import (
     TransientStoreError,
 )
 from requests.crypto import keyed_hash
-from requests.engine.storemap import Follow, StoreMap
+from requests.engine.erasure import store_dependencies, store_order
+from requests.engine.storemap import StoreMap
 from requests.models import (
     AuditEvent,
     ConnectedStore,
@@ -107,44 +108,6 @@ class LeaseLost(PermanentStoreError):
 
 
 # --- order across stores -----------------------------------------------------------------------
-
-
-def store_dependencies(maps: Mapping[str, StoreMap]) -> dict[str, set[str]]:
-    """For each store, the stores whose erasure must be done before its own starts.
-
-    Derived from cross-store references (`Reference.store`): with `follow: children` or `both`
-    the referencing store's records are found through the referenced store's keys, so the
-    referenced store waits for the referencing one; with `follow: parent` the referenced store's
-    records are found through the referencing store's values, so it goes first. Stores in a loop
-    of such references do not wait for one another (nothing could go first).
-    """
-    waits: dict[str, set[str]] = {name: set() for name in maps}
-    for store, stored_map in maps.items():
-        for collection in stored_map.collections.values():
-            for reference in collection.reference_fields().values():
-                other = reference.store
-                if not other or other == store or other not in maps:
-                    continue
-                if reference.follow in (Follow.CHILDREN, Follow.BOTH):
-                    waits[other].add(store)
-                elif reference.follow == Follow.PARENT:
-                    waits[store].add(other)
-
-    def reaches(start: str, goal: str) -> bool:
-        seen, stack = {start}, [start]
-        while stack:
-            for following in waits[stack.pop()]:
-                if following == goal:
-                    return True
-                if following not in seen:
-                    seen.add(following)
-                    stack.append(following)
-        return False
-
-    return {
-        store: {before for before in befores if not reaches(before, store)}
-        for store, befores in waits.items()
-    }
 
 
 def _request_maps(request: DataRequest) -> dict[str, StoreMap]:
@@ -1152,7 +1115,7 @@ def _erase_matches(
     connectors: dict[str, Connector], matches: dict, summary: ReapplySummary, say: Progress
 ) -> None:
     maps = {name: connector.store_map for name, connector in connectors.items()}
-    order = _stores_in_order(maps)
+    order = store_order(maps)
     for done, ((identity_type, value), entry_id) in enumerate(sorted(matches.items()), start=1):
         for store in order:
             result = _erase_store(connectors, {identity_type: value}, store=store)
@@ -1166,21 +1129,6 @@ def _erase_matches(
             last_reapplied_at=timezone.now(), reapplied=F("reapplied") + 1
         )
         say(f"erased again: {done}/{len(matches)}")
-
-
-def _stores_in_order(maps: Mapping[str, StoreMap]) -> list[str]:
-    """Stores so that each comes after the stores it waits for (`store_dependencies`)."""
-    waits = store_dependencies(maps)
-    ordered: list[str] = []
-    placed: set[str] = set()
-    remaining = sorted(maps)
-    while remaining:
-        ready = [s for s in remaining if waits.get(s, set()) <= placed] or remaining[:1]
-        for store in ready:
-            ordered.append(store)
-            placed.add(store)
-        remaining = [s for s in remaining if s not in placed]
-    return ordered
 
 
 # --- listing a store's identity values, for the reapply scan -----------------------------------
