@@ -56,7 +56,7 @@ from requests.services.processing import (
     register_finaliser,
     release_erasures_held_for,
 )
-from requests.services.stores import store_connector, store_map
+from requests.services.stores import kept_connectors, store_map
 from requests.states import Kind
 
 log = logging.getLogger(__name__)
@@ -161,15 +161,9 @@ def access_execute(job: Job) -> JobOutcome:
     if job.store.kind == StoreKind.MANUAL:
         return JobOutcome(waiting_reason=_manual_waiting_reason(job.store))
     request = job.request
-    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
-    if job.store.pk not in {s.pk for s in stores}:
-        stores.append(job.store)  # disabled after approval: still answer from it
     with ExitStack() as stack:
-        connectors: dict[str, Connector] = {}
-        for store in stores:
-            if store.kind == StoreKind.MANUAL:
-                continue
-            connectors[store.name] = stack.enter_context(store_connector(store))
+        # The job's own store is searched even if it was disabled after approval.
+        connectors = stack.enter_context(kept_connectors(extra=job.store))
         part = stack.enter_context(
             PartWriter(part_path(request.reference, job.store.name), store=job.store.name)
         )

@@ -4,9 +4,9 @@ and certified without keeping personal data.
 1. Jobs. Approval creates one erasure job per enabled store (`requests.services.jobs`), queued on
    commit. A job uses connectors to every enabled store (the finder needs them all: a store's
    records can be reachable only through another's; each worker keeps them between jobs, see
-   `erasure_connectors`) and calls the engine's `erase_person` for its own store: one
-   transaction per SQL store, in bounded batches, renewing the job's lease between batches (a
-   worker that lost its lease stops, and its transaction rolls back). Transient store
+   `requests.services.stores.kept_connectors`) and calls the engine's `erase_person` for its own
+   store: one transaction per SQL store, in bounded batches, renewing the job's lease between
+   batches (a worker that lost its lease stops, and its transaction rolls back). Transient store
    errors are retried with backoff up to a cap; permanent ones fail the job and the request needs
    staff, who see the reason and retry (`POST .../retry/`).
 2. Order across stores. When store B's map references store A, B's records are found through A's
@@ -48,10 +48,9 @@ import hashlib
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -88,7 +87,7 @@ from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import NotFound, ServiceError
 from requests.services.processing import JobOutcome, register_executor, register_finaliser
-from requests.services.stores import UNSEARCHABLE_KINDS, open_connectors, store_map
+from requests.services.stores import UNSEARCHABLE_KINDS, kept_connectors, open_connectors, store_map
 from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
@@ -197,83 +196,6 @@ def erasure_ready_jobs(*, request: DataRequest, held: list[Job]) -> list[Job]:
     return ready
 
 
-# --- connectors kept by each worker process ---------------------------------------------------
-
-# How long a worker keeps a store's connector (its connection pool, reflected tables, prepared
-# lookups) between jobs. A store whose URL, secret, map or options change gets a new one at once.
-CONNECTOR_TTL = 300.0
-
-
-class _KeptConnectors(threading.local):
-    """Connectors per store, reused by the jobs and sweeps one worker (thread) runs in a row.
-
-    Opening a SQL store costs a connection and the reflection of the map's tables: far more
-    than erasing one person. A connector is dropped (and closed) when its store changed, after
-    CONNECTOR_TTL, and when a run that used it failed in any way, so a broken connection or a
-    schema that changed under it is never reused."""
-
-    def __init__(self) -> None:
-        self.by_store: dict[int, tuple[str, float, Connector]] = {}
-
-    def discard(self) -> None:
-        kept, self.by_store = self.by_store, {}
-        for _, _, connector in kept.values():
-            _close_quietly(connector)
-
-
-_KEPT = _KeptConnectors()
-
-
-def _close_quietly(connector: Connector) -> None:
-    try:
-        connector.close()
-    except Exception:  # closing a broken connection: nothing more to do
-        log.debug("closing a %s connector failed", connector.kind, exc_info=True)
-
-
-def _fingerprint(store: ConnectedStore) -> str:
-    material = json.dumps(
-        [store.name, store.kind, store.url, store.secret, store.map_yaml, store.options],
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
-@contextmanager
-def erasure_connectors(*, extra: ConnectedStore | None = None) -> Iterator[dict[str, Connector]]:
-    """Connectors for every enabled, searchable store (plus `extra`), kept for the next job."""
-    from requests.services.stores import store_connector
-
-    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
-    if extra is not None and extra.pk not in {store.pk for store in stores}:
-        stores.append(extra)
-    now = time.monotonic()
-    connectors: dict[str, Connector] = {}
-    wanted = set()
-    try:
-        for store in stores:
-            if store.kind in UNSEARCHABLE_KINDS:
-                continue
-            wanted.add(store.pk)
-            fingerprint = _fingerprint(store)
-            kept = _KEPT.by_store.get(store.pk)
-            if kept is not None and kept[0] == fingerprint and now - kept[1] < CONNECTOR_TTL:
-                connectors[store.name] = kept[2]
-                continue
-            if kept is not None:
-                _close_quietly(_KEPT.by_store.pop(store.pk)[2])
-            connector = store_connector(store)
-            _KEPT.by_store[store.pk] = (fingerprint, now, connector)
-            connectors[store.name] = connector
-        for pk in set(_KEPT.by_store) - wanted:  # disabled or removed since
-            _close_quietly(_KEPT.by_store.pop(pk)[2])
-        yield connectors
-    except BaseException:
-        _KEPT.discard()
-        raise
-
-
 # --- the job in one store ----------------------------------------------------------------------
 
 
@@ -351,7 +273,7 @@ def erasure_execute(job: Job) -> JobOutcome:
     from requests.engine.erasure import MANUAL, PENDING
 
     identity = _identity(job.request)
-    with erasure_connectors(extra=job.store) as connectors:
+    with kept_connectors(extra=job.store) as connectors:
         result = _erase_store(
             connectors,
             identity,
@@ -639,7 +561,7 @@ def erasure_sweep(*, request: DataRequest) -> SweepResult:
     from requests.engine.erasure import find_remaining
 
     identity = _identity(request)
-    with erasure_connectors() as connectors:
+    with kept_connectors() as connectors:
         for connector in connectors.values():
             connector.options["request_id"] = request.reference  # named in webhook finds
         try:

@@ -6,7 +6,13 @@ must never hold a lock in the portal's own database.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +28,8 @@ from requests.services.audit import audit_record
 from requests.services.errors import ServiceError
 
 MAX_MAP_BYTES = 2_000_000
+log = logging.getLogger(__name__)
+
 NO_URL_KINDS = frozenset({StoreKind.MANUAL})
 # Stores that a person searches by hand: the finder skips them, staff get a task instead.
 UNSEARCHABLE_KINDS = frozenset({StoreKind.MANUAL})
@@ -237,3 +245,82 @@ def open_connectors(
         for store in stores
         if store.kind not in UNSEARCHABLE_KINDS
     }
+
+
+# --- connectors kept by each worker process ---------------------------------------------------
+
+# How long a worker keeps a store's connector (its connection pool, reflected tables, prepared
+# lookups) between jobs. A store whose URL, secret, map or options change gets a new one at once.
+CONNECTOR_TTL = 300.0
+
+
+class _KeptConnectors(threading.local):
+    """Connectors per store, reused by the jobs and sweeps one worker (thread) runs in a row.
+
+    Opening a SQL store costs a connection and the reflection of the map's tables: far more
+    than erasing one person. A connector is dropped (and closed) when its store changed, after
+    CONNECTOR_TTL, and when a run that used it failed in any way, so a broken connection or a
+    schema that changed under it is never reused."""
+
+    def __init__(self) -> None:
+        self.by_store: dict[int, tuple[str, float, Connector]] = {}
+
+    def discard(self) -> None:
+        kept, self.by_store = self.by_store, {}
+        for _, _, connector in kept.values():
+            _close_quietly(connector)
+
+
+_KEPT = _KeptConnectors()
+
+
+def _close_quietly(connector: Connector) -> None:
+    try:
+        connector.close()
+    except Exception:  # closing a broken connection: nothing more to do
+        log.debug("closing a %s connector failed", connector.kind, exc_info=True)
+
+
+def _fingerprint(store: ConnectedStore) -> str:
+    material = json.dumps(
+        [store.name, store.kind, store.url, store.secret, store.map_yaml, store.options],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@contextmanager
+def kept_connectors(*, extra: ConnectedStore | None = None) -> Iterator[dict[str, Connector]]:
+    """Connectors for every enabled, searchable store (plus `extra`), kept for the next job.
+
+    For workers: jobs of one worker thread reuse them (see `_KeptConnectors`). One-off callers
+    (the preview, commands) use `open_connectors`, which closes them afterwards.
+    """
+    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
+    if extra is not None and extra.pk not in {store.pk for store in stores}:
+        stores.append(extra)
+    now = time.monotonic()
+    connectors: dict[str, Connector] = {}
+    wanted = set()
+    try:
+        for store in stores:
+            if store.kind in UNSEARCHABLE_KINDS:
+                continue
+            wanted.add(store.pk)
+            fingerprint = _fingerprint(store)
+            kept = _KEPT.by_store.get(store.pk)
+            if kept is not None and kept[0] == fingerprint and now - kept[1] < CONNECTOR_TTL:
+                connectors[store.name] = kept[2]
+                continue
+            if kept is not None:
+                _close_quietly(_KEPT.by_store.pop(store.pk)[2])
+            connector = store_connector(store)
+            _KEPT.by_store[store.pk] = (fingerprint, now, connector)
+            connectors[store.name] = connector
+        for pk in set(_KEPT.by_store) - wanted:  # disabled or removed since
+            _close_quietly(_KEPT.by_store.pop(pk)[2])
+        yield connectors
+    except BaseException:
+        _KEPT.discard()
+        raise
