@@ -194,6 +194,13 @@ class Connector(ABC):
         for row in self.find(collection, field_name, values):
             yield tuple(row.get(k) for k in collection.key), row.get(field_name)
 
+    def scan_values(
+        self, collection: Collection, field_name: str, *, batch: int
+    ) -> Iterator[list[Any]]:
+        """Every value a field holds, in lists of at most `batch`, for the suppression ledger's
+        reapply scan after a backup is restored. Values are streamed and never kept."""
+        raise NotImplementedError(f"{self.kind} stores cannot list their values")
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; safe to call twice."""
 

@@ -257,6 +257,40 @@ class FilesConnector(PatternConnector):
 
     # -- the interface ------------------------------------------------------------------------
 
+    def scan_values(
+        self, collection: Collection, field_name: str, *, batch: int
+    ) -> Iterator[list[Any]]:
+        pattern = PathPattern(collection.physical_name)
+        if field_name not in pattern.placeholders:
+            return
+        index = next(i for i, seg in enumerate(pattern.segments) if field_name in seg.placeholders)
+        segment = pattern.segments[index].regex(None, (), False)
+        if not self.root.is_dir():
+            raise PermanentStoreError(f"files store {self.name}: the root is not a folder")
+        prefix = pattern.literal_prefix()
+        values: list[str] = []
+        last = None  # a person's folder holds many files: each value is sent once in a row
+        for folder, _, names in os.walk(
+            self.root / prefix if prefix else self.root, followlinks=False
+        ):
+            relative_folder = Path(folder).relative_to(self.root).as_posix()
+            for name in sorted(names):
+                relative = name if relative_folder == "." else f"{relative_folder}/{name}"
+                if os.path.islink(os.path.join(folder, name)) or not pattern.matches(
+                    relative, False
+                ):
+                    continue
+                parsed = segment.fullmatch(relative.split("/")[index])
+                if parsed is None or parsed.group(field_name) == last:
+                    continue
+                last = parsed.group(field_name)
+                values.append(last)
+                if len(values) >= batch:
+                    yield values
+                    values = []
+        if values:
+            yield values
+
     def check(self) -> CheckResult:
         if not self.root.exists():
             return CheckResult(False, f"the root folder {self.root} does not exist")

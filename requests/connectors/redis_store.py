@@ -269,6 +269,28 @@ class RedisConnector(PatternConnector):
             return PermanentStoreError(f"Redis at {self._where} answered {code}")
         return PermanentStoreError(f"Redis at {self._where} failed: {type(exc).__name__}")
 
+    def scan_values(
+        self, collection: Collection, field_name: str, *, batch: int
+    ) -> Iterator[list[Any]]:
+        pattern = KeyPattern(collection.physical_name)
+        if field_name not in pattern.placeholders:
+            return
+        matcher = pattern.regex()
+        values: list[str] = []
+        try:
+            for raw in self.client.scan_iter(match=pattern.match_pattern().encode(), count=batch):
+                parsed = matcher.match(raw.decode("utf-8", "replace"))
+                if parsed is None:
+                    continue
+                values.append(parsed.group(field_name))
+                if len(values) >= batch:
+                    yield values
+                    values = []
+        except rx.RedisError as exc:
+            raise self._error(exc) from None
+        if values:
+            yield values
+
     def check(self) -> CheckResult:
         problems = []
         for collection in self.store_map.collections.values():

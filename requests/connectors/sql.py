@@ -572,6 +572,22 @@ class SqlConnector(SqlErasure, Connector):
 
     # Checking ----------------------------------------------------------------------------------
 
+    def scan_values(
+        self, collection: Collection, field_name: str, *, batch: int
+    ) -> Iterator[list[Any]]:
+        doing = f"listing {collection.name}.{field_name}"
+        column = self._column(self._table(collection), collection, field_name)
+        statement = sa.select(column).where(column.is_not(None))
+        with self._connection(doing) as conn:
+            try:
+                result = conn.execution_options(stream_results=True, yield_per=batch).execute(
+                    statement
+                )
+                for chunk in result.partitions(batch):
+                    yield [row[0] for row in chunk]
+            except sa.exc.DBAPIError as exc:
+                raise self._error(exc, doing) from None
+
     def check(self) -> CheckResult:
         try:
             with self._connection("connecting") as conn:

@@ -47,14 +47,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -982,8 +980,7 @@ def suppression_reapply(
             if connector is None:
                 summary.skipped[store.name] = "a manual store: its owner checks it by hand"
                 continue
-            scanner = IDENTITY_SCANNERS.get(connector.kind)
-            if scanner is None:
+            if type(connector).scan_values is Connector.scan_values:
                 summary.skipped[store.name] = (
                     f"{connector.kind} stores cannot list their identity values; "
                     "ask the recipient to reapply its own erasures"
@@ -995,7 +992,7 @@ def suppression_reapply(
                     if identity_type not in types or identity_type in NOT_SUPPRESSIBLE:
                         continue
                     scanned = found = 0
-                    for values in scanner(connector, collection.name, field_name, batch):
+                    for values in connector.scan_values(collection, field_name, batch=batch):
                         scanned += len(values)
                         found += _match_batch(ledger, identity_type, values, matches)
                         say(
@@ -1051,96 +1048,3 @@ def _erase_matches(
             last_reapplied_at=timezone.now(), reapplied=F("reapplied") + 1
         )
         say(f"erased again: {done}/{len(matches)}")
-
-
-# --- listing a store's identity values, for the reapply scan -----------------------------------
-
-
-def _scan_sql(connector: Connector, collection_name: str, field_name: str, batch: int):
-    import sqlalchemy as sa
-
-    collection = connector.store_map.collections[collection_name]
-    table = sa.table(collection.physical_name, sa.column(field_name), schema=collection.schema_name)
-    column = table.c[field_name]
-    statement = sa.select(column).where(column.is_not(None))
-    try:
-        with connector.engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=batch).execute(statement)
-            for chunk in result.partitions(batch):
-                yield [row[0] for row in chunk]
-    except StoreError:
-        raise
-    except Exception as exc:  # driver errors: translated, never quoting values
-        from requests.connectors.sql import translate_error
-
-        raise translate_error(
-            exc, where=connector.where, doing=f"listing {collection.name}.{field_name}"
-        ) from None
-
-
-def _scan_redis(connector: Connector, collection_name: str, field_name: str, batch: int):
-    import redis.exceptions as rx
-
-    from requests.connectors.redis_store import KeyPattern
-
-    collection = connector.store_map.collections[collection_name]
-    pattern = KeyPattern(collection.physical_name)
-    if field_name not in pattern.placeholders:
-        return
-    matcher = pattern.regex()
-    values: list[str] = []
-    try:
-        for raw in connector.client.scan_iter(match=pattern.match_pattern().encode(), count=batch):
-            parsed = matcher.match(raw.decode("utf-8", "replace"))
-            if parsed is None:
-                continue
-            values.append(parsed.group(field_name))
-            if len(values) >= batch:
-                yield values
-                values = []
-    except rx.RedisError as exc:
-        raise connector._error(exc) from None
-    if values:
-        yield values
-
-
-def _scan_files(connector: Connector, collection_name: str, field_name: str, batch: int):
-    from requests.connectors.files import PathPattern
-
-    collection = connector.store_map.collections[collection_name]
-    pattern = PathPattern(collection.physical_name)
-    if field_name not in pattern.placeholders:
-        return
-    index = next(i for i, seg in enumerate(pattern.segments) if field_name in seg.placeholders)
-    segment = pattern.segments[index].regex(None, (), False)
-    root = Path(connector.root)
-    if not root.is_dir():
-        raise PermanentStoreError(f"files store {connector.name}: the root is not a folder")
-    prefix = pattern.literal_prefix()
-    values: list[str] = []
-    last = None  # a person's folder holds many files: each value is sent once in a row
-    for folder, _, names in os.walk(root / prefix if prefix else root, followlinks=False):
-        relative_folder = Path(folder).relative_to(root).as_posix()
-        for name in sorted(names):
-            relative = name if relative_folder == "." else f"{relative_folder}/{name}"
-            if os.path.islink(os.path.join(folder, name)) or not pattern.matches(relative, False):
-                continue
-            parsed = segment.fullmatch(relative.split("/")[index])
-            if parsed is None or parsed.group(field_name) == last:
-                continue
-            last = parsed.group(field_name)
-            values.append(last)
-            if len(values) >= batch:
-                yield values
-                values = []
-    if values:
-        yield values
-
-
-IDENTITY_SCANNERS: dict[str, Callable[[Connector, str, str, int], Iterator[list[Any]]]] = {
-    StoreKind.POSTGRESQL: _scan_sql,
-    StoreKind.MYSQL: _scan_sql,
-    StoreKind.SQLITE: _scan_sql,
-    StoreKind.REDIS: _scan_redis,
-    StoreKind.FILES: _scan_files,
-}
