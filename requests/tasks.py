@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from functools import partial
 
 from celery import shared_task
 
@@ -27,40 +28,49 @@ TRANSIENT_MAIL_ERRORS = (
 )
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=8,
-    autoretry_for=TRANSIENT_MAIL_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=600,
-)
-def verification_send(self, verification_id: int) -> None:
-    issued = verification.verification_claim_send(verification_id=verification_id)
+# Every task that sends mail: retried with backoff while the mail server is unreachable.
+MAIL_TASK = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": 8,
+    "autoretry_for": TRANSIENT_MAIL_ERRORS,
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+}
+
+
+def _send_claimed_code(claim, release, send, *, what: str) -> None:
+    """Mint a code claimed in the database (so at most one is sent per claim) and mail it.
+
+    A mail server that is down gives the claim back, so the retry mints and sends a new code.
+    """
+    issued = claim()
     if issued is None:
         return
     request = DataRequest.objects.filter(pk=issued.request_id).first()
     if request is None:
         return
     try:
-        emails.send_verification(request, issued)
+        send(request, issued)
     except TRANSIENT_MAIL_ERRORS:
-        verification.verification_release_send(verification_id=verification_id)
-        log.warning("verification mail for request id %s failed; will retry", request.pk)
+        release()
+        log.warning("%s mail for request id %s failed; will retry", what, request.pk)
         raise
     except smtplib.SMTPException:
-        log.exception("verification mail for request id %s refused", request.pk)
+        log.exception("%s mail for request id %s refused", what, request.pk)
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=8,
-    autoretry_for=TRANSIENT_MAIL_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=600,
-)
+@shared_task(**MAIL_TASK)
+def verification_send(verification_id: int) -> None:
+    _send_claimed_code(
+        partial(verification.verification_claim_send, verification_id=verification_id),
+        partial(verification.verification_release_send, verification_id=verification_id),
+        emails.send_verification,
+        what="verification",
+    )
+
+
+@shared_task(**MAIL_TASK)
 def notify_subject(request_id: int, event: str) -> None:
     request = DataRequest.objects.filter(pk=request_id).first()
     if request is None:
@@ -82,30 +92,15 @@ def notify_subject(request_id: int, event: str) -> None:
     emails.send_update(request, event)
 
 
-@shared_task(
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=8,
-    autoretry_for=TRANSIENT_MAIL_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=600,
-)
+@shared_task(**MAIL_TASK)
 def package_code_send(code_id: int) -> None:
     """Mint and email a download code; claimed in the database, so sent at most once."""
-    issued = packages.package_claim_code_send(code_id=code_id)
-    if issued is None:
-        return
-    request = DataRequest.objects.filter(pk=issued.request_id).first()
-    if request is None:
-        return
-    try:
-        packages.send_download_code(request, issued)
-    except TRANSIENT_MAIL_ERRORS:
-        packages.package_release_code_send(code_id=code_id)
-        log.warning("download code mail for request id %s failed; will retry", request.pk)
-        raise
-    except smtplib.SMTPException:
-        log.exception("download code mail for request id %s refused", request.pk)
+    _send_claimed_code(
+        partial(packages.package_claim_code_send, code_id=code_id),
+        partial(packages.package_release_code_send, code_id=code_id),
+        packages.send_download_code,
+        what="download code",
+    )
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
