@@ -126,3 +126,11 @@ def test_checking_a_store_that_is_down_gives_a_clear_reason_without_the_password
 def test_the_stores_api_is_for_staff_only(public_api):
     assert public_api.get("/api/v1/staff/stores/").status_code == 401
     assert public_api.post("/api/v1/staff/stores/", {}, format="json").status_code == 401
+
+
+def test_a_redis_map_that_asks_to_mask_is_refused_when_saved(staff_api, redis_server_url):
+    masked = SESSIONS_MAP + "    erasure: {action: mask}\n"
+    response = _create(staff_api, name="sessions", url=redis_server_url, map=masked)
+    assert response.status_code == 400
+    assert "cannot mask" in response.json()["map"][0]
+    assert not ConnectedStore.objects.filter(name="sessions").exists()

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests.connectors.base import CheckResult, Connector, StoreError
-from requests.engine.storemap import StoreMap
+from requests.engine.storemap import EraseAction, StoreMap
 from requests.models import ConnectedStore, StoreKind
 from requests.models.stores import STORE_NAME_VALIDATOR
 from requests.services.audit import audit_record
@@ -35,16 +35,42 @@ NO_URL_KINDS = frozenset({StoreKind.MANUAL})
 UNSEARCHABLE_KINDS = frozenset({StoreKind.MANUAL})
 
 
-def parse_map(map_yaml: str, *, store_names: set[str] | None = None) -> StoreMap:
-    """Validate map YAML; a ServiceError on the `map` field lists every problem with its line."""
+def parse_map(
+    map_yaml: str, *, store_names: set[str] | None = None, kind: str | None = None
+) -> StoreMap:
+    """Validate map YAML; a ServiceError on the `map` field lists every problem with its line.
+
+    With `kind`, also what that kind of store cannot do (masking in Redis or a folder), so the
+    map is refused when it is saved rather than when an erasure runs.
+    """
     from requests.engine.mapfile import MapError, load_store_map
 
     if len(map_yaml.encode()) > MAX_MAP_BYTES:
         raise ServiceError(f"A map may be at most {MAX_MAP_BYTES} bytes.", field="map")
     try:
-        return load_store_map(map_yaml, store_names=store_names)
+        parsed = load_store_map(map_yaml, store_names=store_names)
     except MapError as exc:
         raise ServiceError(str(exc), field="map", code="invalid_map") from exc
+    if kind is not None:
+        _check_map_fits_kind(parsed, kind)
+    return parsed
+
+
+def _check_map_fits_kind(parsed: StoreMap, kind: str) -> None:
+    from requests.connectors import kinds  # noqa: F401
+    from requests.connectors.base import REGISTRY, Connector
+
+    cls = REGISTRY.get(kind)
+    if cls is None or cls.mask_keys is not Connector.mask_keys:
+        return
+    for collection in parsed.collections.values():
+        if collection.erasure.action == EraseAction.MASK:
+            raise ServiceError(
+                f"collection {collection.name}: {kind} stores cannot mask fields; use erasure "
+                "action delete or hold",
+                field="map",
+                code="invalid_map",
+            )
 
 
 def dump_map(store_map: StoreMap) -> str:
@@ -125,7 +151,11 @@ def store_create(
     _validate_new_store(name=name, kind=kind, url=url)
     if map_yaml.strip() and discover:
         raise ServiceError("Give a map or ask for discovery, not both.", field="discover")
-    parsed = parse_map(map_yaml, store_names=_store_names() | {name}) if map_yaml.strip() else None
+    parsed = (
+        parse_map(map_yaml, store_names=_store_names() | {name}, kind=kind)
+        if map_yaml.strip()
+        else None
+    )
     if discover:
         parsed = _discover(
             kind=kind, url=url, name=name, options=options or {}, secret=secret, progress=progress
@@ -185,7 +215,7 @@ def store_discover(*, store: ConnectedStore, progress=None) -> StoreMap:
 
 @transaction.atomic
 def store_update_map(*, store: ConnectedStore, map_yaml: str, actor: str) -> ConnectedStore:
-    parsed = parse_map(map_yaml, store_names=_store_names())
+    parsed = parse_map(map_yaml, store_names=_store_names(), kind=store.kind)
     locked = ConnectedStore.objects.select_for_update().get(pk=store.pk)
     locked.map_yaml = map_yaml
     locked.save(update_fields=["map_yaml", "updated_at"])
