@@ -178,6 +178,9 @@ PORTAL_VERIFICATION_MAX_ATTEMPTS = env_int("PORTAL_VERIFICATION_MAX_ATTEMPTS", 5
 PORTAL_RESEND_INTERVAL = timedelta(seconds=env_int("PORTAL_RESEND_INTERVAL_SECONDS", 60, minimum=0))
 PORTAL_RESEND_MAX = env_int("PORTAL_RESEND_MAX", 5, minimum=1)
 PORTAL_UNVERIFIED_EXPIRY = timedelta(days=env_int("PORTAL_UNVERIFIED_EXPIRY_DAYS", 14, minimum=1))
+# Closed requests keep the person's identity (encrypted) this long, for questions and complaints
+# about the answer; then it is purged and only the request's proof without personal data stays.
+PORTAL_CLOSED_RETENTION = timedelta(days=env_int("PORTAL_CLOSED_RETENTION_DAYS", 365, minimum=1))
 PORTAL_CLOCK_START = env_choice("PORTAL_CLOCK_START", "receipt", ("receipt", "verification"))
 PORTAL_DUE_SOON_DAYS = env_int("PORTAL_DUE_SOON_DAYS", 7, minimum=0)
 PORTAL_ORGANISATION_NAME = env_str("PORTAL_ORGANISATION_NAME", "Example Organisation")
@@ -288,6 +291,10 @@ CELERY_BEAT_SCHEDULE = {
     "check-erasure-recipients": {
         "task": "requests.tasks.erasure_recipients_check",
         "schedule": timedelta(seconds=PORTAL_RECIPIENT_CHECK_SECONDS),
+    },
+    "purge-closed-identities": {
+        "task": "requests.tasks.requests_purge_closed_identities",
+        "schedule": timedelta(hours=1),
     },
     "delete-expired-packages": {
         "task": "requests.tasks.packages_delete_expired",

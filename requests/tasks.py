@@ -142,3 +142,8 @@ def erasure_recipients_check() -> dict:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def requests_expire_unverified() -> int:
     return lifecycle.requests_expire_unverified()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def requests_purge_closed_identities() -> int:
+    return lifecycle.requests_purge_closed_identities()

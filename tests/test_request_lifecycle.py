@@ -82,3 +82,30 @@ def test_a_repeat_request_is_counted_for_staff_but_never_refused():
     filed = AuditEvent.objects.filter(request=request, action="request.filed").get()
     assert filed.details["earlier_requests_by_subject"] == 2
     assert request.status == "awaiting_verification"
+
+
+def test_closed_requests_lose_their_identity_after_the_retention_period(settings):
+    settings.PORTAL_CLOSED_RETENTION = timedelta(days=365)
+    old = lifecycle.request_file(kind="access", identity={"email": "old@example.com"})
+    recent = lifecycle.request_file(kind="access", identity={"email": "recent@example.com"})
+    still_open = lifecycle.request_file(kind="access", identity={"email": "open@example.com"})
+    for request in (old, recent):
+        lifecycle.request_cancel(request=request)
+    DataRequest.objects.filter(pk=old.pk).update(closed_at=timezone.now() - timedelta(days=366))
+    DataRequest.objects.filter(pk=still_open.pk).update(
+        received_at=timezone.now() - timedelta(days=400)
+    )
+    from requests.tasks import requests_purge_closed_identities
+
+    assert requests_purge_closed_identities.apply().get() == 1
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    still_open.refresh_from_db()
+    assert old.identity == {}
+    assert old.subject_key == ""
+    assert old.identity_purged_at is not None
+    assert recent.identity["email"] == "recent@example.com"
+    assert still_open.identity["email"] == "open@example.com"
+    assert AuditEvent.objects.filter(request=old, action="request.identity_purged").exists()
+    # A second sweep finds nothing more to do.
+    assert requests_purge_closed_identities.apply().get() == 0

@@ -48,6 +48,8 @@ class DataRequest(models.Model):
     extension_months = models.PositiveSmallIntegerField(default=0)
     extension_reason = models.TextField(blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # When the identity above was emptied (expiry, or the retention period after closing).
+    identity_purged_at = models.DateTimeField(null=True, blank=True)
 
     rejection_reason = models.CharField(max_length=32, choices=RejectionReason.choices, blank=True)
     staff_message = models.TextField(blank=True)

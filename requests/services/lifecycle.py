@@ -271,6 +271,7 @@ def request_expire(*, request: DataRequest) -> DataRequest | None:
             details={"identity_purged": True},
             identity={},
             subject_key="",
+            identity_purged_at=timezone.now(),
         )
         IdentityVerification.objects.filter(request=expired).update(
             code_hash="", link_hash="", send_pending=False
@@ -297,6 +298,47 @@ def requests_expire_unverified() -> int:
         for request in batch:
             if request_expire(request=request) is not None:
                 expired += 1
+
+
+def request_purge_identity(*, request: DataRequest) -> DataRequest | None:
+    """Empty a closed request's identity once its retention period is over.
+
+    What stays is what proves the request was handled (its audit trail, certificate, dates and
+    counts), none of which holds personal data; the keyed hash that spots repeated requests goes
+    too, so nothing links the request to the person any more.
+    """
+    with transaction.atomic():
+        locked = DataRequest.objects.select_for_update().filter(pk=request.pk).first()
+        if locked is None or not locked.is_closed or locked.identity_purged_at is not None:
+            return None
+        locked.identity = {}
+        locked.subject_key = ""
+        locked.identity_purged_at = timezone.now()
+        locked.save(update_fields=["identity", "subject_key", "identity_purged_at", "updated_at"])
+        audit_record(
+            action="request.identity_purged",
+            actor=SYSTEM,
+            request=locked,
+            details={"retention_days": settings.PORTAL_CLOSED_RETENTION.days},
+        )
+        return locked
+
+
+def requests_purge_closed_identities() -> int:
+    """Purge the identity of every request closed longer ago than the retention period."""
+    cutoff = timezone.now() - settings.PORTAL_CLOSED_RETENTION
+    purged = 0
+    while True:
+        batch = list(
+            DataRequest.objects.filter(
+                status__in=TERMINAL, closed_at__lt=cutoff, identity_purged_at__isnull=True
+            ).order_by("pk")[:EXPIRY_BATCH]
+        )
+        if not batch:
+            return purged
+        for request in batch:
+            if request_purge_identity(request=request) is not None:
+                purged += 1
 
 
 def describe_status_for_subject(request: DataRequest) -> str:
