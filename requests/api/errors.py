@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -9,6 +11,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from requests.identity import IdentityError
 from requests.services.errors import RateLimited, ServiceError
+
+log = logging.getLogger(__name__)
 
 
 def exception_handler(exc, context):
@@ -25,7 +29,16 @@ def exception_handler(exc, context):
         if isinstance(exc, RateLimited) and exc.retry_after:
             response["Retry-After"] = str(exc.retry_after)
         return response
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # A bug, not bad input: log it (the traceback, never the request body) and answer JSON
+        # so API clients get the same shape as for every other error.
+        log.error("unexpected error in the API", exc_info=exc)
+        return Response(
+            {"detail": "Something went wrong on our side; it was logged.", "code": "server_error"},
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    return response
 
 
 def raise_field_error(field: str, message: str) -> None:

@@ -114,7 +114,14 @@ _MapDumper.add_representer(dict, _represent_dict)
 
 def parse_yaml(text: str) -> tuple[Any, dict[Path, tuple[int, int]]]:
     """The document and, for every mapping key and list item, its (line, column), 1-based."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # Characters YAML does not allow (control characters) are refused before parsing starts.
+        line = text.count("\n", 0, exc.position) + 1
+        raise MapError(
+            [MapProblem(line, "", f"YAML: character #x{exc.character:04x} is not allowed here")]
+        ) from None
     try:
         try:
             node = loader.get_single_node()

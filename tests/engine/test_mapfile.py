@@ -268,3 +268,10 @@ def test_every_problem_is_reported_at_once():
         """
     )
     assert [p.line for p in found] == [5, 6, 7]
+
+
+def test_a_control_character_in_a_map_is_refused_with_its_line():
+    with pytest.raises(MapError) as caught:
+        load_store_map("collections:\n  customers:\n    key: [id]\f\n")
+    assert caught.value.problems[0].line == 3
+    assert "not allowed" in str(caught.value)
