@@ -330,3 +330,19 @@ def test_the_console_speaks_french_too(staff_client, make_request):
     assert '<html lang="fr">' in html
     assert "Approuver la demande" in html
     assert "En cours d\N{RIGHT SINGLE QUOTATION MARK}examen" in html
+
+
+@pytest.mark.django_db
+def test_a_refused_decision_is_explained_in_french_to_french_staff(client, django_user_model):
+    staff = django_user_model.objects.create_user("dpo-fr", password="pw", is_staff=True)
+    client.force_login(staff)
+    filed = lifecycle.request_file(kind="access", identity={"email": "fr@example.com"})
+    verified = lifecycle.request_mark_verified(request=filed, method="code")
+    lifecycle.request_extend(request=verified, actor="staff:dpo-fr", months=2, reason="Volume")
+    response = client.post(
+        f"/staff/requests/{verified.reference}/",
+        {"action": "extend", "extend-months": "1", "extend-reason": "Encore"},
+        HTTP_ACCEPT_LANGUAGE="fr",
+        follow=True,
+    )
+    assert "déjà utilisé" in response.content.decode()

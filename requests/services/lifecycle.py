@@ -30,6 +30,10 @@ def subject_key_for(email: str) -> str:
     return keyed_hash(email, purpose="subject")
 
 
+def _too_long() -> str:
+    return _("At most %(count)d characters.") % {"count": MAX_MESSAGE_LENGTH}
+
+
 def _enqueue(task_name: str, *args: Any) -> None:
     """Queue a task once the surrounding transaction commits, so workers see committed rows."""
     from requests import tasks
@@ -49,7 +53,9 @@ def _transition(
     locked = DataRequest.objects.select_for_update().get(pk=request.pk)
     if not can_transition(locked.status, to):
         raise TransitionNotAllowed(
-            f"A request that is {locked.status} cannot become {to}.", field="status"
+            _("A request that is %(current)s cannot become %(target)s.")
+            % {"current": locked.status, "target": to},
+            field="status",
         )
     previous = locked.status
     locked.status = to
@@ -150,9 +156,9 @@ def request_reject(
             f"Unknown reason; use one of {', '.join(RejectionReason.values)}.", field="reason"
         )
     if reason == RejectionReason.OTHER and not message.strip():
-        raise ServiceError("Explain the legal reason in the message.", field="message")
+        raise ServiceError(_("Explain the legal reason in the message."), field="message")
     if len(message) > MAX_MESSAGE_LENGTH:
-        raise ServiceError(f"At most {MAX_MESSAGE_LENGTH} characters.", field="message")
+        raise ServiceError(_too_long(), field="message")
     rejected = _transition(
         request,
         to=Status.REJECTED,
@@ -171,26 +177,33 @@ def request_extend(*, request: DataRequest, actor: str, months: int, reason: str
     """Extend the deadline (Art. 12(3)); allowed only within the first month, up to two months."""
     locked = DataRequest.objects.select_for_update().get(pk=request.pk)
     if locked.is_closed:
-        raise TransitionNotAllowed(f"A request that is {locked.status} cannot be extended.")
+        raise TransitionNotAllowed(
+            _("A request that is %(current)s cannot be extended.") % {"current": locked.status}
+        )
     if not reason or not reason.strip():
-        raise ServiceError("An extension needs a reason the person will be told.", field="reason")
+        raise ServiceError(
+            _("An extension needs a reason the person will be told."), field="reason"
+        )
     if len(reason) > MAX_MESSAGE_LENGTH:
-        raise ServiceError(f"At most {MAX_MESSAGE_LENGTH} characters.", field="reason")
+        raise ServiceError(_too_long(), field="reason")
     if not isinstance(months, int) or isinstance(months, bool) or months < 1:
-        raise ServiceError("Extend by 1 or 2 months.", field="months")
+        raise ServiceError(_("Extend by 1 or 2 months."), field="months")
     total = locked.extension_months + months
     if total > clock.MAX_EXTENSION_MONTHS:
         raise ServiceError(
-            f"The deadline can be extended by at most {clock.MAX_EXTENSION_MONTHS} months in all; "
-            f"{locked.extension_months} already used.",
+            _(
+                "The deadline can be extended by at most %(most)d months in all; "
+                "%(used)d already used."
+            )
+            % {"most": clock.MAX_EXTENSION_MONTHS, "used": locked.extension_months},
             field="months",
         )
     if locked.clock_started_on is None:
-        raise ServiceError("The legal clock has not started yet.", field="months")
+        raise ServiceError(_("The legal clock has not started yet."), field="months")
     first_due = clock.due_date(locked.clock_started_on)
     if clock.today() > first_due:
         raise ServiceError(
-            "The person must be told of an extension within the first month; it has passed.",
+            _("The person must be told of an extension within the first month; it has passed."),
             field="months",
         )
     locked.extension_months = total
@@ -210,9 +223,9 @@ def request_extend(*, request: DataRequest, actor: str, months: int, reason: str
 @transaction.atomic
 def request_ask_information(*, request: DataRequest, actor: str, message: str) -> DataRequest:
     if not message or not message.strip():
-        raise ServiceError("Say what information is needed.", field="message")
+        raise ServiceError(_("Say what information is needed."), field="message")
     if len(message) > MAX_MESSAGE_LENGTH:
-        raise ServiceError(f"At most {MAX_MESSAGE_LENGTH} characters.", field="message")
+        raise ServiceError(_too_long(), field="message")
     asked = _transition(
         request,
         to=Status.AWAITING_INFORMATION,
