@@ -42,7 +42,7 @@ a server restarting) or PermanentStoreError (wrong password, missing table, bad 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -231,6 +231,26 @@ class PatternConnector(Connector):
 
     def _ignore_case(self, collection: Collection) -> bool:
         return bool(collection.options.get("ignore_case", self.options.get("ignore_case", False)))
+
+    def _map_patterns(self, parse: Callable[[str], Any]) -> tuple[list[str], dict[str, Any]]:
+        """Each collection's parsed pattern, and the problems of those that do not parse or name
+        a placeholder the collection does not declare as a field (for `check()`)."""
+        problems: list[str] = []
+        patterns: dict[str, Any] = {}
+        for collection in self.store_map.collections.values():
+            try:
+                pattern = parse(collection.physical_name)
+            except PermanentStoreError as exc:
+                problems.append(f"collection {collection.name}: {exc}")
+                continue
+            patterns[collection.name] = pattern
+            problems.extend(
+                f"collection {collection.name}: placeholder {{{name}}} is not a field of the "
+                "collection"
+                for name in pattern.placeholders
+                if name not in collection.fields
+            )
+        return problems, patterns
 
     def find(
         self, collection: Collection, field_name: str, values: Sequence[Any]

@@ -298,22 +298,11 @@ class FilesConnector(PatternConnector):
             return CheckResult(False, f"the root {self.root} is not a folder")
         if not os.access(self.root, os.R_OK | os.X_OK):
             return CheckResult(False, f"the root folder {self.root} is not readable by the portal")
-        problems = []
-        for collection in self.store_map.collections.values():
-            try:
-                pattern = PathPattern(collection.physical_name)
-            except PermanentStoreError as exc:
-                problems.append(f"collection {collection.name}: {exc}")
-                continue
-            for name in pattern.placeholders:
-                if name not in collection.fields:
-                    problems.append(
-                        f"collection {collection.name}: placeholder {{{name}}} is not a field "
-                        "of the collection"
-                    )
+        problems, patterns = self._map_patterns(PathPattern)
+        for name, pattern in patterns.items():
             prefix = pattern.literal_prefix()
             if prefix and not (self.root / prefix).is_dir():
-                problems.append(f"collection {collection.name}: folder {prefix}/ does not exist")
+                problems.append(f"collection {name}: folder {prefix}/ does not exist")
         if problems:
             return CheckResult(False, f"the root folder {self.root} has problems", problems)
         writable = os.access(self.root, os.W_OK)

@@ -292,19 +292,7 @@ class RedisConnector(PatternConnector):
             yield values
 
     def check(self) -> CheckResult:
-        problems = []
-        for collection in self.store_map.collections.values():
-            try:
-                pattern = KeyPattern(collection.physical_name)
-            except PermanentStoreError as exc:
-                problems.append(f"collection {collection.name}: {exc}")
-                continue
-            for name in pattern.placeholders:
-                if name not in collection.fields:
-                    problems.append(
-                        f"collection {collection.name}: placeholder {{{name}}} is not a field "
-                        "of the collection"
-                    )
+        problems, _ = self._map_patterns(KeyPattern)
         try:
             self.client.ping()
         except rx.RedisError as exc:
