@@ -30,19 +30,8 @@ def chinook_store(request, tmp_path, staff_api, settings):
     """Chinook in one engine, connected through the staff API with a discovered map."""
     settings.DATA_DIR = tmp_path / "data"
     kind = request.param
-    if kind == "sqlite":
-        url = chinook.load_sqlite(tmp_path / "chinook.sqlite")
-    elif kind == "postgresql":
-        url = chinook.load_postgres(request.getfixturevalue("postgres_database"))
-    else:
-        url = chinook.load_mariadb(request.getfixturevalue("mariadb_database"))
-    created = staff_api.post(
-        "/api/v1/staff/stores/",
-        {"name": "chinook", "kind": kind, "url": url, "discover": True},
-        format="json",
-    )
-    assert created.status_code == 201, created.content
-    drafted = yaml.safe_load(staff_api.get("/api/v1/staff/stores/chinook/map/").json()["map"])
+    url = chinook.load_into(kind, request, tmp_path)
+    drafted = chinook.connect_through_api(staff_api, kind, url)
     return kind, url, chinook.NAMES[kind], list(drafted["collections"])
 
 

@@ -114,3 +114,27 @@ NAMES = {
     },
 }
 NAMES["mysql"] = NAMES["sqlite"]
+
+
+def load_into(kind: str, request, tmp_path: Path) -> str:
+    """Chinook in a fresh database of `kind` (sqlite, postgresql, mysql); returns its URL.
+
+    `request` is the pytest fixture request, used to get a fresh server database."""
+    if kind == "sqlite":
+        return load_sqlite(tmp_path / "chinook.sqlite")
+    if kind == "postgresql":
+        return load_postgres(request.getfixturevalue("postgres_database"))
+    return load_mariadb(request.getfixturevalue("mariadb_database"))
+
+
+def connect_through_api(staff_api, kind: str, url: str) -> dict:
+    """Connect Chinook as the store `chinook` with discovery, as staff would; the drafted map."""
+    import yaml
+
+    created = staff_api.post(
+        "/api/v1/staff/stores/",
+        {"name": "chinook", "kind": kind, "url": url, "discover": True},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    return yaml.safe_load(staff_api.get("/api/v1/staff/stores/chinook/map/").json()["map"])

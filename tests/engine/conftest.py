@@ -23,13 +23,7 @@ class ChinookStore:
 def chinook_store(request, tmp_path) -> ChinookStore:
     """Chinook loaded into a fresh SQLite file, PostgreSQL database or MariaDB database."""
     kind = request.param
-    if kind == "sqlite":
-        url = chinook.load_sqlite(tmp_path / "chinook.sqlite")
-    elif kind == "postgresql":
-        url = chinook.load_postgres(request.getfixturevalue("postgres_database"))
-    else:
-        url = chinook.load_mariadb(request.getfixturevalue("mariadb_database"))
-    return ChinookStore(kind, url, chinook.NAMES[kind])
+    return ChinookStore(kind, chinook.load_into(kind, request, tmp_path), chinook.NAMES[kind])
 
 
 @pytest.fixture
