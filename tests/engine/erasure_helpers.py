@@ -47,3 +47,20 @@ def execute(url: str, *statements: str) -> None:
                 conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
+
+
+def fresh_database(kind: str, request, tmp_path, name: str, *schema: str) -> tuple[str, str]:
+    """(kind, url) of a new empty database of `kind` (a SQLite file, whose foreign keys are not
+    enforced, or a PostgreSQL or MariaDB database), with `schema` run in it."""
+    import sqlite3
+
+    if kind == "sqlite":
+        path = tmp_path / f"{name}.sqlite"
+        sqlite3.connect(path).close()
+        url = f"sqlite:///{path}"
+    elif kind == "postgresql":
+        url = request.getfixturevalue("postgres_database")
+    else:
+        url = request.getfixturevalue("mariadb_database")
+    execute(url, *schema)
+    return kind, url

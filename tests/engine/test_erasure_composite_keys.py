@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 
 import pytest
 
 from requests.engine.erasure import erase_person
 from requests.engine.storemap import StoreMap
-from tests.engine.erasure_helpers import HASH_KEY, execute, rows
+from tests.engine.erasure_helpers import HASH_KEY, fresh_database, rows
 
 SCHEMA = [
     "CREATE TABLE people (id INTEGER PRIMARY KEY, email VARCHAR(200) NOT NULL)",
@@ -44,17 +43,7 @@ def club_map(action: str) -> StoreMap:
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def clubs(request, tmp_path):
-    kind = request.param
-    if kind == "sqlite":
-        path = tmp_path / "clubs.sqlite"
-        sqlite3.connect(path).close()
-        url = f"sqlite:///{path}"
-    elif kind == "postgresql":
-        url = request.getfixturevalue("postgres_database")
-    else:
-        url = request.getfixturevalue("mariadb_database")
-    execute(url, *SCHEMA)
-    return kind, url
+    return fresh_database(request.param, request, tmp_path, "clubs", *SCHEMA)
 
 
 def erase(connect, clubs, action):

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 
 import pytest
 
 from requests.connectors.base import PermanentStoreError
 from requests.engine.erasure import erase_person, find_remaining
 from requests.engine.storemap import StoreMap
-from tests.engine.erasure_helpers import HASH_KEY, execute, rows
+from tests.engine.erasure_helpers import HASH_KEY, fresh_database, rows
 
 ADA = "ada@example.com"
 
@@ -67,17 +66,7 @@ def accounts_map(**erasure) -> StoreMap:
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def store(request, tmp_path):
-    kind = request.param
-    if kind == "sqlite":
-        path = tmp_path / "accounts.sqlite"
-        sqlite3.connect(path).close()
-        url = f"sqlite:///{path}"
-    elif kind == "postgresql":
-        url = request.getfixturevalue("postgres_database")
-    else:
-        url = request.getfixturevalue("mariadb_database")
-    execute(url, *SCHEMA)
-    return kind, url
+    return fresh_database(request.param, request, tmp_path, "accounts", *SCHEMA)
 
 
 def erase(connect, store, store_map):

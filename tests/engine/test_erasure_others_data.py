@@ -9,13 +9,11 @@ is Bob's); Bob replied to Ada's reply (comment 3 -> 2 -> 1). Cy (3) shares nothi
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from requests.engine.erasure import erase_person, find_remaining
 from requests.engine.storemap import StoreMap
-from tests.engine.erasure_helpers import HASH_KEY, counts, execute, rows
+from tests.engine.erasure_helpers import HASH_KEY, counts, fresh_database, rows
 
 ADA_EMAIL = "ada@example.com"
 
@@ -123,17 +121,7 @@ def shop_map(*, addresses="keep", orders="mask", order_link_nullable=True) -> St
 def shop(request, tmp_path):
     """(kind, url) of the shop, in a SQLite file (foreign keys not enforced), PostgreSQL or
     MariaDB (enforced)."""
-    kind = request.param
-    if kind == "sqlite":
-        path = tmp_path / "shop.sqlite"
-        sqlite3.connect(path).close()
-        url = f"sqlite:///{path}"
-    elif kind == "postgresql":
-        url = request.getfixturevalue("postgres_database")
-    else:
-        url = request.getfixturevalue("mariadb_database")
-    execute(url, *SCHEMA)
-    return kind, url
+    return fresh_database(request.param, request, tmp_path, "shop", *SCHEMA)
 
 
 def erase(connect, shop, store_map):
