@@ -87,7 +87,8 @@ def celery_worker(env: dict[str, str], log: Path, *extra: str):
 
 def web_server(env: dict[str, str], log: Path, port: int):
     args = [
-        str(BIN / "gunicorn"), "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        str(BIN / "gunicorn"), "-c", "python:portal.gunicorn_conf", "portal.wsgi:application",
+        "--bind", f"127.0.0.1:{port}",
         "--workers", "2", "--access-logfile", "-",
     ]  # fmt: skip
 
