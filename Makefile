@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8000
 PORTAL_DATA_DIR ?= ./var
 export PORTAL_PORT PORTAL_DATA_DIR
 
-.PHONY: install run test lint check-migrations schema lock clean
+.PHONY: install chromium run test lint check-migrations schema lock clean
 
 # The environment is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock
@@ -31,7 +31,23 @@ lint: install
 check-migrations: install
 	PORTAL_DATA_DIR=$$(mktemp -d) $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: lint check-migrations
+# The browser tests drive Debian's Chromium; Playwright's own browser download is never used.
+# As root it is installed when missing; anyone else is told the one command that installs it.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's Chromium for the browser tests (apt-get install chromium)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+				|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
+		else \
+			echo "The browser tests need Debian's Chromium at $(CHROMIUM)."; \
+			echo "Install it with: sudo apt-get install chromium   (then run make test again)"; \
+			exit 1; \
+		fi; \
+	fi
+
+test: lint check-migrations chromium
 	$(BIN)/pytest
 
 # Regenerate requirements.lock after editing pyproject.toml (needs network access to PyPI).

@@ -1,0 +1,75 @@
+"""In Chromium, end to end: a person files and verifies an erasure request on the public pages; a
+DPO signs in, finds it in the queue, opens it and approves; the worker erases the demo shop's
+records; the DPO sees the request completed and opens its certificate."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import code_from
+
+pytestmark = pytest.mark.slow
+
+# Reloads of the request page until the worker has finished, each a real page load.
+WORKER_WAIT_SECONDS = 60
+
+
+def _file_and_verify(page, portal, *, email: str, kind_label: str) -> str:
+    page.goto(portal.url("/"))
+    page.get_by_label(kind_label).check()
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Send my request").click()
+    page.wait_for_url(re.compile(r"/r/[^/]+/filed/$"))
+    reference = page.locator("strong.reference").inner_text().strip()
+
+    message = portal.inbox.wait_for(1)
+    assert message["To"] == email
+    page.get_by_label("Code from the email").fill(code_from(message))
+    page.get_by_role("button", name="Confirm my request").click()
+    page.wait_for_url(re.compile(rf"/r/{re.escape(reference)}/status/"))
+    return reference
+
+
+def _sign_in(page, portal, *, username: str, password: str) -> None:
+    page.goto(portal.url("/staff/"))
+    page.wait_for_url(re.compile(r"/staff/login/"))
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/staff/(\?.*)?$"))
+
+
+def test_a_person_files_an_erasure_and_a_dpo_approves_it_in_the_browser_until_it_completes(
+    live_portal, new_page
+):
+    person = new_page()
+    reference = _file_and_verify(
+        person, live_portal, email="ada@demo.example", kind_label="Erasure (delete my data)"
+    )
+    assert "reviewing your request" in person.locator("main").inner_text()
+
+    dpo = new_page()
+    _sign_in(dpo, live_portal, username="dpo", password=live_portal.demo_password)
+    queue_row = dpo.get_by_role("row").filter(has_text=reference)
+    assert "In review" in queue_row.inner_text()
+    queue_row.get_by_role("link", name=reference).click()
+    dpo.wait_for_url(re.compile(rf"/staff/requests/{re.escape(reference)}/$"))
+    assert dpo.get_by_role("heading", level=1).inner_text() == f"Request {reference}"
+
+    dpo.get_by_role("button", name="Approve the request").click()
+    assert "processing has started" in dpo.get_by_role("status").inner_text()
+
+    status = dpo.locator("dt:text-is('Status') + dd")
+    for _ in range(WORKER_WAIT_SECONDS * 2):
+        if status.inner_text().strip() == "Completed":
+            break
+        dpo.wait_for_timeout(500)
+        dpo.reload()
+    assert status.inner_text().strip() == "Completed", live_portal.log_tail()
+
+    dpo.get_by_role("link", name="What was erased, held and kept").click()
+    certificate = dpo.locator("body").inner_text()
+    assert reference in certificate
+    assert "demo-shop" in certificate
