@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A lost database connection answers 503 with Retry-After instead of 500.
+    "requests.views.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -177,6 +179,18 @@ PORTAL_VERIFICATION_TTL = timedelta(hours=env_int("PORTAL_VERIFICATION_TTL_HOURS
 PORTAL_VERIFICATION_MAX_ATTEMPTS = env_int("PORTAL_VERIFICATION_MAX_ATTEMPTS", 5, minimum=1)
 PORTAL_RESEND_INTERVAL = timedelta(seconds=env_int("PORTAL_RESEND_INTERVAL_SECONDS", 60, minimum=0))
 PORTAL_RESEND_MAX = env_int("PORTAL_RESEND_MAX", 5, minimum=1)
+# Verification emails are owed in the database until the mail server took them: a send task
+# holds one for PORTAL_MAIL_SEND_LEASE_SECONDS, and one still owed
+# PORTAL_VERIFICATION_RESEND_AFTER_SECONDS after its send was queued is queued again by the
+# reconciler (every PORTAL_VERIFICATION_RECONCILE_SECONDS, at most a batch at a time).
+PORTAL_MAIL_SEND_LEASE = timedelta(seconds=env_int("PORTAL_MAIL_SEND_LEASE_SECONDS", 90, minimum=1))
+PORTAL_VERIFICATION_RESEND_AFTER = timedelta(
+    seconds=env_int("PORTAL_VERIFICATION_RESEND_AFTER_SECONDS", 120, minimum=1)
+)
+PORTAL_VERIFICATION_RECONCILE_SECONDS = env_int(
+    "PORTAL_VERIFICATION_RECONCILE_SECONDS", 30, minimum=1
+)
+PORTAL_VERIFICATION_RECONCILE_BATCH = env_int("PORTAL_VERIFICATION_RECONCILE_BATCH", 200, minimum=1)
 PORTAL_UNVERIFIED_EXPIRY = timedelta(days=env_int("PORTAL_UNVERIFIED_EXPIRY_DAYS", 14, minimum=1))
 # Closed requests keep the person's identity (encrypted) this long, for questions and complaints
 # about the answer; then it is purged and only the request's proof without personal data stays.
@@ -283,6 +297,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-jobs": {
         "task": "requests.tasks.jobs_reconcile",
         "schedule": timedelta(seconds=PORTAL_RECONCILE_SECONDS),
+    },
+    "reconcile-verification-emails": {
+        "task": "requests.tasks.verifications_reconcile",
+        "schedule": timedelta(seconds=PORTAL_VERIFICATION_RECONCILE_SECONDS),
     },
     "expire-unverified-requests": {
         "task": "requests.tasks.requests_expire_unverified",

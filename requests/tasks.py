@@ -10,6 +10,8 @@ import smtplib
 from functools import partial
 
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from requests import emails
 from requests.models import AccessPackage, DataRequest, ErasureCertificate
@@ -39,6 +41,14 @@ MAIL_TASK = {
 }
 
 
+# The verification email is retried through database outages too: it is what lets a person
+# prove who they are, and its claim in the database keeps a retry from sending twice.
+VERIFICATION_TASK = {
+    **MAIL_TASK,
+    "autoretry_for": (*TRANSIENT_MAIL_ERRORS, OperationalError, InterfaceError),
+}
+
+
 def _send_claimed_code(claim, release, send, *, what: str) -> None:
     """Mint a code claimed in the database (so at most one is sent per claim) and mail it.
 
@@ -60,13 +70,42 @@ def _send_claimed_code(claim, release, send, *, what: str) -> None:
         log.exception("%s mail for request id %s refused", what, request.pk)
 
 
-@shared_task(**MAIL_TASK)
+@shared_task(**VERIFICATION_TASK)
 def verification_send(verification_id: int) -> None:
-    _send_claimed_code(
-        partial(verification.verification_claim_send, verification_id=verification_id),
-        partial(verification.verification_release_send, verification_id=verification_id),
-        emails.send_verification,
-        what="verification",
+    """Send the owed verification email; it stays owed until the mail server took it."""
+    issued = verification.verification_claim_send(verification_id=verification_id)
+    if issued is None:
+        return
+    try:
+        request = DataRequest.objects.get(pk=issued.request_id)
+        emails.send_verification(request, issued)
+    except TRANSIENT_MAIL_ERRORS:
+        _release_quietly(verification_id, issued)
+        log.warning("verification mail for request id %s failed; will retry", issued.request_id)
+        raise
+    except smtplib.SMTPException:
+        log.exception("verification mail for request id %s refused", issued.request_id)
+        verification.verification_abandon_send(verification_id=verification_id, issued=issued)
+        return
+    except Exception:
+        _release_quietly(verification_id, issued)
+        raise
+    verification.verification_mark_sent(verification_id=verification_id, issued=issued)
+
+
+def _release_quietly(verification_id: int, issued) -> None:
+    # With the database down the release fails too; the claim's lease then runs out instead.
+    try:
+        verification.verification_release_send(verification_id=verification_id, issued=issued)
+    except (OperationalError, InterfaceError):
+        log.warning("could not release the verification claim %s", verification_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def verifications_reconcile() -> int:
+    """Queue again the verification emails still owed after PORTAL_VERIFICATION_RESEND_AFTER."""
+    return verification.verification_sends_reconcile(
+        batch=settings.PORTAL_VERIFICATION_RECONCILE_BATCH
     )
 
 

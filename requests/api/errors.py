@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from requests.identity import IdentityError
-from requests.services.errors import RateLimited, ServiceError
+from requests.services.errors import ServiceError, ServiceUnavailable
+from requests.views import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,16 @@ def exception_handler(exc, context):
             {"identity": {field: [exc.message]}} if field != "identity" else {field: [exc.message]}
         )
         return Response(body, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, unavailable.DATABASE_UNAVAILABLE):
+        log.warning("database unavailable (%s); answered 503", type(exc).__name__)
+        exc = ServiceUnavailable(unavailable.MESSAGE, retry_after=unavailable.RETRY_AFTER_SECONDS)
     if isinstance(exc, ServiceError):
         body = {exc.field: [exc.message]} if exc.field else {"detail": exc.message}
         body["code"] = exc.code
         response = Response(body, status=exc.status_code)
-        if isinstance(exc, RateLimited) and exc.retry_after:
-            response["Retry-After"] = str(exc.retry_after)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
         return response
     response = drf_exception_handler(exc, context)
     if response is None:

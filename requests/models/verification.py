@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 
 class IdentityVerification(models.Model):
@@ -15,8 +16,13 @@ class IdentityVerification(models.Model):
     failed_attempts = models.PositiveSmallIntegerField(default=0)
     locked_at = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
-    # A new code is owed to the person; the send task claims it by clearing the flag.
+    # A new code is owed to the person. The flag is cleared only once the email went out, so a
+    # task that dies or hits a database error leaves it owed, and the reconciler sends it again.
     send_pending = models.BooleanField(default=True)
+    # A send task holds the owed email until then (a lease, so a dead task does not hold it).
+    send_claimed_until = models.DateTimeField(null=True, blank=True)
+    # When a send task was last queued; the reconciler queues another if it is still owed later.
+    send_queued_at = models.DateTimeField(default=timezone.now, db_index=True)
     sends = models.PositiveSmallIntegerField(default=0)
     last_sent_at = models.DateTimeField(null=True, blank=True)
 

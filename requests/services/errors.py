@@ -38,3 +38,14 @@ class RateLimited(ServiceError):
 class NotFound(ServiceError):
     status_code = 404
     code = "not_found"
+
+
+class ServiceUnavailable(ServiceError):
+    """The portal's database is down or restarting: nothing was done, and a retry will work."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after

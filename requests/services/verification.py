@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from requests.models import DataRequest, IdentityVerification
-from requests.services.audit import SUBJECT, audit_record
+from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import NotFound, RateLimited, VerificationFailed
 from requests.services.lifecycle import _enqueue, request_mark_verified
 from requests.states import Status
@@ -35,41 +35,100 @@ class IssuedSecrets:
 
 
 def verification_claim_send(*, verification_id: int) -> IssuedSecrets | None:
-    """Claim a pending send and mint a new code and link; None if another delivery claimed it.
+    """Claim an owed email for a short lease and mint a new code and link for it.
 
-    The claim is a conditional UPDATE, so a task delivered twice sends at most one email.
+    None when nothing is owed or another delivery holds the claim. The claim is a conditional
+    UPDATE, so a task delivered twice sends one email. The email stays owed (`send_pending`)
+    until `verification_mark_sent`: a task that dies or fails after claiming loses nothing, as
+    the lease runs out and the reconciler queues the send again.
     """
+    now = timezone.now()
+    code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+    link_token = secrets.token_urlsafe(32)
     claimed = IdentityVerification.objects.filter(
+        Q(send_claimed_until__isnull=True) | Q(send_claimed_until__lt=now),
         pk=verification_id,
         send_pending=True,
         verified_at__isnull=True,
         request__status=Status.AWAITING_VERIFICATION,
-    ).update(send_pending=False)
-    if claimed != 1:
-        return None
-    code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
-    link_token = secrets.token_urlsafe(32)
-    now = timezone.now()
-    IdentityVerification.objects.filter(pk=verification_id).update(
+    ).update(
+        send_claimed_until=now + settings.PORTAL_MAIL_SEND_LEASE,
         code_hash=_hash_secret(code),
         link_hash=_hash_secret(link_token),
         expires_at=now + settings.PORTAL_VERIFICATION_TTL,
         failed_attempts=0,
         locked_at=None,
-        sends=F("sends") + 1,
-        last_sent_at=now,
     )
+    if claimed != 1:
+        return None
     request_id = IdentityVerification.objects.values_list("request_id", flat=True).get(
         pk=verification_id
     )
     return IssuedSecrets(request_id=request_id, code=code, link_token=link_token)
 
 
-def verification_release_send(*, verification_id: int) -> None:
-    """Sending failed: owe the person a new code again so a retry mints and sends one."""
-    IdentityVerification.objects.filter(pk=verification_id, verified_at__isnull=True).update(
-        send_pending=True
+def _own_claim(verification_id: int, issued: IssuedSecrets):
+    # The code's hash tells this claim from a later one made after its lease ran out.
+    return IdentityVerification.objects.filter(
+        pk=verification_id, code_hash=_hash_secret(issued.code)
     )
+
+
+def verification_mark_sent(*, verification_id: int, issued: IssuedSecrets) -> None:
+    """The email went out: nothing is owed any more (unless a later claim took over)."""
+    _own_claim(verification_id, issued).update(
+        send_pending=False,
+        send_claimed_until=None,
+        sends=F("sends") + 1,
+        last_sent_at=timezone.now(),
+    )
+
+
+def verification_release_send(*, verification_id: int, issued: IssuedSecrets) -> None:
+    """Sending failed for now: give the claim back so a retry can send at once."""
+    _own_claim(verification_id, issued).update(send_claimed_until=None)
+
+
+@transaction.atomic
+def verification_abandon_send(*, verification_id: int, issued: IssuedSecrets) -> None:
+    """The mail server refused the address for good: stop owing the email, and say so."""
+    abandoned = _own_claim(verification_id, issued).update(
+        send_pending=False, send_claimed_until=None
+    )
+    if abandoned:
+        audit_record(
+            action="verification.send_refused",
+            actor=SYSTEM,
+            request=DataRequest.objects.get(pk=issued.request_id),
+            details={},
+        )
+
+
+def verification_sends_reconcile(*, batch: int = 100) -> int:
+    """Queue again the verification emails still owed well after their send was queued.
+
+    Picks up sends whose task was lost (a database error before the claim, a broker that
+    dropped it, a worker killed mid-send): bounded per run, oldest first.
+    """
+    now = timezone.now()
+    stale = now - settings.PORTAL_VERIFICATION_RESEND_AFTER
+    # Two reconcilers racing queue a send twice at worst, and the claim makes that harmless.
+    with transaction.atomic():
+        ids = list(
+            IdentityVerification.objects.filter(
+                Q(send_claimed_until__isnull=True) | Q(send_claimed_until__lt=now),
+                send_pending=True,
+                verified_at__isnull=True,
+                send_queued_at__lt=stale,
+                request__status=Status.AWAITING_VERIFICATION,
+            )
+            .order_by("send_queued_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        IdentityVerification.objects.filter(pk__in=ids).update(send_queued_at=now)
+        for verification_id in ids:
+            _enqueue("verification_send", verification_id)
+    return len(ids)
 
 
 def _locked_verification(reference: str) -> tuple[DataRequest, IdentityVerification]:
@@ -184,10 +243,11 @@ def request_resend_code(*, reference: str) -> DataRequest:
                 f"A code was sent a moment ago. Try again in {seconds} seconds.",
                 retry_after=seconds,
             )
-    if verification.send_pending:
-        return request
+    # Queued even when a code is already owed: the task that owed it may have been lost, and
+    # the claim makes a second task harmless.
     verification.send_pending = True
-    verification.save(update_fields=["send_pending"])
+    verification.send_queued_at = now
+    verification.save(update_fields=["send_pending", "send_queued_at"])
     audit_record(
         action="verification.resend_requested",
         actor=SUBJECT,

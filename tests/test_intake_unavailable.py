@@ -1,0 +1,66 @@
+"""A database error while filing answers 503 with Retry-After (API and page), never 500.
+
+The error is a real one from PostgreSQL: another session holds the audit chain's head row, and
+the portal's session is told to give up waiting for a lock at once (lock_timeout).
+"""
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from requests.models import AuditChainHead, DataRequest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def database_failing_on_filing():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs the portal on PostgreSQL (lock_timeout); set DATABASE_URL to one")
+    import psycopg
+
+    AuditChainHead.objects.get_or_create(id=1)
+    params = connection.settings_dict
+    other = psycopg.connect(
+        host=params["HOST"],
+        port=params["PORT"] or 5432,
+        user=params["USER"],
+        password=params["PASSWORD"],
+        dbname=params["NAME"],
+    )
+    try:
+        other.execute("SELECT 1 FROM requests_auditchainhead WHERE id = 1 FOR UPDATE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        yield
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
+def test_filing_through_the_api_while_the_database_fails_answers_503_with_retry_after(
+    database_failing_on_filing, public_api
+):
+    response = public_api.post(
+        "/api/v1/requests/",
+        {"kind": "access", "identity": {"email": "ada@example.com"}},
+        format="json",
+    )
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert b"unavailable" in response.content
+    assert DataRequest.objects.count() == 0
+
+
+def test_filing_on_the_page_while_the_database_fails_shows_a_try_again_page_with_503(
+    database_failing_on_filing, client
+):
+    response = client.post(reverse("request-file"), {"kind": "access", "email": "a@example.com"})
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "Please try again in a moment" in response.content.decode()
+    assert DataRequest.objects.count() == 0

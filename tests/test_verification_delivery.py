@@ -1,0 +1,186 @@
+"""Every accepted request gets its verification email: the email stays owed in the database
+until the mail server took it, a reconciler queues lost sends again, and resend really sends."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from requests import tasks
+from requests.models import AuditEvent, DataRequest, IdentityVerification
+from requests.services import verification
+from tests.conftest import code_from
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def file_without_sending(public_api):
+    """File through the API with the send task lost: its on-commit callback never runs."""
+
+    def _file(email="lost@example.com"):
+        response = public_api.post(
+            "/api/v1/requests/", {"kind": "access", "identity": {"email": email}}, format="json"
+        )
+        assert response.status_code == 201, response.content
+        return response.json()["reference"]
+
+    return _file
+
+
+def _owed(reference):
+    return IdentityVerification.objects.get(request__reference=reference)
+
+
+def _age_queued_send(reference, settings):
+    """Move the send's queue time back past the reconciler's delay (instead of waiting)."""
+    past = timezone.now() - settings.PORTAL_VERIFICATION_RESEND_AFTER - timedelta(seconds=1)
+    IdentityVerification.objects.filter(request__reference=reference).update(send_queued_at=past)
+
+
+def test_a_send_task_that_was_lost_is_queued_again_by_the_reconciler(
+    file_without_sending, mailoutbox, settings, django_capture_on_commit_callbacks
+):
+    reference = file_without_sending()
+    assert mailoutbox == []
+    assert _owed(reference).send_pending
+
+    _age_queued_send(reference, settings)
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = tasks.verifications_reconcile()
+
+    assert queued == 1
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["lost@example.com"]
+    owed = _owed(reference)
+    assert not owed.send_pending
+    assert owed.sends == 1
+    assert owed.last_sent_at is not None
+
+
+def test_the_reconciler_leaves_alone_sends_queued_a_moment_ago(
+    file_without_sending, mailoutbox, django_capture_on_commit_callbacks
+):
+    file_without_sending()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queued = tasks.verifications_reconcile()
+
+    assert queued == 0
+    assert mailoutbox == []
+
+
+def test_a_task_that_dies_after_claiming_leaves_the_email_owed_and_it_is_sent_later(
+    file_without_sending, mailoutbox, settings, django_capture_on_commit_callbacks
+):
+    reference = file_without_sending()
+    owed = _owed(reference)
+    # A worker claims the send, then dies before mailing (killed, or its database went away).
+    assert verification.verification_claim_send(verification_id=owed.pk) is not None
+    owed.refresh_from_db()
+    assert owed.send_pending
+    assert owed.send_claimed_until > timezone.now()
+
+    # While the claim holds, a second delivery of the task sends nothing ...
+    tasks.verification_send(owed.pk)
+    assert mailoutbox == []
+    # ... and once its lease ran out, the reconciler sends the owed email.
+    IdentityVerification.objects.filter(pk=owed.pk).update(
+        send_claimed_until=timezone.now() - timedelta(seconds=1)
+    )
+    _age_queued_send(reference, settings)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.verifications_reconcile() == 1
+
+    assert len(mailoutbox) == 1
+    assert not _owed(reference).send_pending
+
+
+def test_a_task_delivered_twice_sends_one_email(file_request, mailoutbox):
+    reference = file_request()
+    owed = _owed(reference)
+
+    tasks.verification_send(owed.pk)
+
+    assert len(mailoutbox) == 1
+    assert _owed(reference).sends == 1
+
+
+def test_resend_sends_a_code_even_when_the_first_send_was_lost(
+    file_without_sending, public_api, mailoutbox, django_capture_on_commit_callbacks
+):
+    reference = file_without_sending()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = public_api.post(f"/api/v1/requests/{reference}/resend/")
+
+    assert response.status_code == 202
+    assert len(mailoutbox) == 1
+    verified = public_api.post(
+        f"/api/v1/requests/{reference}/verify/", {"code": code_from(mailoutbox[0])}, format="json"
+    )
+    assert verified.status_code == 200
+    assert DataRequest.objects.get(reference=reference).status == "in_review"
+
+
+def test_a_mail_server_that_is_down_keeps_the_email_owed_and_a_retry_sends_it(
+    file_without_sending, settings, smtp_server
+):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = closed_port
+    settings.EMAIL_TIMEOUT = 2
+    reference = file_without_sending(email="patient@example.com")
+    owed = _owed(reference)
+
+    with pytest.raises(ConnectionError):
+        tasks.verification_send.run(owed.pk)
+
+    owed.refresh_from_db()
+    assert owed.send_pending
+    assert owed.send_claimed_until is None  # given back, so the retry need not wait
+    _host, port, inbox = smtp_server
+    settings.EMAIL_PORT = port
+    tasks.verification_send.run(owed.pk)
+    assert inbox.wait_for(1)["To"] == "patient@example.com"
+    assert not _owed(reference).send_pending
+
+
+def test_an_address_the_mail_server_refuses_is_given_up_and_audited(file_without_sending, settings):
+    class RefusingInbox:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return "550 no such mailbox"
+
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(RefusingInbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        reference = file_without_sending(email="nobody@example.com")
+        tasks.verification_send.run(_owed(reference).pk)
+    finally:
+        controller.stop()
+
+    owed = _owed(reference)
+    assert not owed.send_pending
+    assert owed.sends == 0
+    event = AuditEvent.objects.get(action="verification.send_refused")
+    assert event.request.reference == reference
+    assert "nobody" not in str(event.details)
+
+
+def test_the_reconciler_runs_on_the_beat_schedule(settings):
+    entries = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "requests.tasks.verifications_reconcile" in entries
