@@ -33,12 +33,13 @@ def staff_user(django_user_model):
 
 @pytest.fixture
 def staff_api(staff_user):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from requests.services.tokens import token_create
+
     client = APIClient()
-    token = Token.objects.create(user=staff_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    key = token_create(user=staff_user, actor="system")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -4,10 +4,12 @@ from requests.models.jobs import Job, JobKind, JobState
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.request import DataRequest
 from requests.models.stores import ConnectedStore, StoreKind
+from requests.models.tokens import ApiToken
 from requests.models.verification import IdentityVerification
 
 __all__ = [
     "AccessPackage",
+    "ApiToken",
     "AuditChainHead",
     "AuditEvent",
     "ConnectedStore",
