@@ -73,6 +73,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "requests.limits.BodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -233,6 +234,17 @@ PORTAL_DOWNLOAD_CODE_MAX_ATTEMPTS = env_int("PORTAL_DOWNLOAD_CODE_MAX_ATTEMPTS",
 # request of its kind by the same person within twelve months. Never refused automatically.
 PORTAL_EXCESSIVE_REQUESTS_PER_YEAR = env_int("PORTAL_EXCESSIVE_REQUESTS_PER_YEAR", 4, minimum=2)
 
+# Request bodies: the largest accepted, by kind of endpoint, and how deeply JSON may nest.
+# Larger bodies answer 413, deeper JSON 400, both naming the setting (requests/limits.py).
+PORTAL_MAX_BODY_BYTES = env_int("PORTAL_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+PORTAL_STAFF_MAX_BODY_BYTES = env_int("PORTAL_STAFF_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+PORTAL_MAP_MAX_BODY_BYTES = env_int("PORTAL_MAP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
+PORTAL_MAX_JSON_DEPTH = env_int("PORTAL_MAX_JSON_DEPTH", 32, minimum=2)
+# Django's own cap on buffered bodies stays above ours, so ours is the one people meet.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(
+    PORTAL_MAX_BODY_BYTES, PORTAL_STAFF_MAX_BODY_BYTES, PORTAL_MAP_MAX_BODY_BYTES
+)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "requests.api.authentication.HashedTokenAuthentication",
@@ -243,6 +255,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "requests.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "requests.limits.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_RATES": {
         "public_file": env_str("PORTAL_THROTTLE_FILE", "20/hour"),
         "public_verify": env_str("PORTAL_THROTTLE_VERIFY", "60/hour"),

@@ -10,3 +10,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("requests.views.public_urls")),
 ]
+
+# The API answers its own error shape even where no API view is reached.
+handler400 = "requests.api.errors.bad_request"
+handler404 = "requests.api.errors.page_not_found"
+handler500 = "requests.api.errors.server_error"

@@ -273,13 +273,16 @@ def test_staff_get_a_clear_404_when_there_is_no_package(shop, public_api, file_r
     response = staff_api.get(f"/api/v1/staff/requests/{reference}/package/")
     assert response.status_code == 404
     assert response.json() == {
-        "detail": "The package is not ready: the request is in_review.",
-        "code": "not_ready",
+        "error": {
+            "code": "not_ready",
+            "message": "The package is not ready: the request is in_review.",
+            "field": None,
+        }
     }
     erasure = file_request(kind="erasure", email="bob@example.com")
     response = staff_api.get(f"/api/v1/staff/requests/{erasure}/package/")
     assert response.status_code == 404
-    assert response.json()["code"] == "not_access_request"
+    assert response.json()["error"]["code"] == "not_access_request"
     assert staff_api.get("/api/v1/staff/requests/nope/package/").status_code == 404
 
 
@@ -306,7 +309,7 @@ def test_expiry_deletes_the_file_and_the_page_says_so(
     assert "no longer available" in asked.content.decode()
     response = staff_api.get(f"/api/v1/staff/requests/{completed.reference}/package/")
     assert response.status_code == 404
-    assert response.json()["code"] == "expired"
+    assert response.json()["error"]["code"] == "expired"
     assert AuditEvent.objects.filter(request=completed, action="package.deleted").count() == 1
     assert packages.packages_delete_expired() == 0
 

@@ -160,7 +160,7 @@ def test_a_manual_system_waits_for_staff_and_their_note_reaches_the_report(
     shop = staff_api.post(
         f"/api/v1/staff/requests/{reference}/jobs/shop/confirm/", {"note": "x"}, format="json"
     )
-    assert shop.status_code == 400 and shop.json()["code"] == "not_manual"
+    assert shop.status_code == 400 and shop.json()["error"]["code"] == "not_manual"
     with capture(execute=True):
         response = staff_api.post(
             url, {"note": "Three payslips found; copies sent by post."}, format="json"

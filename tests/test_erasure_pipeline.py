@@ -210,7 +210,8 @@ def test_retrying_a_request_that_does_not_need_attention_is_refused_with_a_reaso
     reference = _erasure(public_api, file_request)
     response = staff_api.post(f"/api/v1/staff/requests/{reference}/retry/")
     assert response.status_code == 409
-    assert "needs attention" in response.json()["detail"]
+    assert response.json()["error"]["code"] == "transition_not_allowed"
+    assert "needs attention" in response.json()["error"]["message"]
     assert staff_api.post("/api/v1/staff/requests/nope/retry/").status_code == 404
 
 
@@ -259,7 +260,7 @@ def test_the_certificate_is_a_404_with_a_clear_message_until_the_erasure_complet
     response = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
-    assert response.json()["detail"] == (
+    assert response.json()["error"]["message"] == (
         "The certificate is issued when the erasure is completed and verified; this request is "
         "in_review."
     )
@@ -267,7 +268,7 @@ def test_the_certificate_is_a_404_with_a_clear_message_until_the_erasure_complet
     assert html.status_code == 404 and b"completed and verified" in html.content
     access = file_and_verify(public_api, file_request, kind="access")
     response = staff_api.get(f"/api/v1/staff/requests/{access}/certificate/")
-    assert response.json()["detail"] == "Only erasure requests have a certificate."
+    assert response.json()["error"]["message"] == "Only erasure requests have a certificate."
     assert staff_api.get("/api/v1/staff/requests/nope/certificate/").status_code == 404
 
 

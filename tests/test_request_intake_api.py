@@ -68,37 +68,32 @@ def test_the_identity_is_encrypted_at_rest(file_request):
 
 
 @pytest.mark.parametrize(
-    ("payload", "field_path"),
+    ("payload", "field"),
     [
-        ({"kind": "access", "identity": {}}, ("identity", "email")),
-        ({"kind": "access", "identity": {"email": "not-an-email"}}, ("identity", "email")),
-        ({"kind": "access"}, ("identity",)),
-        ({"kind": "portability", "identity": {"email": "a@b.com"}}, ("kind",)),
-        ({"identity": {"email": "a@b.com"}}, ("kind",)),
-        ({"kind": "access", "identity": {"email": "a" * 250 + "@b.com"}}, ("identity", "email")),
-        (
-            {"kind": "access", "identity": {"email": "a@b.com", "name": "x" * 201}},
-            ("identity", "name"),
-        ),
+        ({"kind": "access", "identity": {}}, "identity.email"),
+        ({"kind": "access", "identity": {"email": "not-an-email"}}, "identity.email"),
+        ({"kind": "access"}, "identity"),
+        ({"kind": "portability", "identity": {"email": "a@b.com"}}, "kind"),
+        ({"identity": {"email": "a@b.com"}}, "kind"),
+        ({"kind": "access", "identity": {"email": "a" * 250 + "@b.com"}}, "identity.email"),
+        ({"kind": "access", "identity": {"email": "a@b.com", "name": "x" * 201}}, "identity.name"),
         (
             {"kind": "access", "identity": {"email": "a@b.com", "phone": "call me"}},
-            ("identity", "phone"),
+            "identity.phone",
         ),
         (
             {"kind": "access", "identity": {"email": "a@b.com", "shoe_size": "42"}},
-            ("identity", "shoe_size"),
+            "identity.shoe_size",
         ),
-        ({"kind": "access", "identity": "a@b.com"}, ("identity",)),
+        ({"kind": "access", "identity": "a@b.com"}, "identity"),
     ],
 )
-def test_bad_input_gets_a_400_naming_the_field_and_files_nothing(public_api, payload, field_path):
+def test_bad_input_gets_a_400_naming_the_field_and_files_nothing(public_api, payload, field):
     response = public_api.post("/api/v1/requests/", payload, format="json")
     assert response.status_code == 400, response.content
-    body = response.json()
-    node = body
-    for key in field_path:
-        assert key in node, body
-        node = node[key]
+    error = response.json()["error"]
+    assert error["field"] == field, error
+    assert error["code"] and error["message"], error
     assert DataRequest.objects.count() == 0
 
 
@@ -107,7 +102,7 @@ def test_a_body_that_is_not_json_gets_a_400_not_a_500(public_api):
         "POST", "/api/v1/requests/", "{not json", content_type="application/json"
     )
     assert response.status_code == 400
-    assert "detail" in response.json()
+    assert response.json()["error"]["code"] == "parse_error"
 
 
 def test_the_right_code_verifies_and_moves_the_request_to_review(
@@ -134,7 +129,12 @@ def test_a_wrong_code_only_counts_an_attempt(public_api, file_request, mailoutbo
         f"/api/v1/requests/{reference}/verify/", {"code": wrong}, format="json"
     )
     assert response.status_code == 400
-    assert "code" in response.json()
+    assert response.json()["error"] == {
+        "code": "wrong_code",
+        "message": "That code is not right. 4 attempt(s) left.",
+        "field": "code",
+        "attempts_left": 4,
+    }
     after = DataRequest.objects.get(reference=reference)
     assert after.status == before.status == "awaiting_verification"
     assert after.due_on == before.due_on
@@ -154,7 +154,7 @@ def test_five_wrong_codes_lock_the_check_even_for_the_right_code(
         f"/api/v1/requests/{reference}/verify/", {"code": right}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "locked"
+    assert response.json()["error"]["code"] == "locked"
     assert DataRequest.objects.get(reference=reference).status == "awaiting_verification"
 
 
@@ -171,7 +171,7 @@ def test_an_expired_code_is_refused(public_api, file_request, mailoutbox):
         f"/api/v1/requests/{reference}/verify/", {"code": code_from(mailoutbox[0])}, format="json"
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "expired"
+    assert response.json()["error"]["code"] == "expired"
 
 
 def test_a_code_cannot_be_used_twice(public_api, file_request, mailoutbox):
@@ -180,7 +180,7 @@ def test_a_code_cannot_be_used_twice(public_api, file_request, mailoutbox):
     public_api.post(f"/api/v1/requests/{reference}/verify/", {"code": code}, format="json")
     replay = public_api.post(f"/api/v1/requests/{reference}/verify/", {"code": code}, format="json")
     assert replay.status_code == 400
-    assert replay.json()["code"] == "already_used"
+    assert replay.json()["error"]["code"] == "already_used"
 
 
 @pytest.mark.parametrize("code", ["", "12345", "abcdef", "1234567"])
@@ -190,7 +190,7 @@ def test_a_malformed_code_is_refused_without_counting_an_attempt(public_api, fil
         f"/api/v1/requests/{reference}/verify/", {"code": code}, format="json"
     )
     assert response.status_code == 400
-    assert "code" in response.json()
+    assert response.json()["error"]["field"] == "code"
     assert DataRequest.objects.get(reference=reference).verification.failed_attempts == 0
 
 

@@ -70,7 +70,7 @@ def test_an_unverified_request_has_no_preview(staff_api, demo_shop):
     request = lifecycle.request_file(kind="access", identity={"email": "ada@demo.example"})
     response = staff_api.get(f"/api/v1/staff/requests/{request.reference}/preview/")
     assert response.status_code == 400
-    assert "verified" in response.json()["detail"]
+    assert "verified" in response.json()["error"]["message"]
 
 
 def test_the_demo_database_has_what_the_demo_map_names(tmp_path):

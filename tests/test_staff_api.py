@@ -51,7 +51,8 @@ def test_the_queue_filters_by_status_and_refuses_an_unknown_status(staff_api):
     assert [item["reference"] for item in response.json()["results"]] == [reviewed.reference]
     bad = staff_api.get("/api/v1/staff/requests/?status=sleeping")
     assert bad.status_code == 400
-    assert "status" in bad.json()
+    assert bad.json()["error"]["field"] == "status"
+    assert "Unknown status" in bad.json()["error"]["message"]
 
 
 def test_the_detail_shows_the_request_its_clock_its_jobs_and_its_timeline(staff_api):
@@ -76,7 +77,7 @@ def test_rejecting_needs_a_legal_reason_and_records_it(staff_api, staff_user):
         f"/api/v1/staff/requests/{request.reference}/reject/", {}, format="json"
     )
     assert missing.status_code == 400
-    assert "reason" in missing.json()
+    assert missing.json()["error"]["field"] == "reason"
     response = staff_api.post(
         f"/api/v1/staff/requests/{request.reference}/reject/",
         {"reason": "manifestly_unfounded", "message": "Duplicate of an answered request."},
@@ -118,7 +119,7 @@ def test_extending_moves_the_due_date_and_needs_a_reason(staff_api):
         f"/api/v1/staff/requests/{request.reference}/extend/", {"months": 1}, format="json"
     )
     assert no_reason.status_code == 400
-    assert "reason" in no_reason.json()
+    assert no_reason.json()["error"]["field"] == "reason"
     response = staff_api.post(
         f"/api/v1/staff/requests/{request.reference}/extend/",
         {"months": 2, "reason": "Many stores to search"},
@@ -136,7 +137,8 @@ def test_extending_moves_the_due_date_and_needs_a_reason(staff_api):
         format="json",
     )
     assert again.status_code == 400
-    assert "months" in again.json()
+    assert again.json()["error"]["field"] == "months"
+    assert "at most 2 months" in again.json()["error"]["message"]
 
 
 def test_an_extension_after_the_first_month_is_refused(staff_api):
@@ -150,7 +152,8 @@ def test_an_extension_after_the_first_month_is_refused(staff_api):
         format="json",
     )
     assert response.status_code == 400
-    assert "first month" in response.json()["months"][0]
+    assert response.json()["error"]["field"] == "months"
+    assert "first month" in response.json()["error"]["message"]
 
 
 def test_asking_for_information_and_receiving_it_returns_the_request_to_review(staff_api):

@@ -47,7 +47,7 @@ def test_discovery_of_a_store_that_cannot_be_reached_creates_nothing(staff_api, 
         format="json",
     )
     assert response.status_code == 400
-    assert "url" in response.json()
+    assert response.json()["error"]["field"] == "url"
     assert "pw@" not in response.content.decode()
     assert not ConnectedStore.objects.filter(name="gone").exists()
 

@@ -62,7 +62,7 @@ def test_the_store_url_is_encrypted_at_rest_and_absent_from_the_audit_trail(
 def test_bad_store_input_gets_a_400_naming_the_field_and_creates_nothing(staff_api, body, field):
     response = _create(staff_api, **body)
     assert response.status_code == 400, response.content
-    assert field in response.json()
+    assert response.json()["error"]["field"] == field
     assert ConnectedStore.objects.count() == 0
 
 
@@ -70,7 +70,7 @@ def test_a_second_store_with_the_same_name_is_refused(staff_api, redis_server_ur
     _create(staff_api, name="sessions", url=redis_server_url)
     again = _create(staff_api, name="sessions", url=redis_server_url)
     assert again.status_code == 400
-    assert "name" in again.json()
+    assert again.json()["error"]["field"] == "name"
 
 
 def test_a_map_with_a_syntax_error_is_refused_with_its_line(staff_api, redis_server_url):
@@ -78,7 +78,8 @@ def test_a_map_with_a_syntax_error_is_refused_with_its_line(staff_api, redis_ser
     broken = "collections:\n  sessions:\n    key: [key\n    fields: {}\n"
     response = staff_api.put("/api/v1/staff/stores/sessions/map/", {"map": broken}, format="json")
     assert response.status_code == 400
-    assert "line" in response.json()["map"][0]
+    assert response.json()["error"]["field"] == "map"
+    assert "line" in response.json()["error"]["message"]
     assert staff_api.get("/api/v1/staff/stores/sessions/map/").json()["map"] == SESSIONS_MAP
 
 
@@ -89,7 +90,8 @@ def test_a_map_referring_to_an_unknown_collection_names_the_line(staff_api, redi
     )
     response = staff_api.put("/api/v1/staff/stores/sessions/map/", {"map": bad}, format="json")
     assert response.status_code == 400
-    message = response.json()["map"][0]
+    assert response.json()["error"]["field"] == "map"
+    message = response.json()["error"]["message"]
     assert "line 6" in message
     assert "customers" in message
 
@@ -132,5 +134,6 @@ def test_a_redis_map_that_asks_to_mask_is_refused_when_saved(staff_api, redis_se
     masked = SESSIONS_MAP + "    erasure: {action: mask}\n"
     response = _create(staff_api, name="sessions", url=redis_server_url, map=masked)
     assert response.status_code == 400
-    assert "cannot mask" in response.json()["map"][0]
+    assert response.json()["error"]["field"] == "map"
+    assert "cannot mask" in response.json()["error"]["message"]
     assert not ConnectedStore.objects.filter(name="sessions").exists()

@@ -32,7 +32,8 @@ class CertificateHTMLRenderer(BaseRenderer):
     def render(self, data, accepted_media_type=None, renderer_context=None):
         response = (renderer_context or {}).get("response")
         if response is not None and response.status_code >= 400:
-            message = data.get("detail", "") if isinstance(data, dict) else ""
+            error = data.get("error") if isinstance(data, dict) else None
+            message = error.get("message", "") if isinstance(error, dict) else ""
             return (
                 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
                 f"<title>Erasure certificate</title></head><body><p>{escape(message)}</p>"

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    """A request that cannot be carried out as asked. `field` names the input at fault."""
+    """A request that cannot be carried out as asked. `field` names the input at fault; `extra`
+    holds facts a client can act on (`attempts_left`), shown beside the message."""
 
     status_code = 400
     code = "invalid"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        extra: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.extra = extra or {}
         if code:
             self.code = code
 

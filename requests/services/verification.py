@@ -195,7 +195,10 @@ def request_verify_code(*, reference: str, code: str) -> DataRequest:
             "Too many wrong codes. Ask for a new code to try again.", field="code", code="locked"
         )
     raise VerificationFailed(
-        f"That code is not right. {remaining} attempt(s) left.", field="code", code="wrong_code"
+        f"That code is not right. {remaining} attempt(s) left.",
+        field="code",
+        code="wrong_code",
+        extra={"attempts_left": remaining},
     )
 
 

@@ -23,7 +23,7 @@ MESSAGE = "The service is briefly unavailable; nothing was recorded. Try again s
 def unavailable_response(request) -> HttpResponse:
     if request.path.startswith("/api/"):
         response: HttpResponse = JsonResponse(
-            {"detail": MESSAGE, "code": "unavailable"}, status=503
+            {"error": {"code": "unavailable", "message": MESSAGE, "field": None}}, status=503
         )
     else:
         html = render_to_string("503.html", {"retry_after": RETRY_AFTER_SECONDS})
