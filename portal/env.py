@@ -108,3 +108,45 @@ def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
         "CONN_MAX_AGE": 60,
         "CONN_HEALTH_CHECKS": True,
     }
+
+
+_RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def env_rate(name: str, default: str) -> tuple[int, int]:
+    """A rate such as `20/hour` (second, minute, hour, day) as (count, seconds)."""
+    raw = env_str(name, default)
+    assert raw is not None
+    count, _, period = raw.strip().partition("/")
+    seconds = _RATE_PERIODS.get(period.strip().lower().rstrip("s"))
+    if not count.strip().isdigit() or int(count) < 1 or seconds is None:
+        raise ConfigurationError(
+            f"{name} must be a rate like 20/hour (per second, minute, hour or day); got {raw!r}"
+        )
+    return int(count), seconds
+
+
+def env_trusted_proxies(name: str) -> int | tuple:
+    """How many proxies stand before the portal (a count), or the networks they live in.
+
+    Empty or unset: none, so X-Forwarded-For is never believed.
+    """
+    import ipaddress
+
+    raw = (env_str(name) or "").strip()
+    if not raw:
+        return 0
+    if raw.isdigit():
+        return int(raw)
+    networks = []
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"{name} must be a number of proxies or comma-separated networks such as "
+                f"10.0.0.0/8; {item.strip()!r} is neither"
+            ) from None
+    return tuple(networks)

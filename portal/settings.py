@@ -16,7 +16,9 @@ from portal.env import (
     env_choice,
     env_int,
     env_list,
+    env_rate,
     env_str,
+    env_trusted_proxies,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -260,11 +262,19 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_THROTTLE_RATES": {
-        "public_file": env_str("PORTAL_THROTTLE_FILE", "20/hour"),
-        "public_verify": env_str("PORTAL_THROTTLE_VERIFY", "60/hour"),
-    },
 }
+
+# Rate limits (requests/api/throttling.py), counted in the cache: per client address, per
+# identity (a keyed hash of the email or phone) and per request reference.
+PORTAL_RATE_LIMITS = {
+    "file_per_address": env_rate("PORTAL_THROTTLE_FILE", "20/hour"),
+    "file_per_identity": env_rate("PORTAL_THROTTLE_FILE_IDENTITY", "5/hour"),
+    "verify_per_address": env_rate("PORTAL_THROTTLE_VERIFY", "60/hour"),
+    "verify_per_reference": env_rate("PORTAL_THROTTLE_VERIFY_REFERENCE", "30/hour"),
+}
+# The proxies in front of the portal: a count, or their networks. Unset: X-Forwarded-For is
+# ignored and the client is the connection's address.
+PORTAL_TRUSTED_PROXIES = env_trusted_proxies("PORTAL_TRUSTED_PROXIES")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Data subject rights portal API",
     "DESCRIPTION": "File and verify access and erasure requests; review and run them as staff.",

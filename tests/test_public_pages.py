@@ -11,7 +11,6 @@ from django.core.cache import cache
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from requests.api.throttling import PublicFileThrottle
 from requests.models import AuditEvent, DataRequest
 from requests.services import lifecycle
 from requests.states import RejectionReason, Status
@@ -182,9 +181,9 @@ def test_typed_values_are_kept_when_the_form_comes_back_with_an_error(client):
     assert 'value="erasure" id="id_kind_1" aria-describedby="id_kind_1_hint" checked' in html
 
 
-def test_filing_too_often_from_one_address_is_slowed_down(client, monkeypatch):
+def test_filing_too_often_from_one_address_is_slowed_down(client, settings):
     cache.clear()
-    monkeypatch.setattr(PublicFileThrottle, "THROTTLE_RATES", {"public_file": "2/hour"})
+    settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, "file_per_address": (2, 3600)}
     data = {"kind": "access", "email": "ada@example.com"}
     try:
         statuses = [client.post(reverse("request-file"), data).status_code for _ in range(3)]

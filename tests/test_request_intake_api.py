@@ -238,29 +238,14 @@ def test_filing_is_throttled_per_client(public_api, settings):
     from django.core.cache import cache
 
     cache.clear()
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"public_file": "2/minute", "public_verify": "5/minute"},
-    }
-    from rest_framework.settings import api_settings
-    from rest_framework.throttling import SimpleRateThrottle
-
-    from requests.api.throttling import PublicFileThrottle
-
-    # DRF reads the rates once at import; point the throttle at the rates in force for this test.
-    original = PublicFileThrottle.THROTTLE_RATES
-    PublicFileThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
-    try:
-        statuses = [
-            public_api.post(
-                "/api/v1/requests/",
-                {"kind": "access", "identity": {"email": f"p{i}@example.com"}},
-                format="json",
-            ).status_code
-            for i in range(3)
-        ]
-    finally:
-        PublicFileThrottle.THROTTLE_RATES = original
-        cache.clear()
+    settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, "file_per_address": (2, 60)}
+    statuses = [
+        public_api.post(
+            "/api/v1/requests/",
+            {"kind": "access", "identity": {"email": f"p{i}@example.com"}},
+            format="json",
+        ).status_code
+        for i in range(3)
+    ]
+    cache.clear()
     assert statuses == [201, 201, 429]
-    assert SimpleRateThrottle is not None

@@ -1,4 +1,5 @@
-"""Public API: file a request and verify it. No account; throttled by client address."""
+"""Public API: file a request and verify it. No account; rate-limited per client address, per
+identity and per reference (`requests.api.throttling`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from requests.api.serializers import FiledRequestSerializer, FileRequestSerializer, VerifySerializer
-from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle
+from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle, check_identity
 from requests.models.request import Source
 from requests.services import lifecycle, verification
 
@@ -34,6 +35,7 @@ class FileRequestView(PublicAPIView):
     def post(self, request):
         serializer = FileRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        check_identity(serializer.validated_data["identity"])
         filed = lifecycle.request_file(
             kind=serializer.validated_data["kind"],
             identity=serializer.validated_data["identity"],

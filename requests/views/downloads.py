@@ -19,12 +19,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from requests import selectors
-from requests.api.throttling import PublicVerifyThrottle
 from requests.forms import VerifyCodeForm
 from requests.models import AccessPackage, DataRequest, DownloadCode
 from requests.services import packages
 from requests.services.errors import RateLimited, ServiceError
-from requests.views.public import _throttled
+from requests.views.public import rate_limited
 
 
 def _authorised_request(reference: str, token: str) -> DataRequest:
@@ -87,6 +86,10 @@ def download(request, reference, token):
     if package is None:
         raise Http404
     if request.method == "POST" and "send_code" in request.POST:
+        limited = rate_limited(request, "verify_per_address", reference=reference)
+        if limited:
+            messages.error(request, limited[0])
+            return redirect(download_path(data_request))
         try:
             packages.package_request_code(reference=reference)
         except ServiceError as exc:
@@ -105,11 +108,13 @@ def download(request, reference, token):
         return redirect(download_path(data_request))
     form = VerifyCodeForm(request.POST if request.method == "POST" else None)
     status = 200
+    limited = None
     if request.method == "POST":
         status = 400
-        limited = _throttled(request, PublicVerifyThrottle) if form.is_valid() else None
+        if form.is_valid():
+            limited = rate_limited(request, "verify_per_address", reference=reference)
         if limited:
-            form.add_error(None, limited)
+            form.add_error(None, limited[0])
             status = 429
         elif form.is_valid():
             try:
@@ -122,7 +127,7 @@ def download(request, reference, token):
             else:
                 return _file_response(opened)
         package.refresh_from_db()
-    return render(
+    response = render(
         request,
         "package/download.html",
         {
@@ -135,3 +140,6 @@ def download(request, reference, token):
         },
         status=status,
     )
+    if limited and limited[1]:
+        response["Retry-After"] = str(limited[1])
+    return response

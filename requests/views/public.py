@@ -8,6 +8,7 @@ identity values given.
 from __future__ import annotations
 
 import hmac
+import math
 
 from django.conf import settings
 from django.contrib import messages
@@ -21,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from requests import selectors
-from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle
+from requests.api import throttling
 from requests.forms import FileRequestForm, VerifyCodeForm
 from requests.models import DataRequest, IdentityVerification
 from requests.models.request import Source
@@ -42,17 +43,37 @@ def _request_or_404(reference: str) -> DataRequest:
     return data_request
 
 
-def _throttled(request, throttle_class) -> str | None:
-    """The same per-address limits as the public API, so the pages are no way around them."""
-    throttle = throttle_class()
-    if throttle.allow_request(request, None):
-        return None
-    minutes = max(1, round((throttle.wait() or 60) / 60))
+def limited_message(exc: RateLimited) -> str:
+    """A rate limit's answer in the person's language: how long to wait, never which limit."""
+    minutes = max(1, math.ceil((exc.retry_after or 60) / 60))
     return ngettext(
         "Too many attempts from your connection. Please try again in %(minutes)d minute.",
         "Too many attempts from your connection. Please try again in %(minutes)d minutes.",
         minutes,
     ) % {"minutes": minutes}
+
+
+def rate_limited(request, limit: str, *, reference: str | None = None, identity=None):
+    """The API's limits for a page's form: None if allowed, else the message to show.
+
+    `limit` is the per-address limit; a reference or identity adds its own limit too.
+    """
+    try:
+        throttling.check_address(request, limit)
+        if reference is not None:
+            throttling.check_reference(reference)
+        if identity is not None:
+            throttling.check_identity(identity)
+    except RateLimited as exc:
+        return limited_message(exc), exc.retry_after
+    return None
+
+
+def _limited_page(request, template: str, context: dict, retry_after: int | None):
+    response = _page(request, template, context, status=429)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _status_path(data_request: DataRequest) -> str:
@@ -113,10 +134,10 @@ def verification_error_message(exc: ServiceError, data_request: DataRequest) -> 
 def file_request(request):
     form = FileRequestForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        limited = _throttled(request, PublicFileThrottle)
+        limited = rate_limited(request, "file_per_address", identity=form.cleaned_data["identity"])
         if limited:
-            form.add_error(None, limited)
-            return _page(request, "public/file_request.html", {"form": form}, status=429)
+            form.add_error(None, limited[0])
+            return _limited_page(request, "public/file_request.html", {"form": form}, limited[1])
         try:
             filed = lifecycle.request_file(
                 kind=form.cleaned_data["kind"],
@@ -148,22 +169,29 @@ def filed(request, reference):
 def verify_code(request, reference):
     data_request = _request_or_404(reference)
     if request.method == "POST" and "resend" in request.POST:
-        try:
-            verification.request_resend_code(reference=reference)
-        except ServiceError as exc:
-            messages.error(request, verification_error_message(exc, data_request))
+        limited = rate_limited(request, "verify_per_address", reference=reference)
+        if limited:
+            messages.error(request, limited[0])
         else:
-            messages.success(
-                request, _("We are sending you a new code. Use only the code in the newest email.")
-            )
+            try:
+                verification.request_resend_code(reference=reference)
+            except ServiceError as exc:
+                messages.error(request, verification_error_message(exc, data_request))
+            else:
+                messages.success(
+                    request,
+                    _("We are sending you a new code. Use only the code in the newest email."),
+                )
         return redirect("request-verify", reference)
     form = VerifyCodeForm(request.POST if request.method == "POST" else None)
     status = 200
+    limited = None
     if request.method == "POST":
         status = 400
-        limited = _throttled(request, PublicVerifyThrottle) if form.is_valid() else None
+        if form.is_valid():
+            limited = rate_limited(request, "verify_per_address", reference=reference)
         if limited:
-            form.add_error(None, limited)
+            form.add_error(None, limited[0])
             status = 429
         elif form.is_valid():
             try:
@@ -175,12 +203,15 @@ def verify_code(request, reference):
             else:
                 messages.success(request, _("Thank you: your email address is confirmed."))
                 return redirect(_status_path(verified))
-    return _page(
+    response = _page(
         request,
         "public/verify.html",
         {"data_request": data_request, "form": form, "can_verify": _awaiting(data_request)},
         status=status,
     )
+    if limited and limited[1]:
+        response["Retry-After"] = str(limited[1])
+    return response
 
 
 def _awaiting(data_request: DataRequest) -> bool:
@@ -194,10 +225,11 @@ def verify_link(request, reference, token):
     data_request = _request_or_404(reference)
     error = None
     status = 200
+    limited = None
     if request.method == "POST":
-        limited = _throttled(request, PublicVerifyThrottle)
+        limited = rate_limited(request, "verify_per_address", reference=reference)
         if limited:
-            error, status = limited, 429
+            error, status = limited[0], 429
         else:
             try:
                 verified = verification.request_verify_link(reference=reference, token=token)
@@ -208,7 +240,7 @@ def verify_link(request, reference, token):
                 messages.success(request, _("Thank you: your email address is confirmed."))
                 return redirect(_status_path(verified))
     already_verified = data_request.verified_at is not None
-    return _page(
+    response = _page(
         request,
         "public/verify_link.html",
         {
@@ -219,6 +251,9 @@ def verify_link(request, reference, token):
         },
         status=status,
     )
+    if limited and limited[1]:
+        response["Retry-After"] = str(limited[1])
+    return response
 
 
 @never_cache
