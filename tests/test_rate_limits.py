@@ -153,9 +153,10 @@ def test_a_limited_filing_answers_429_with_retry_after_and_names_the_limit(publi
 
     assert response.status_code == 429
     assert 0 < int(response["Retry-After"]) <= 3600
-    body = response.content.decode()
-    assert "rate_limited" in body
-    assert "file_per_address" in body
+    error = response.json()["error"]
+    assert error["code"] == "rate_limited"
+    assert error["limit"] == "file_per_address"
+    assert "file_per_address" in error["message"]
     assert DataRequest.objects.count() == 1
 
 

@@ -114,6 +114,7 @@ def limit_hit(limit: str, subject: str) -> None:
             f"Try again in {retry_after} seconds.",
             retry_after=retry_after,
             code="rate_limited",
+            extra={"limit": limit, "retry_after": retry_after},
         )
 
 
