@@ -1,7 +1,8 @@
 """Settings for the portal, all read from the environment (see the README's configuration table).
 
 With nothing set, the portal runs on embedded defaults: SQLite and Celery's filesystem broker
-under PORTAL_DATA_DIR, mail shown in the log. DATABASE_URL and REDIS_URL switch to servers.
+under PORTAL_DATA_DIR, mail kept for staff on the console's Demo mail page. DATABASE_URL and
+REDIS_URL switch to servers.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ LOGIN_URL = "staff-login"
 LOGIN_REDIRECT_URL = "staff-queue"
 LOGOUT_REDIRECT_URL = "staff-login"
 
-# Mail: SMTP when EMAIL_HOST is set, otherwise the demo prints mail to its log.
+# Mail: SMTP when EMAIL_HOST is set. Otherwise the demo keeps mail (encrypted) in the database for
+# staff to read on the console's Mail page: messages hold codes and addresses, never for a log.
 EMAIL_HOST = env_str("EMAIL_HOST")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
@@ -171,7 +173,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "privacy@localhost")
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
+    else "requests.mailbox.DatabaseEmailBackend"
 )
 if not EMAIL_HOST:
     EMAIL_HOST = "localhost"

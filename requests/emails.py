@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import smtplib
+
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.template.loader import render_to_string
@@ -11,6 +13,26 @@ from django.utils import translation
 from requests.models import DataRequest
 from requests.services.lifecycle import describe_status_for_subject
 from requests.services.verification import IssuedSecrets
+
+
+class MailRefused(smtplib.SMTPException):
+    """The mail server refused a message for good. It carries the SMTP codes only: smtplib's own
+    errors quote the server's answer and the recipients, which would put the person's address in
+    the worker's log."""
+
+    def __init__(self, what: str, codes: list[int]) -> None:
+        self.codes = codes
+        super().__init__(f"the mail server refused the {what} (SMTP {', '.join(map(str, codes))})")
+
+
+def _send(message: EmailMessage) -> None:
+    try:
+        message.send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = sorted({code for code, _answer in exc.recipients.values()})
+        raise MailRefused("recipient", codes) from None
+    except (smtplib.SMTPDataError, smtplib.SMTPSenderRefused) as exc:
+        raise MailRefused("message", [exc.smtp_code]) from None
 
 
 def send_to_subject(request: DataRequest, *, template: str, context: dict) -> None:
@@ -29,13 +51,15 @@ def send_to_subject(request: DataRequest, *, template: str, context: dict) -> No
         subject = render_to_string(f"emails/{template}_subject.txt", base).strip()
         body = render_to_string(f"emails/{template}.txt", base)
     connection = get_connection(timeout=settings.EMAIL_TIMEOUT)
-    EmailMessage(
-        subject=" ".join(subject.split()),
-        body=body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[request.email],
-        connection=connection,
-    ).send()
+    _send(
+        EmailMessage(
+            subject=" ".join(subject.split()),
+            body=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[request.email],
+            connection=connection,
+        )
+    )
 
 
 def send_verification(request: DataRequest, issued: IssuedSecrets) -> None:

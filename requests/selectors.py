@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from requests.models import DataRequest
+from requests.models import DataRequest, DemoMail
 from requests.states import Status
 
 
@@ -35,3 +35,8 @@ def request_jobs_summary(*, request: DataRequest) -> list[dict]:
 
 
 VALID_STATUSES = frozenset(Status.values)
+
+
+def demo_mail() -> QuerySet[DemoMail]:
+    """The demo's outbox, newest first (empty when mail goes over SMTP)."""
+    return DemoMail.objects.all()

@@ -1,6 +1,7 @@
 from requests.models.audit import AuditChainHead, AuditEvent
 from requests.models.erasure import ErasureCertificate, SuppressionEntry
 from requests.models.jobs import Job, JobKind, JobState
+from requests.models.mail import DemoMail
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.request import DataRequest
 from requests.models.stores import ConnectedStore, StoreKind
@@ -14,6 +15,7 @@ __all__ = [
     "AuditEvent",
     "ConnectedStore",
     "DataRequest",
+    "DemoMail",
     "DownloadCode",
     "ErasureCertificate",
     "IdentityVerification",

@@ -27,6 +27,7 @@ from requests.services.errors import ServiceError
 from requests.states import Status, can_transition
 
 QUEUE_PAGE_SIZE = 50
+MAIL_PAGE_SIZE = 20
 
 # action name -> (form class or None, service, message on success)
 ACTIONS = {
@@ -176,3 +177,12 @@ def request_detail(request, reference):
         },
         status=status,
     )
+
+
+@never_cache
+@staff_required
+@require_http_methods(["GET", "HEAD"])
+def mail(request):
+    """The demo's outbox (no EMAIL_HOST): what people were sent, for staff eyes only."""
+    page = Paginator(selectors.demo_mail(), MAIL_PAGE_SIZE).get_page(request.GET.get("page"))
+    return _page(request, "staff/mail.html", {"page": page})

@@ -14,4 +14,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
     path("", staff.queue, name="staff-queue"),
     path("requests/<str:reference>/", staff.request_detail, name="staff-request"),
+    path("mail/", staff.mail, name="staff-mail"),
 ]

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from requests.demo import demo_store_seed
+from requests.mailbox import mailbox_is_demo
 
 DEMO_USERNAME = "dpo"
 PASSWORD_FILE = "demo-staff-password"
@@ -63,6 +64,11 @@ class Command(BaseCommand):
         store_note = demo_store_seed()
 
         base = settings.PORTAL_BASE_URL
+        mail_note = (
+            f"kept for staff at {base}/staff/mail/ (set EMAIL_HOST to send over SMTP)"
+            if mailbox_is_demo()
+            else "sent over SMTP (EMAIL_HOST)"
+        )
         self.stdout.write(
             "\n".join(
                 [
@@ -74,7 +80,7 @@ class Command(BaseCommand):
                     f"  staff API:     a key for it: manage.py drf_create_token {DEMO_USERNAME}",
                     f"  API schema:    {base}/api/schema/",
                     *([f"  demo store:    {store_note}"] if store_note else []),
-                    "  mail:          shown in the worker's log (set EMAIL_HOST to send over SMTP)",
+                    f"  mail:          {mail_note}",
                     "",
                 ]
             )
