@@ -234,6 +234,8 @@ PORTAL_DOWNLOAD_CODE_TTL = timedelta(
     minutes=env_int("PORTAL_DOWNLOAD_CODE_TTL_MINUTES", 15, minimum=1)
 )
 PORTAL_DOWNLOAD_CODE_MAX_ATTEMPTS = env_int("PORTAL_DOWNLOAD_CODE_MAX_ATTEMPTS", 5, minimum=1)
+# With at most 10 codes of 5 attempts each, a package takes 50 guesses at 6 digits over its life.
+PORTAL_DOWNLOAD_CODES_PER_PACKAGE = env_int("PORTAL_DOWNLOAD_CODES_PER_PACKAGE", 10, minimum=1)
 # Staff see a request flagged as possibly excessive (Art. 12(5)) when it is at least the Nth
 # request of its kind by the same person within twelve months. Never refused automatically.
 PORTAL_EXCESSIVE_REQUESTS_PER_YEAR = env_int("PORTAL_EXCESSIVE_REQUESTS_PER_YEAR", 4, minimum=2)

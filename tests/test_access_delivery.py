@@ -19,7 +19,7 @@ from django.utils import timezone
 from requests.engine.package import verify_package
 from requests.models import AccessPackage, AuditEvent, DataRequest, DownloadCode, Job
 from requests.services import access, packages
-from requests.services.errors import VerificationFailed
+from requests.services.errors import RateLimited, VerificationFailed
 from tests.access_fixtures import (
     FakeFinder,
     approve,
@@ -245,6 +245,28 @@ def test_asking_for_codes_too_fast_is_refused_with_the_wait(
     response = client.post(_download_page(completed), {"send_code": "1"}, follow=True)
     assert re.search(r"Please wait \d+ seconds", response.content.decode())
     assert DownloadCode.objects.count() == 1
+
+
+def test_a_package_gets_no_more_download_codes_than_its_cap(
+    completed, client, settings, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_DOWNLOAD_CODES_PER_PACKAGE = 3
+    for _ in range(3):
+        _ask_code(client, completed, django_capture_on_commit_callbacks)
+        DownloadCode.objects.update(created_at=timezone.now() - timedelta(minutes=5))
+    sent = len(mail.outbox)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(_download_page(completed), {"send_code": "1"}, follow=True)
+
+    assert "We have sent as many download codes for this copy as we can" in (
+        response.content.decode()
+    )
+    assert DownloadCode.objects.count() == 3
+    assert len(mail.outbox) == sent
+    with pytest.raises(RateLimited) as refused:
+        packages.package_request_code(reference=completed.reference)
+    assert refused.value.code == "code_cap_reached"
 
 
 def test_the_code_is_stored_only_as_a_hash(completed, client, django_capture_on_commit_callbacks):

@@ -118,6 +118,15 @@ def package_request_code(*, reference: str) -> DownloadCode:
     package = _available_package(request, lock=True)
     if not request.email:
         raise ServiceError("There is no email address to send a code to.", code="no_email")
+    # A cap on codes caps the guesses a package can ever take: codes x attempts per code.
+    cap = settings.PORTAL_DOWNLOAD_CODES_PER_PACKAGE
+    if package.codes.count() >= cap:
+        raise RateLimited(
+            f"This package has had the most download codes one package may have ({cap}). "
+            "Contact us to receive your data another way.",
+            code="code_cap_reached",
+            extra={"limit": "download_codes_per_package"},
+        )
     latest = package.codes.first()
     now = timezone.now()
     if latest is not None:

@@ -42,6 +42,11 @@ def download_path(data_request: DataRequest) -> str:
 
 def _message(exc: ServiceError, package: AccessPackage | None) -> str:
     """The services speak English to the API; people on the pages read their own language."""
+    if exc.code == "code_cap_reached":
+        return _(
+            "We have sent as many download codes for this copy as we can. Please contact us "
+            "and we will send you your data another way."
+        )
     if isinstance(exc, RateLimited):
         return ngettext(
             "We sent a code a moment ago. Please wait %(seconds)d second before asking for "
