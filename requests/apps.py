@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class RequestsConfig(AppConfig):
@@ -14,3 +15,12 @@ class RequestsConfig(AppConfig):
         from rest_framework import compat
 
         compat.requests = None
+
+        # The role groups exist once the database is migrated, so the admin can assign them.
+        post_migrate.connect(_make_role_groups, sender=self)
+
+
+def _make_role_groups(**kwargs) -> None:
+    from requests.permissions import ensure_role_groups
+
+    ensure_role_groups()

@@ -40,3 +40,15 @@ VALID_STATUSES = frozenset(Status.values)
 def demo_mail() -> QuerySet[DemoMail]:
     """The demo's outbox, newest first (empty when mail goes over SMTP)."""
     return DemoMail.objects.all()
+
+
+def staff_users():
+    """Staff accounts, active ones first, then by name, with their groups for their roles."""
+    from django.contrib.auth import get_user_model
+
+    return (
+        get_user_model()
+        .objects.filter(is_staff=True)
+        .prefetch_related("groups")
+        .order_by("-is_active", "username")
+    )

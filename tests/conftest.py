@@ -26,9 +26,14 @@ def redis_server_url():
 
 @pytest.fixture
 def staff_user(django_user_model):
-    return django_user_model.objects.create_user(
+    """A DPO: a staff account in the `dpo` group (roles: requests/permissions.py)."""
+    from requests.permissions import DPO, role_group
+
+    user = django_user_model.objects.create_user(
         username="dpo", password="correct horse battery", is_staff=True
     )
+    user.groups.add(role_group(DPO))
+    return user
 
 
 @pytest.fixture

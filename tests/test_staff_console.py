@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from requests import clock
 from requests.models import AuditEvent, DataRequest
+from requests.permissions import REVIEWER, role_group
 from requests.services import lifecycle
 from requests.states import RejectionReason, Status
 
@@ -335,6 +336,7 @@ def test_the_console_speaks_french_too(staff_client, make_request):
 @pytest.mark.django_db
 def test_a_refused_decision_is_explained_in_french_to_french_staff(client, django_user_model):
     staff = django_user_model.objects.create_user("dpo-fr", password="pw", is_staff=True)
+    staff.groups.add(role_group(REVIEWER))
     client.force_login(staff)
     filed = lifecycle.request_file(kind="access", identity={"email": "fr@example.com"})
     verified = lifecycle.request_mark_verified(request=filed, method="code")

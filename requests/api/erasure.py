@@ -12,6 +12,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from requests import permissions
 from requests.api.serializers import StaffRequestDetailSerializer
 from requests.models import DataRequest
 from requests.services import erasure
@@ -69,6 +70,8 @@ class CertificateView(APIView):
     summary="Retry a request that needs attention: its failed jobs run again",
 )
 class RetryView(APIView):
+    access_write = staticmethod(permissions.access_decide_request)
+
     def post(self, request, reference: str):
         updated = erasure.request_retry(
             request=_get_request(reference), actor=actor_for_user(request.user)

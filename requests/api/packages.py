@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from requests import permissions
 from requests.api.serializers import StaffRequestDetailSerializer
 from requests.models import DataRequest
 from requests.services import access, packages
@@ -21,6 +22,8 @@ def _get_request(reference: str) -> DataRequest:
 
 
 class PackageView(APIView):
+    access_read = staticmethod(permissions.access_download_package)
+
     @extend_schema(
         summary="Download the access package (ZIP); every download is audited",
         responses={
@@ -49,6 +52,8 @@ class ConfirmJobSerializer(serializers.Serializer):
 
 
 class ConfirmManualJobView(APIView):
+    access_write = staticmethod(permissions.access_decide_request)
+
     @extend_schema(
         request=ConfirmJobSerializer,
         responses=StaffRequestDetailSerializer,

@@ -10,7 +10,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from requests import selectors
+from requests import permissions, selectors
 from requests.api.serializers import (
     AskInformationSerializer,
     ExtendSerializer,
@@ -78,6 +78,7 @@ class RequestPreviewView(APIView):
 class StaffRequestActionView(APIView):
     """Base for decisions: validate, call one service, answer with the request."""
 
+    access_write = staticmethod(permissions.access_decide_request)
     serializer_class = None
 
     def perform(self, data_request: DataRequest, actor: str, data: dict) -> DataRequest:

@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from requests import permissions
 from requests.models import ConnectedStore, StoreKind
 from requests.services import stores
 from requests.services.audit import actor_for_user
@@ -72,6 +73,9 @@ def _store(name: str) -> ConnectedStore:
 
 
 class StoreListView(APIView):
+    access_read = staticmethod(permissions.access_view_stores)
+    access_write = staticmethod(permissions.access_manage_stores)
+
     @extend_schema(responses=StoreSerializer(many=True), summary="Connected stores")
     def get(self, request):
         return Response(StoreSerializer(ConnectedStore.objects.all(), many=True).data)
@@ -104,12 +108,18 @@ class StoreListView(APIView):
 
 
 class StoreDetailView(APIView):
+    access_read = staticmethod(permissions.access_view_stores)
+    access_write = staticmethod(permissions.access_manage_stores)
+
     @extend_schema(responses=StoreSerializer, summary="One connected store")
     def get(self, request, name: str):
         return Response(StoreSerializer(_store(name)).data)
 
 
 class StoreMapView(APIView):
+    access_read = staticmethod(permissions.access_view_stores)
+    access_write = staticmethod(permissions.access_manage_stores)
+
     @extend_schema(responses=StoreMapSerializer, summary="The store's map (YAML)")
     def get(self, request, name: str):
         return Response({"map": _store(name).map_yaml})
@@ -133,6 +143,9 @@ class StoreMapView(APIView):
 
 
 class StoreCheckView(APIView):
+    access_read = staticmethod(permissions.access_view_stores)
+    access_write = staticmethod(permissions.access_manage_stores)
+
     @extend_schema(request=None, responses=CheckResultSerializer, summary="Check the connection")
     def post(self, request, name: str):
         result = stores.store_check(store=_store(name))

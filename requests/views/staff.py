@@ -6,25 +6,21 @@ the audit event; these views only validate the form and report the outcome.
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from requests import clock, selectors
+from requests import clock, permissions, selectors
 from requests.forms import AskInformationForm, ExtendForm, QueueFilterForm, RejectForm
 from requests.services import lifecycle
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
 from requests.states import Status, can_transition
+from requests.views.console import require, staff_only, staff_page
 
 QUEUE_PAGE_SIZE = 50
 MAIL_PAGE_SIZE = 20
@@ -54,26 +50,16 @@ IDENTITY_LABELS = {
 }
 
 
-def staff_required(view):
-    """Anonymous visitors go to the login page; signed-in people who are not staff get 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return wrapped
+# Any staff role may open a page built with this; actions inside check their own rule.
+staff_required = staff_only(permissions.access_staff_console)
 
 
 def _page(request, template: str, context: dict, *, status: int = 200):
-    context = {"organisation": settings.PORTAL_ORGANISATION_NAME, **context}
-    return render(request, template, context, status=status)
+    return staff_page(request, template, context, status=status)
 
 
 @never_cache
-@staff_required
+@staff_only(permissions.access_view_requests)
 @require_http_methods(["GET", "HEAD"])
 def queue(request):
     filter_form = QueueFilterForm(request.GET if "status" in request.GET else None)
@@ -127,7 +113,7 @@ def _available_actions(data_request) -> dict[str, bool]:
 
 
 @never_cache
-@staff_required
+@staff_only(permissions.access_view_requests)
 @require_http_methods(["GET", "HEAD", "POST"])
 def request_detail(request, reference):
     data_request = selectors.request_by_reference(reference)
@@ -140,6 +126,7 @@ def request_detail(request, reference):
     }
     status = 200
     if request.method == "POST":
+        require(permissions.access_decide_request, request.user)
         action = request.POST.get("action", "")
         if action not in ACTIONS:
             messages.error(request, _("Unknown action."))
@@ -171,7 +158,12 @@ def request_detail(request, reference):
                 for key, value in (data_request.identity or {}).items()
             ],
             "timeline": _timeline(data_request),
-            "actions": _available_actions(data_request),
+            # Staff who may not decide see the request without the decision forms.
+            "actions": (
+                _available_actions(data_request)
+                if permissions.access_decide_request(request.user)
+                else {}
+            ),
             "forms": forms,
             "days_left": clock.days_left(data_request.due_on, today=clock.today()),
         },

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from requests.views import staff
+from requests.views import staff, users
 
 urlpatterns = [
     path(
@@ -15,4 +15,5 @@ urlpatterns = [
     path("", staff.queue, name="staff-queue"),
     path("requests/<str:reference>/", staff.request_detail, name="staff-request"),
     path("mail/", staff.mail, name="staff-mail"),
+    path("users/", users.users, name="staff-users"),
 ]

@@ -1,0 +1,127 @@
+"""Staff accounts for DPOs: who has which role, a new account, another role for an account."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods
+
+from requests import permissions, selectors
+from requests.services import staff_users
+from requests.services.audit import actor_for_user
+from requests.services.errors import ServiceError
+from requests.views.console import staff_only, staff_page
+
+ROLE_CHOICES = [(role, permissions.ROLE_LABELS[role]) for role in permissions.ROLES]
+
+
+class StaffCreateForm(forms.Form):
+    username = forms.CharField(
+        label=_("Username"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+        error_messages={"required": _("Enter a username.")},
+    )
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=ROLE_CHOICES,
+        error_messages={"invalid_choice": _("Choose one of the roles given.")},
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(
+        label=_("Role"),
+        choices=ROLE_CHOICES,
+        error_messages={"invalid_choice": _("Choose one of the roles given.")},
+    )
+
+
+def _row(request, user) -> dict:
+    role = permissions.user_role(user)
+    return {
+        "user": user,
+        "role_label": permissions.ROLE_LABELS.get(role, ""),
+        "form": RoleForm(prefix=f"user-{user.pk}", initial={"role": role}),
+        "fixed": user.is_superuser or user.pk == request.user.pk or not user.is_active,
+    }
+
+
+def _rows(request) -> list[dict]:
+    return [_row(request, user) for user in selectors.staff_users()]
+
+
+@never_cache
+@staff_only(permissions.access_manage_users)
+@require_http_methods(["GET", "HEAD", "POST"])
+def users(request):
+    create_form = StaffCreateForm(prefix="new")
+    created = None
+    status = 200
+    if request.method == "POST" and request.POST.get("action") == "create":
+        create_form = StaffCreateForm(request.POST, prefix="new")
+        if create_form.is_valid():
+            try:
+                user, password = staff_users.staff_user_create(
+                    **create_form.cleaned_data, actor=actor_for_user(request.user)
+                )
+            except ServiceError as exc:
+                create_form.add_error(exc.field, exc.message)
+            else:
+                # Shown once, in this answer only: never stored in a message cookie or log.
+                created = {"username": user.get_username(), "password": password}
+                create_form = StaffCreateForm(prefix="new")
+        if created is None:
+            status = 400
+    elif request.method == "POST":
+        return _set_role(request)
+    return staff_page(
+        request,
+        "staff/users.html",
+        {
+            "rows": _rows(request),
+            "create_form": create_form,
+            "created": created,
+            "roles": [
+                (permissions.ROLE_LABELS[role], permissions.ROLE_DESCRIPTIONS[role])
+                for role in permissions.ROLES
+            ],
+        },
+        status=status,
+    )
+
+
+def _set_role(request):
+    raw = request.POST.get("user", "")
+    user = (
+        get_user_model().objects.filter(pk=int(raw)).first()
+        if raw.isdigit() and len(raw) < 19
+        else None
+    )
+    if user is None or not user.is_staff:
+        raise Http404
+    form = RoleForm(request.POST, prefix=f"user-{user.pk}")
+    if not form.is_valid():
+        messages.error(request, _("Choose one of the roles given."))
+        return redirect("staff-users")
+    try:
+        staff_users.staff_user_set_role(
+            user=user, role=form.cleaned_data["role"], actor_user=request.user
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("%(username)s is now %(role)s.")
+            % {
+                "username": user.get_username(),
+                "role": permissions.ROLE_LABELS[form.cleaned_data["role"]],
+            },
+        )
+    return redirect("staff-users")
