@@ -7,7 +7,9 @@ REDIS_URL switch to servers.
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,17 +24,35 @@ from portal.env import (
     env_trusted_proxies,
 )
 
+# Everything the portal's processes create (the SQLite database, generated keys, broker messages,
+# packages, the demo shop) holds personal data or secrets: files 0600, folders 0700, from birth.
+os.umask(0o077)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+# A data folder made before this (or by hand) is closed too, which also hides any older file in
+# it; one owned by another user is left as its owner set it.
+if DATA_DIR.stat().st_uid == os.geteuid() and DATA_DIR.stat().st_mode & 0o077:
+    DATA_DIR.chmod(0o700)
 
 
 def _persistent_secret(name: str, generate) -> str:
-    """A secret kept in the data directory so the embedded default survives restarts."""
+    """A secret kept in the data directory so the embedded default survives restarts.
+
+    Written to a private temporary file and linked into place, so processes starting together
+    agree on one value and none reads a half-written file."""
     path = DATA_DIR / name
     if not path.exists():
-        path.write_text(generate())
-        path.chmod(0o600)
+        fd, staged = tempfile.mkstemp(dir=DATA_DIR, prefix=f".{name}.")  # created 0600
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(generate())
+            os.link(staged, path)
+        except FileExistsError:
+            pass  # another process linked its value first; everyone reads that one
+        finally:
+            os.unlink(staged)
     return path.read_text().strip()
 
 
