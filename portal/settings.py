@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from portal.env import (
+    ConfigurationError,
     database_from_url,
     env_bool,
     env_choice,
@@ -226,6 +227,17 @@ PORTAL_SUPERVISORY_AUTHORITY = env_str(
     "PORTAL_SUPERVISORY_AUTHORITY", "your national data protection authority"
 )
 PORTAL_DEFAULT_PHONE_REGION = env_str("PORTAL_DEFAULT_PHONE_REGION")
+# Text messages carrying a phone's verification code (requests.sms): the organisation's SMS
+# gateway over a signed webhook, or the demo's console sender (messages in the log, no number).
+PORTAL_SMS_WEBHOOK_URL = env_str("PORTAL_SMS_WEBHOOK_URL", "")
+PORTAL_SMS_WEBHOOK_SECRET = env_str("PORTAL_SMS_WEBHOOK_SECRET", "")
+PORTAL_SMS_SENDER = env_choice(
+    "PORTAL_SMS_SENDER", "webhook" if PORTAL_SMS_WEBHOOK_URL else "console", ("console", "webhook")
+)
+if PORTAL_SMS_SENDER == "webhook" and not (PORTAL_SMS_WEBHOOK_URL and PORTAL_SMS_WEBHOOK_SECRET):
+    raise ConfigurationError(
+        "PORTAL_SMS_SENDER=webhook needs PORTAL_SMS_WEBHOOK_URL and PORTAL_SMS_WEBHOOK_SECRET."
+    )
 
 # Connected stores.
 PORTAL_STORE_TIMEOUT = env_int("PORTAL_STORE_TIMEOUT", 10, minimum=1)

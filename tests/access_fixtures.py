@@ -25,6 +25,22 @@ def file_and_verify(public_api, file_request, *, kind="access", email="ada@examp
     return reference
 
 
+def verify_phone(public_api, reference: str) -> None:
+    """Prove the request's phone as the person would: ask for the text message (the console
+    sender keeps it in `requests.sms.outbox`) and type its code back."""
+    import re
+
+    from requests import sms
+
+    sent = public_api.post(f"/api/v1/requests/{reference}/verify-phone/", {}, format="json")
+    assert sent.status_code == 202, sent.content
+    message = sms.outbox[-1]
+    assert message.reference == reference
+    code = re.search(r"\b(\d{6})\b", message.text).group(1)
+    checked = public_api.post(f"/api/v1/requests/{reference}/verify-phone/", {"code": code})
+    assert checked.status_code == 200, checked.content
+
+
 def approve(staff_api, capture, reference: str) -> dict:
     """Approve through the staff API and run what the approval queued, as workers would."""
     with capture(execute=True):

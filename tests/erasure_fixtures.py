@@ -148,7 +148,8 @@ def down(message: str = "could not connect to the store (connection refused)") -
 
 
 def file_erasure(public_api, file_request, **identity) -> str:
-    """File an erasure through the public API and verify it with the emailed code."""
+    """File an erasure through the public API and verify it with the emailed code (and a phone,
+    when one is given, with the text-message code: only proven identifiers are searched)."""
     identity.setdefault("email", PERSON)
     before = len(mail.outbox)
     reference = file_request(kind="erasure", **identity)
@@ -158,6 +159,10 @@ def file_erasure(public_api, file_request, **identity) -> str:
     )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "in_review"
+    if identity.get("phone"):
+        from tests.access_fixtures import verify_phone
+
+        verify_phone(public_api, reference)
     return reference
 
 

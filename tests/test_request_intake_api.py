@@ -117,7 +117,7 @@ def test_the_right_code_verifies_and_moves_the_request_to_review(
     actions = list(
         AuditEvent.objects.filter(request__reference=reference).values_list("action", flat=True)
     )
-    assert actions == ["request.filed", "request.verified"]
+    assert actions == ["request.filed", "request.verified", "identity.verified"]
 
 
 def test_a_wrong_code_only_counts_an_attempt(public_api, file_request, mailoutbox):

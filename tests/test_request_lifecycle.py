@@ -33,7 +33,12 @@ def test_each_change_of_state_leaves_an_audit_event_with_from_and_to():
     lifecycle.request_mark_verified(request=request, method="code")
     lifecycle.request_reject(request=request, actor="staff:x", reason="excessive")
     events = list(AuditEvent.objects.filter(request=request).order_by("sequence"))
-    assert [e.action for e in events] == ["request.filed", "request.verified", "request.rejected"]
+    assert [e.action for e in events] == [
+        "request.filed",
+        "request.verified",
+        "identity.verified",  # the email, proven by the request's own check
+        "request.rejected",
+    ]
     assert events[1].details["from"] == "awaiting_verification"
     assert events[1].details["to"] == "in_review"
 

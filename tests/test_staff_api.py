@@ -64,7 +64,13 @@ def test_the_detail_shows_the_request_its_clock_its_jobs_and_its_timeline(staff_
     assert body["received_at"]
     assert body["due_at"] == request.due_on.isoformat()
     assert body["jobs"] == []
-    assert [event["action"] for event in body["events"]] == ["request.filed", "request.verified"]
+    assert [event["action"] for event in body["events"]] == [
+        "request.filed",
+        "request.verified",
+        "identity.verified",
+    ]
+    assert body["identifiers"][0]["type"] == "email"
+    assert body["identifiers"][0]["verified"] and body["identifiers"][0]["method"] == "email_code"
 
 
 def test_an_unknown_reference_is_a_404(staff_api):

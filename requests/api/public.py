@@ -9,10 +9,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from requests.api.serializers import FiledRequestSerializer, FileRequestSerializer, VerifySerializer
+from requests.api.serializers import (
+    FiledRequestSerializer,
+    FileRequestSerializer,
+    PhoneVerificationSerializer,
+    VerifyPhoneSerializer,
+    VerifySerializer,
+)
 from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle, check_identity
 from requests.models.request import Source
-from requests.services import lifecycle, verification
+from requests.services import identifiers, lifecycle, verification
 
 
 class PublicAPIView(APIView):
@@ -73,3 +79,29 @@ class ResendCodeView(PublicAPIView):
     def post(self, request, reference: str):
         pending = verification.request_resend_code(reference=reference)
         return Response(FiledRequestSerializer(pending).data, status=status.HTTP_202_ACCEPTED)
+
+
+class VerifyPhoneView(PublicAPIView):
+    throttle_classes = [PublicVerifyThrottle]
+
+    @extend_schema(
+        request=VerifyPhoneSerializer,
+        responses={200: PhoneVerificationSerializer, 202: PhoneVerificationSerializer},
+        summary="Verify the request's phone number by a text-message code",
+        description=(
+            "Once the email is verified: without a code, a code is sent by text message to the "
+            "phone given (202); with `code`, it is checked (200). Until the phone is verified, "
+            "records held under it are not searched."
+        ),
+    )
+    def post(self, request, reference: str):
+        serializer = VerifyPhoneSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        code = serializer.validated_data.get("code")
+        if code is None:
+            sent = identifiers.phone_code_send(reference=reference)
+            body = {"reference": sent.reference, "status": sent.status, "phone": "code_sent"}
+            return Response(PhoneVerificationSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+        checked = identifiers.phone_code_check(reference=reference, code=code)
+        body = {"reference": checked.reference, "status": checked.status, "phone": "verified"}
+        return Response(PhoneVerificationSerializer(body).data)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from requests import clock
@@ -43,6 +44,36 @@ class VerifySerializer(serializers.Serializer):
     code = serializers.CharField(max_length=32)
 
 
+class VerifyPhoneSerializer(serializers.Serializer):
+    """Without a code: send one to the request's phone. With the code: check it."""
+
+    code = serializers.CharField(max_length=32, required=False)
+
+
+class PhoneVerificationSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    status = serializers.CharField()
+    phone = serializers.ChoiceField(choices=["code_sent", "verified"])
+
+
+class ConfirmIdentitySerializer(serializers.Serializer):
+    types = serializers.ListField(
+        child=serializers.CharField(max_length=64), allow_empty=False, max_length=20
+    )
+    note = serializers.CharField(max_length=5000)
+
+
+class IdentifierStateSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    state = serializers.ChoiceField(choices=["unverified", "code_sent", "verified"])
+    verified = serializers.BooleanField()
+    method = serializers.CharField(allow_null=True)
+    verified_at = serializers.DateTimeField(allow_null=True)
+    verified_by = serializers.CharField(allow_null=True)
+    note = serializers.CharField(allow_null=True)
+    searched = serializers.BooleanField()
+
+
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
@@ -83,12 +114,15 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
     earlier_requests = serializers.SerializerMethodField()
     possibly_excessive = serializers.SerializerMethodField()
     package = serializers.SerializerMethodField()
+    # Each identifier type with whether, how and by whom it was proven (never its value).
+    identifiers = serializers.SerializerMethodField()
 
     class Meta(StaffRequestListSerializer.Meta):
         fields = [
             *StaffRequestListSerializer.Meta.fields,
             "language",
             "identity",
+            "identifiers",
             "extension_months",
             "extension_reason",
             "rejection_reason",
@@ -113,6 +147,12 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
         if getattr(obj, "_subject_history", None) is None:
             obj._subject_history = subject_history(request=obj)
         return obj._subject_history
+
+    @extend_schema_field(IdentifierStateSerializer(many=True))
+    def get_identifiers(self, obj) -> list[dict]:
+        from requests.assurance import identifier_states
+
+        return IdentifierStateSerializer(identifier_states(request=obj), many=True).data
 
     def get_earlier_requests(self, obj) -> int:
         return self._subject_history(obj)["earlier_requests"]

@@ -13,13 +13,14 @@ from rest_framework.views import APIView
 from requests import permissions, selectors
 from requests.api.serializers import (
     AskInformationSerializer,
+    ConfirmIdentitySerializer,
     ExtendSerializer,
     RejectSerializer,
     StaffRequestDetailSerializer,
     StaffRequestListSerializer,
 )
 from requests.models import DataRequest
-from requests.services import lifecycle
+from requests.services import identifiers, lifecycle
 from requests.services.audit import actor_for_user
 
 
@@ -147,3 +148,22 @@ class AskInformationView(StaffRequestActionView):
 class InformationReceivedView(StaffRequestActionView):
     def perform(self, data_request, actor, data):
         return lifecycle.request_information_received(request=data_request, actor=actor)
+
+
+@extend_schema(
+    request=ConfirmIdentitySerializer,
+    responses=StaffRequestDetailSerializer,
+    summary="Confirm identifiers the person proved to staff",
+    description=(
+        "Records that staff saw proof of the named identifiers (say which in the note). From then "
+        "on the stores are searched by them, except a name, which is never a search key on its "
+        "own. Allowed while the request is in_review or awaiting_information."
+    ),
+)
+class ConfirmIdentityView(StaffRequestActionView):
+    serializer_class = ConfirmIdentitySerializer
+
+    def perform(self, data_request, actor, data):
+        return identifiers.request_confirm_identity(
+            request=data_request, actor=actor, types=data["types"], note=data["note"]
+        )

@@ -14,6 +14,11 @@ urlpatterns = [
         public.ResendCodeView.as_view(),
         name="api-request-resend",
     ),
+    path(
+        "requests/<str:reference>/verify-phone/",
+        public.VerifyPhoneView.as_view(),
+        name="api-request-verify-phone",
+    ),
     path("staff/requests/", staff.StaffRequestListView.as_view(), name="api-staff-requests"),
     path(
         "staff/requests/<str:reference>/",
@@ -26,6 +31,11 @@ urlpatterns = [
         name="api-staff-request-preview",
     ),
     path("staff/requests/<str:reference>/approve/", staff.ApproveView.as_view()),
+    path(
+        "staff/requests/<str:reference>/confirm-identity/",
+        staff.ConfirmIdentityView.as_view(),
+        name="api-staff-confirm-identity",
+    ),
     path("staff/requests/<str:reference>/reject/", staff.RejectView.as_view()),
     path("staff/requests/<str:reference>/extend/", staff.ExtendView.as_view()),
     path("staff/requests/<str:reference>/ask-information/", staff.AskInformationView.as_view()),

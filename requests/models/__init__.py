@@ -1,5 +1,10 @@
 from requests.models.audit import AuditChainHead, AuditEvent
 from requests.models.erasure import ErasureCertificate, SuppressionEntry
+from requests.models.identifiers import (
+    IdentifierMethod,
+    IdentifierState,
+    IdentifierVerification,
+)
 from requests.models.jobs import Job, JobKind, JobState
 from requests.models.mail import DemoMail
 from requests.models.packages import AccessPackage, DownloadCode
@@ -18,6 +23,9 @@ __all__ = [
     "DemoMail",
     "DownloadCode",
     "ErasureCertificate",
+    "IdentifierMethod",
+    "IdentifierState",
+    "IdentifierVerification",
     "IdentityVerification",
     "Job",
     "JobKind",

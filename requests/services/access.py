@@ -35,6 +35,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from requests.assurance import searchable_identity
 from requests.connectors.base import Connector, PermanentStoreError, Record
 from requests.engine.package import (
     PackageError,
@@ -168,7 +169,8 @@ def access_execute(job: Job) -> JobOutcome:
             PartWriter(part_path(request.reference, job.store.name), store=job.store.name)
         )
         sink = _PartSink(job, part, connectors[job.store.name])
-        _find_into(dict(request.identity), connectors, sink)
+        # Only what the person proved (or staff confirmed) is searched: never a typed phone.
+        _find_into(searchable_identity(request=request), connectors, sink)
         sink.keep_lease()
         try:
             summary = part.commit()

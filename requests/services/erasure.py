@@ -62,6 +62,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from requests import clock
+from requests.assurance import searchable_identity
 from requests.connectors.base import (
     Connector,
     PermanentStoreError,
@@ -233,7 +234,9 @@ def _system_name(store: ConnectedStore) -> str:
 
 
 def _identity(request: DataRequest) -> dict[str, str]:
-    identity = dict(request.identity or {})
+    # Only what the person proved (or staff confirmed): erasing by a typed phone would erase
+    # whoever holds it (see requests.assurance.searchable_identity).
+    identity = searchable_identity(request=request)
     if not identity:
         raise ServiceError("This request's identity data were purged; nothing can be erased.")
     return identity
@@ -792,7 +795,7 @@ def certificate_content(
         "organisation": settings.PORTAL_ORGANISATION_NAME,
         "reference": request.reference,
         "kind": request.kind,
-        "identity_types": sorted(request.identity or {}),
+        "identity_types": sorted(searchable_identity(request=request)),
         "received_at": request.received_at,
         "verified_at": request.verified_at,
         "approved_at": approved.created_at if approved else None,
@@ -886,7 +889,7 @@ def _normal(identity_type: str, value: Any) -> str | None:
 def suppression_record(*, request: DataRequest) -> list[SuppressionEntry]:
     """Keep a keyed hash of each identifier of the erased person that singles them out."""
     entries = []
-    for identity_type, value in sorted((request.identity or {}).items()):
+    for identity_type, value in sorted(searchable_identity(request=request).items()):
         if identity_type in NOT_SUPPRESSIBLE:
             continue
         normal = _normal(identity_type, value)

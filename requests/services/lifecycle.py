@@ -126,7 +126,7 @@ def request_mark_verified(*, request: DataRequest, method: str) -> DataRequest:
     if settings.PORTAL_CLOCK_START == "verification":
         fields["clock_started_on"] = clock.local_date(fields["verified_at"])
         fields["due_on"] = clock.due_date(fields["clock_started_on"])
-    return _transition(
+    verified = _transition(
         request,
         to=Status.IN_REVIEW,
         actor=SUBJECT,
@@ -134,6 +134,16 @@ def request_mark_verified(*, request: DataRequest, method: str) -> DataRequest:
         details={"method": method},
         **fields,
     )
+    # The request's own check proves its email; the other identifiers are proven one by one.
+    from requests.services.identifiers import identifier_mark_verified
+
+    identifier_mark_verified(
+        request=verified,
+        identity_type="email",
+        method="email_link" if method == "link" else "email_code",
+        actor=SUBJECT,
+    )
+    return verified
 
 
 @transaction.atomic
@@ -328,6 +338,8 @@ def request_purge_identity(*, request: DataRequest) -> DataRequest | None:
         locked.subject_key = ""
         locked.identity_purged_at = timezone.now()
         locked.save(update_fields=["identity", "subject_key", "identity_purged_at", "updated_at"])
+        # Staff's notes of the proof they saw may name documents: they go with the identity.
+        locked.identifier_checks.exclude(note="").update(note="")
         audit_record(
             action="request.identity_purged",
             actor=SYSTEM,

@@ -7,8 +7,10 @@ from typing import Any
 
 from django.conf import settings
 
+from requests.assurance import identifier_states, searchable_identity, unproven_identity
 from requests.connectors.base import StoreError
 from requests.models import ConnectedStore, DataRequest
+from requests.services.candidates import ProvenRecords, find_candidates
 from requests.services.errors import ServiceError
 from requests.services.stores import UNSEARCHABLE_KINDS, open_connectors, store_map
 from requests.states import Status
@@ -18,6 +20,10 @@ PREVIEW_SAMPLE_SIZE = 3
 
 def request_preview(*, request: DataRequest) -> dict[str, Any]:
     """Counts per store and collection with a small sample; a failing store is reported, not fatal.
+
+    Searched by the proven identifiers only; records reached only by the others are `candidates`
+    (counts, no samples), and records whose identity fields differ from what the person gave
+    are counted in each collection's `identity_mismatch`.
 
     For an erasure, each collection also says what erasure would do there (delete, mask, hold).
     """
@@ -32,15 +38,25 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
             connectors = open_connectors(stack)
         except StoreError as exc:
             raise ServiceError(f"A store could not be opened: {exc}") from None
+        region = settings.PORTAL_DEFAULT_PHONE_REGION
+        # Only proven identifiers are searched; the others only find candidates, shown apart.
+        proven = ProvenRecords(connectors, request.identity, region)
         result = find_person(
             connectors,
-            dict(request.identity),
+            searchable_identity(request=request),
+            sink=proven,
             sample_size=PREVIEW_SAMPLE_SIZE,
-            phone_region=settings.PORTAL_DEFAULT_PHONE_REGION,
+            phone_region=region,
             skip_failed_stores=True,
+        )
+        candidates = find_candidates(
+            connectors, unproven_identity(request=request), proven, phone_region=region
         )
         maps = {name: connector.store_map for name, connector in connectors.items()}
     preview = result.to_json()
+    proven.annotate(preview)
+    preview["identifiers"] = identifier_states(request=request)
+    preview["candidates"] = candidates
     for store_name, store in preview["stores"].items():
         stored_map = maps.get(store_name)
         for collection_name, entry in store["collections"].items():

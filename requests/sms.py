@@ -1,0 +1,113 @@
+"""Text messages that carry a phone's verification code, through a pluggable sender.
+
+PORTAL_SMS_SENDER picks one:
+- `webhook`: POSTs `{"to", "text", "reference"}` as JSON to the organisation's SMS gateway at
+  PORTAL_SMS_WEBHOOK_URL, signed with PORTAL_SMS_WEBHOOK_SECRET: the header
+  `X-Portal-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, so the gateway can
+  refuse forged or replayed calls. Any answer other than 2xx is a failure.
+- `console` (the demo's default): keeps the message in this process's `outbox` (the last
+  OUTBOX_SIZE, for tests and the demo) and logs it with the request's reference and WITHOUT the
+  number; the code is in the log as the demo's emails are, so it is for trying the portal only.
+
+A sender is anything with `send(message: SmsMessage) -> None` that raises SmsError on failure;
+`register_sender(name, sender)` adds one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext as _
+
+log = logging.getLogger(__name__)
+
+OUTBOX_SIZE = 100
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+class SmsError(Exception):
+    """The message could not be handed to the gateway (never names the number)."""
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    to: str  # E.164
+    text: str
+    reference: str
+
+
+class SmsSender(Protocol):
+    def send(self, message: SmsMessage) -> None: ...
+
+
+outbox: deque[SmsMessage] = deque(maxlen=OUTBOX_SIZE)
+
+
+class ConsoleSender:
+    def send(self, message: SmsMessage) -> None:
+        outbox.append(message)
+        log.info(
+            "text message for request %s (console sender): %s", message.reference, message.text
+        )
+
+
+class WebhookSender:
+    def __init__(self, url: str, secret: str) -> None:
+        self.url = url
+        self.secret = secret.encode()
+
+    def signature(self, body: bytes, timestamp: int) -> str:
+        signed = f"{timestamp}.".encode() + body
+        return f"t={timestamp},v1={hmac.new(self.secret, signed, hashlib.sha256).hexdigest()}"
+
+    def send(self, message: SmsMessage) -> None:
+        body = json.dumps(
+            {"to": message.to, "text": message.text, "reference": message.reference}
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Portal-Signature": self.signature(body, int(time.time())),
+        }
+        try:
+            response = httpx.post(
+                self.url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS
+            )
+        except httpx.HTTPError as exc:
+            raise SmsError(f"the SMS gateway could not be reached ({type(exc).__name__})") from None
+        if not response.is_success:
+            raise SmsError(f"the SMS gateway answered {response.status_code}")
+
+
+_SENDERS: dict[str, SmsSender] = {}
+
+
+def register_sender(name: str, sender: SmsSender) -> None:
+    _SENDERS[name] = sender
+
+
+def sender() -> SmsSender:
+    name = settings.PORTAL_SMS_SENDER
+    if name in _SENDERS:
+        return _SENDERS[name]
+    if name == "webhook":
+        return WebhookSender(settings.PORTAL_SMS_WEBHOOK_URL, settings.PORTAL_SMS_WEBHOOK_SECRET)
+    return ConsoleSender()
+
+
+def send_code(*, to: str, code: str, reference: str, language: str = "en") -> None:
+    with translation.override(language):
+        text = _("%(organisation)s: your code to confirm this phone number is %(code)s.") % {
+            "organisation": settings.PORTAL_ORGANISATION_NAME,
+            "code": code,
+        }
+    sender().send(SmsMessage(to=to, text=text, reference=reference))
