@@ -185,7 +185,7 @@ def test_a_custom_identity_type_cannot_be_filed_so_it_cannot_be_searched(public_
         format="json",
     )
     assert response.status_code == 400
-    assert "loyalty_card" in response.json()["identity"]
+    assert "loyalty_card" in response.json()["error"]["field"]
 
 
 def test_a_record_found_by_the_email_with_a_different_phone_is_flagged_without_values(
@@ -224,7 +224,8 @@ def test_a_person_who_proves_their_phone_by_text_message_gets_the_records_held_u
     wrong = public_api.post(f"/api/v1/requests/{reference}/verify-phone/", {"code": "000000"})
     right_code = code_from_text(message.text)
     assert wrong.status_code == 400 and right_code != "000000"
-    assert "wrong_code" in json.dumps(wrong.json())
+    assert wrong.json()["error"]["code"] == "wrong_code"
+    assert "4 attempt(s) left" in wrong.json()["error"]["message"]
 
     checked = public_api.post(f"/api/v1/requests/{reference}/verify-phone/", {"code": right_code})
     assert checked.status_code == 200, checked.content
@@ -331,8 +332,9 @@ def test_confirm_identity_refuses_bad_input_with_a_clear_400(
         f"/api/v1/staff/requests/{reference}/confirm-identity/", body, format="json"
     )
     assert response.status_code == 400, response.content
-    assert field in response.json()
-    assert fragment in json.dumps(response.json())
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert fragment in error["message"] + error["code"]
 
 
 def test_confirm_identity_of_a_closed_or_unverified_request_is_refused(
@@ -345,7 +347,7 @@ def test_confirm_identity_of_a_closed_or_unverified_request_is_refused(
         format="json",
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "not_reviewable"
+    assert response.json()["error"]["code"] == "not_reviewable"
     reference = _file_and_verify_email(
         public_api, file_request, "access", email=ATTACKER, phone=VICTIM["phone"]
     )
@@ -361,7 +363,7 @@ def test_confirm_identity_of_a_closed_or_unverified_request_is_refused(
         format="json",
     )
     assert response.status_code == 400
-    assert response.json()["code"] == "request_closed"
+    assert response.json()["error"]["code"] == "request_closed"
 
 
 def test_the_phone_cannot_be_verified_before_the_email_nor_twice(
@@ -376,4 +378,4 @@ def test_the_phone_cannot_be_verified_before_the_email_nor_twice(
     assert list(sms.outbox) == []
     no_phone = _file_and_verify_email(public_api, file_request, "access", email="x@example.com")
     response = public_api.post(f"/api/v1/requests/{no_phone}/verify-phone/", {})
-    assert response.status_code == 400 and response.json()["code"] == "no_phone"
+    assert response.status_code == 400 and response.json()["error"]["code"] == "no_phone"

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests', '0006_identity_purged_at'),
+        ('requests', '0009_demo_mail'),
     ]
 
     operations = [
