@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "axes",
     "requests.apps.RequestsConfig",
 ]
 
@@ -108,6 +109,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A lost database connection answers 503 with Retry-After instead of 500.
     "requests.views.unavailable.DatabaseUnavailableMiddleware",
+    # Refuses sign-in (console and admin) after repeated wrong passwords; last, as axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -154,6 +157,27 @@ else:
             "LOCATION": "portal_cache",
         }
     }
+
+# Staff sign-in (console and admin): django-axes refuses an account after
+# PORTAL_LOGIN_FAILURE_LIMIT wrong passwords, for PORTAL_LOGIN_COOLOFF_MINUTES. Counted per
+# username from any address (spreading guesses over addresses does not help) and per client
+# address over any usernames (one address cannot try a password on every account).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("PORTAL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PORTAL_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Refused tries during a lockout do not extend it, so nobody can keep an account locked for good
+# by trying again every few minutes.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "requests.views.staff_login.login_client_ip"
+AXES_CLIENT_STR_CALLABLE = "requests.views.staff_login.login_client_description"
+AXES_LOCKOUT_CALLABLE = "requests.views.staff_login.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # no table of every successful sign-in with its address
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

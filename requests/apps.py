@@ -19,6 +19,9 @@ class RequestsConfig(AppConfig):
         # The role groups exist once the database is migrated, so the admin can assign them.
         post_migrate.connect(_make_role_groups, sender=self)
 
+        # Connects the audit of staff sign-in lockouts to django-axes' signal.
+        from requests.views import staff_login  # noqa: F401
+
 
 def _make_role_groups(**kwargs) -> None:
     from requests.permissions import ensure_role_groups

@@ -34,6 +34,8 @@ DESCRIPTIONS = {
 PERIOD_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
 # People sharing one IPv6 /64 are one household or host; an attacker gets a whole /64 for free.
 IPV6_PREFIX = 64
+# What a request without a usable connection address (a test client, a broken proxy) counts as.
+UNKNOWN_ADDRESS = "unknown"
 
 
 def _parsed(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -50,7 +52,7 @@ def client_address(request) -> str:
     """The client's address as far as the trusted proxies vouch for it."""
     remote = _parsed(request.META.get("REMOTE_ADDR", ""))
     if remote is None:
-        return "unknown"
+        return UNKNOWN_ADDRESS
     trusted = settings.PORTAL_TRUSTED_PROXIES
     forwarded = [
         item.strip()
