@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from functools import cache
+
+from csp.decorators import csp_update
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.utils.decorators import method_decorator
 from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
@@ -21,6 +28,16 @@ from requests.services.audit import actor_for_user
 
 def _get_request(reference: str) -> DataRequest:
     return get_object_or_404(DataRequest.objects.all(), reference=reference)
+
+
+@cache
+def certificate_style() -> tuple[str, str]:
+    """The certificate's stylesheet and its CSP source: the page is one self-contained file (kept
+    or printed as a record), so its style is inline, allowed by its hash rather than a nonce so
+    that the same certificate always renders to the same bytes."""
+    css = render_to_string("erasure/certificate.css")
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    return css, f"'sha256-{digest}'"
 
 
 class CertificateHTMLRenderer(BaseRenderer):
@@ -40,7 +57,8 @@ class CertificateHTMLRenderer(BaseRenderer):
                 f"<title>Erasure certificate</title></head><body><p>{escape(message)}</p>"
                 "</body></html>"
             )
-        return render_to_string("erasure/certificate.html", {"c": data})
+        style = mark_safe(certificate_style()[0])  # noqa: S308 (the project's own file)
+        return render_to_string("erasure/certificate.html", {"c": data, "style": style})
 
 
 class CertificateView(APIView):
@@ -60,6 +78,7 @@ class CertificateView(APIView):
             404: OpenApiResponse(description="Not an erasure, or not completed yet"),
         },
     )
+    @method_decorator(csp_update({"style-src": [certificate_style()[1]]}))
     def get(self, request, reference: str):
         return Response(erasure.erasure_certificate(request=_get_request(reference)))
 
