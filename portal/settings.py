@@ -320,6 +320,9 @@ PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
 # Access packages: kept for the person to download, then deleted; each download needs a fresh
 # single-use code emailed to the verified address.
 PORTAL_PACKAGE_TTL = timedelta(days=env_int("PORTAL_PACKAGE_TTL_DAYS", 7, minimum=1))
+# Encrypt each access package at rest with PORTAL_ENCRYPTION_KEYS once it is built (downloads
+# decrypt it as they stream). Off, the ZIP is stored as is (0600) until PORTAL_PACKAGE_TTL_DAYS.
+PORTAL_PACKAGE_ENCRYPTION = env_bool("PORTAL_PACKAGE_ENCRYPTION", False)
 PORTAL_DOWNLOAD_CODE_TTL = timedelta(
     minutes=env_int("PORTAL_DOWNLOAD_CODE_TTL_MINUTES", 15, minimum=1)
 )

@@ -44,6 +44,8 @@ class PackageView(APIView):
             content_type="application/zip",
         )
         response["Cache-Control"] = "no-store"
+        # An encrypted package is read through a stream that cannot tell its plaintext size.
+        response["Content-Length"] = str(opened.size)
         return response
 
 

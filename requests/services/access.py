@@ -46,6 +46,7 @@ from requests.engine.package import (
     write_package,
 )
 from requests.engine.storemap import Collection, StoreMap
+from requests.filecrypt import ENCRYPTED_SUFFIX, encrypt_file
 from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, JobState, StoreKind
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
@@ -299,6 +300,19 @@ def _package_details(package: AccessPackage) -> dict[str, Any]:
     }
 
 
+def _encrypt_at_rest(path: Path) -> Path:
+    """Replace the built ZIP by its encrypted form (PORTAL_PACKAGE_ENCRYPTION); downloads decrypt
+    it on the fly (`requests.services.packages`)."""
+    encrypted = path.with_name(path.name + ENCRYPTED_SUFFIX)
+    try:
+        encrypt_file(path, encrypted)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PackageError(f"it could not be encrypted ({reason})") from None
+    path.unlink()
+    return encrypted
+
+
 @register_finaliser("access")
 def access_finalise(request: DataRequest) -> dict:
     """Build the package from the parts, once. Raises ServiceError (staff must look) on failure.
@@ -340,6 +354,8 @@ def access_finalise(request: DataRequest) -> dict:
                     "generated_at": now.isoformat(),
                 },
             )
+            if settings.PORTAL_PACKAGE_ENCRYPTION:
+                path = _encrypt_at_rest(path)
         except PackageError as exc:
             raise ServiceError(f"The access package could not be built: {exc}") from None
         package = AccessPackage.objects.create(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -24,12 +25,15 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from requests.filecrypt import ENCRYPTED_SUFFIX, DecryptingReader, EncryptedFileError
 from requests.models import AccessPackage, DataRequest, DownloadCode
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import NotFound, RateLimited, ServiceError, VerificationFailed
 from requests.services.lifecycle import _enqueue
 from requests.services.verification import CODE_DIGITS
 from requests.states import Kind
+
+log = logging.getLogger(__name__)
 
 # Expired packages are deleted this many at a time, each in its own short transaction.
 EXPIRY_BATCH = 100
@@ -75,16 +79,22 @@ def _available_package(request: DataRequest, *, lock: bool = False) -> AccessPac
     return package
 
 
-def _open(package: AccessPackage) -> BinaryIO:
+def _open(package: AccessPackage) -> BinaryIO | DecryptingReader:
+    path = package_file(package)
     try:
-        return package_file(package).open("rb")
+        if path.name.endswith(ENCRYPTED_SUFFIX):  # built with PORTAL_PACKAGE_ENCRYPTION
+            return DecryptingReader(path.open("rb"))
+        return path.open("rb")
     except FileNotFoundError:
         raise PackageGone("The package's file is no longer there.") from None
+    except EncryptedFileError as exc:
+        log.error("package %s cannot be read: %s", package.pk, exc)
+        raise PackageGone("The package's file can no longer be read.") from None
 
 
 @dataclass
 class OpenedPackage:
-    file: BinaryIO
+    file: BinaryIO | DecryptingReader
     filename: str
     size: int
 

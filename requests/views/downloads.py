@@ -80,6 +80,8 @@ def _file_response(opened: packages.OpenedPackage) -> FileResponse:
         opened.file, as_attachment=True, filename=opened.filename, content_type="application/zip"
     )
     response["Cache-Control"] = "no-store"
+    # An encrypted package is read through a stream that cannot tell its plaintext size.
+    response["Content-Length"] = str(opened.size)
     return response
 
 
