@@ -250,9 +250,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "privacy@localhost")
 EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "requests.mailbox.DatabaseEmailBackend"
+    # Django's SMTP backend, plus SMTPUTF8 for internationalised addresses.
+    "requests.mail_smtp.EmailBackend" if EMAIL_HOST else "requests.mailbox.DatabaseEmailBackend"
 )
 if not EMAIL_HOST:
     EMAIL_HOST = "localhost"

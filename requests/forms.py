@@ -37,7 +37,11 @@ class FileRequestForm(forms.Form):
             "We send a code to this address to check that it is yours, and we look for "
             "the data held under it."
         ),
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "spellcheck": "false"}),
+        # A text input with the email keyboard: browsers refuse non-ASCII local parts in
+        # type=email fields, and internationalised addresses (RFC 6531) are accepted here.
+        widget=forms.TextInput(
+            attrs={"inputmode": "email", "autocomplete": "email", "spellcheck": "false"}
+        ),
         error_messages={"required": _("Enter your email address.")},
     )
     phone = forms.CharField(

@@ -6,9 +6,13 @@ The same normal forms are used at intake and by the finder, so `LUISG@Embraer.co
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from idna import IDNAError
+from idna import encode as idna_encode
 
 from requests.engine import normalise as engine_normalise
 
@@ -24,6 +28,43 @@ class IdentityError(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+# Characters of an unquoted local part besides letters and digits (RFC 5322 atext); RFC 6531
+# adds every non-ASCII character that is not a control, format, unassigned or space character.
+_ATEXT = frozenset("!#$%&'*+/=?^_`{|}~-")
+MAX_LOCAL_PART_OCTETS = 64
+
+
+def _local_part_ok(local: str) -> bool:
+    if not local or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    if len(local.encode()) > MAX_LOCAL_PART_OCTETS:
+        return False
+    for char in local:
+        if char.isascii():
+            if not (char.isalnum() or char in _ATEXT or char == "."):
+                return False
+        elif unicodedata.category(char)[0] in "CZ":
+            return False
+    return True
+
+
+def validate_intake_email(value: str) -> None:
+    """Django's check for ASCII addresses; internationalised ones (RFC 6531) are checked here:
+    an unquoted local part of atext and non-ASCII characters, and a domain IDNA 2008 accepts
+    (the ASCII form of which then passes Django's domain check). Raises ValidationError."""
+    if value.isascii():
+        validate_email(value)
+        return
+    local, at, domain = unicodedata.normalize("NFC", value).rpartition("@")
+    if not at or not _local_part_ok(local):
+        raise ValidationError("invalid local part")
+    try:
+        ascii_domain = idna_encode(domain.lower(), uts46=True).decode("ascii")
+    except (IDNAError, UnicodeError):
+        raise ValidationError("invalid domain") from None
+    validate_email(f"x@{ascii_domain}")
 
 
 def normalise_phone(value: str) -> str:
@@ -52,7 +93,7 @@ def clean_intake_identity(raw: object) -> dict[str, str]:
             raise IdentityError(field, f"At most {MAX_LENGTHS[field]} characters.")
         if field == "email":
             try:
-                validate_email(value)
+                validate_intake_email(value)
             except ValidationError:
                 raise IdentityError("email", "Enter a valid email address.") from None
             value = engine_normalise.normalise_email(value)

@@ -7,11 +7,37 @@ what the store holds, so `LUISG@Embraer.com.br ` and `luisg@embraer.com.br` are 
 
 from __future__ import annotations
 
+import unicodedata
+
+import idna
 import phonenumbers
 
 
 def normalise_email(value: str) -> str:
-    return value.strip().lower()
+    """Trimmed, NFC, lower-cased, the domain in its Unicode (U-label) form.
+
+    Internationalised addresses (RFC 6531) have one normal form however they were typed:
+    `Stanisław.Wójcik@WP.pl` (composed or decomposed accents) is `stanisław.wójcik@wp.pl`, and
+    `jürgen@xn--bcher-kva.example` is `jürgen@bücher.example`. Stores are matched on this form,
+    so one holding the ASCII (punycode) form of a domain is matched only where the connector
+    compares normal forms itself.
+    """
+    text = unicodedata.normalize("NFC", value.strip())
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return text.lower()
+    return f"{local.lower()}@{email_domain(domain)}"
+
+
+def email_domain(domain: str) -> str:
+    """The lower-case Unicode form of a mail domain (IDNA 2008 with UTS 46 mapping)."""
+    lowered = domain.lower()
+    if lowered.isascii() and "xn--" not in lowered:
+        return lowered
+    try:
+        return idna.decode(idna.encode(lowered, uts46=True))
+    except (idna.IDNAError, UnicodeError):
+        return lowered
 
 
 def parse_phone(value: str, region: str | None) -> phonenumbers.PhoneNumber:
