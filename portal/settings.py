@@ -313,8 +313,19 @@ PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
 # erasing are asked how they stand this often.
 PORTAL_MANUAL_TASK_DAYS = env_int("PORTAL_MANUAL_TASK_DAYS", 7, minimum=0)
 PORTAL_RECIPIENT_CHECK_SECONDS = env_int("PORTAL_RECIPIENT_CHECK_SECONDS", 60, minimum=1)
-# Webhook stores on private, loopback or link-local addresses are refused unless this is set.
+# Webhook stores on private, loopback or link-local addresses are refused unless this is set;
+# no store can ask for an exception of its own.
 PORTAL_WEBHOOK_ALLOW_PRIVATE = env_bool("PORTAL_WEBHOOK_ALLOW_PRIVATE", False)
+# Files stores may only have their root inside these folders (links and `..` resolved), so that
+# a store's URL cannot point the portal at /etc or its own data. `none` allows no files store.
+PORTAL_FILES_ROOTS = [
+    root for root in env_list("PORTAL_FILES_ROOTS", [str(DATA_DIR / "files")]) if root != "none"
+]
+for _root in PORTAL_FILES_ROOTS:
+    if not Path(_root).is_absolute():
+        raise ConfigurationError(f"PORTAL_FILES_ROOTS must list absolute folders, got {_root!r}")
+# Store maps longer than this are refused (413) before they are parsed.
+PORTAL_MAP_MAX_BYTES = env_int("PORTAL_MAP_MAX_BYTES", 1_000_000, minimum=1024)
 
 # Access packages: kept for the person to download, then deleted; each download needs a fresh
 # single-use code emailed to the verified address.

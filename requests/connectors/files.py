@@ -1,6 +1,10 @@
 """Files: a folder whose paths or file names carry the person's identifiers.
 
-The store's URL names the root folder (`file:///srv/uploads`). A collection's `location` is a path
+The store's URL names the root folder (`file:///srv/uploads`). The root must lie inside one of
+the folders in the `allowed_roots` option (the caller passes them: the portal's
+PORTAL_FILES_ROOTS); without that option no root is allowed. The root is resolved (links, `..`)
+before it is compared, on every use, so neither `file:///srv/uploads/../../etc` nor a link from
+inside an allowed folder to /etc is ever read. A collection's `location` is a path
 pattern relative to the root, with placeholders naming the collection's fields and `*` or `?` as
 wildcards within one path segment:
 
@@ -30,6 +34,9 @@ Glob characters in values match only themselves. A value holding the character n
 placeholder, where a wildcard shares the segment, is skipped (with `{customer_id}-*.csv`, the value
 `12-3` would match customer 12's files). Symbolic links are never followed or reported: a link can
 lead outside the root, and erasing a link would not erase the data it points to.
+
+Messages never name the root or a file: staff and API callers see them, and a path shows where
+the portal's data live (file names may also be personal data).
 
 Local file systems have no timeouts; a hung network mount blocks the worker until the OS gives up.
 """
@@ -66,6 +73,10 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _UNSAFE_IN_VALUE = {"/", "\\", "\x00", os.sep, *([os.altsep] if os.altsep else [])}
 # Errors that will not go away by retrying: someone must fix the folder or the map.
 _PERMANENT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ELOOP}
+
+
+class RootNotAllowed(PermanentStoreError):
+    """The store's root is not inside a folder the portal allows for files stores."""
 
 
 def safe_value(value: str) -> bool:
@@ -207,9 +218,29 @@ class FilesConnector(PatternConnector):
         if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
             raise PermanentStoreError("a files store needs a file:///absolute/folder URL")
         path = unquote(parts.path)
-        if not os.path.isabs(path):
+        if not os.path.isabs(path) or "\x00" in path:
             raise PermanentStoreError("a files store needs an absolute folder in its URL")
         self.root = Path(path)
+        # Resolved once: the allowed folders are the operator's, not the store's.
+        self._allowed = [
+            Path(os.path.realpath(folder)) for folder in self.options.get("allowed_roots") or ()
+        ]
+
+    def root_allowed(self) -> bool:
+        """Whether the root, with its links and `..` resolved as far as they exist, lies inside
+        an allowed folder. Checked before anything else, so nothing is learnt of other folders
+        (not even whether they exist)."""
+        return self._inside_allowed(Path(os.path.realpath(self.root)))
+
+    def _inside_allowed(self, real: Path) -> bool:
+        return any(real == folder or folder in real.parents for folder in self._allowed)
+
+    def _refuse_unless_allowed(self, real: Path | None = None) -> None:
+        if not (self.root_allowed() if real is None else self._inside_allowed(real)):
+            raise RootNotAllowed(
+                f"files store {self.name}: the folder is not inside a folder the portal allows "
+                "for files stores"
+            )
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -225,10 +256,14 @@ class FilesConnector(PatternConnector):
         return bool(collection.options.get("checksum", self.options.get("checksum", False)))
 
     def _real_root(self) -> Path:
+        """The root with its links resolved, refused unless inside an allowed folder."""
+        self._refuse_unless_allowed()
         try:
             real = self.root.resolve(strict=True)
         except OSError as exc:
             raise self._error(exc, "opening the root folder") from None
+        # Again on the resolved path: a link could have changed since the first look.
+        self._refuse_unless_allowed(real)
         if not real.is_dir():
             raise PermanentStoreError(f"files store {self.name}: the root is not a folder")
         return real
@@ -265,15 +300,12 @@ class FilesConnector(PatternConnector):
             return
         index = next(i for i, seg in enumerate(pattern.segments) if field_name in seg.placeholders)
         segment = pattern.segments[index].regex(None, (), False)
-        if not self.root.is_dir():
-            raise PermanentStoreError(f"files store {self.name}: the root is not a folder")
+        root = self._real_root()
         prefix = pattern.literal_prefix()
         values: list[str] = []
         last = None  # a person's folder holds many files: each value is sent once in a row
-        for folder, _, names in os.walk(
-            self.root / prefix if prefix else self.root, followlinks=False
-        ):
-            relative_folder = Path(folder).relative_to(self.root).as_posix()
+        for folder, _, names in os.walk(root / prefix if prefix else root, followlinks=False):
+            relative_folder = Path(folder).relative_to(root).as_posix()
             for name in sorted(names):
                 relative = name if relative_folder == "." else f"{relative_folder}/{name}"
                 if os.path.islink(os.path.join(folder, name)) or not pattern.matches(
@@ -291,23 +323,27 @@ class FilesConnector(PatternConnector):
         if values:
             yield values
 
+    def refuse_if_not_allowed(self) -> None:
+        """Raise RootNotAllowed when the root lies outside the allowed folders."""
+        self._refuse_unless_allowed()
+
     def check(self) -> CheckResult:
-        if not self.root.exists():
-            return CheckResult(False, f"the root folder {self.root} does not exist")
-        if not self.root.is_dir():
-            return CheckResult(False, f"the root {self.root} is not a folder")
-        if not os.access(self.root, os.R_OK | os.X_OK):
-            return CheckResult(False, f"the root folder {self.root} is not readable by the portal")
+        """The root's state, naming no path (a root outside the allowed folders fails)."""
+        try:
+            root = self._real_root()
+        except StoreError as exc:
+            return CheckResult(False, str(exc))
+        if not os.access(root, os.R_OK | os.X_OK):
+            return CheckResult(False, "the root folder is not readable by the portal")
         problems, patterns = self._map_patterns(PathPattern)
         for name, pattern in patterns.items():
             prefix = pattern.literal_prefix()
-            if prefix and not (self.root / prefix).is_dir():
+            if prefix and not (root / prefix).is_dir():
                 problems.append(f"collection {name}: folder {prefix}/ does not exist")
         if problems:
-            return CheckResult(False, f"the root folder {self.root} has problems", problems)
-        writable = os.access(self.root, os.W_OK)
-        note = "" if writable else " (read-only: erasure will fail)"
-        return CheckResult(True, f"the root folder {self.root} is readable{note}")
+            return CheckResult(False, "the root folder has problems", problems)
+        warnings = [] if os.access(root, os.W_OK) else ["the root is read-only: erasure will fail"]
+        return CheckResult(True, "the root folder is readable", [], warnings)
 
     def _find(
         self, collection: Collection, field_name: str, values: Sequence[Any], ignore_case: bool

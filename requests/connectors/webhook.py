@@ -21,7 +21,9 @@ without an identity type is named by the field itself). Answers come in pages jo
 Options (passed by the caller, never read from Django here):
 - `secret` (required): the shared signing secret;
 - `allow_private`: allow private, loopback and link-local addresses (and plain http), for services
-  inside the organisation's network and for tests;
+  inside the organisation's network and for tests. The portal sets it from the deployment-wide
+  PORTAL_WEBHOOK_ALLOW_PRIVATE only: a store's own options can never turn the guard off
+  (requests.services.stores refuses a store that asks);
 - `allow_http`: allow plain http to public addresses (not advised: identities travel in the body);
 - `request_id`: the portal request the calls are made for, sent with every find.
 
@@ -104,6 +106,10 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, str(timestamp), raw), signature)
 
 
+class AddressNotAllowed(PermanentStoreError):
+    """The service is at an address (or over plain http) the portal does not allow."""
+
+
 def _blocked(address: str) -> bool:
     """Whether an address is one a public webhook must never reach."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
@@ -164,7 +170,7 @@ class WebhookConnector(Connector):
     def _addresses(self) -> list[str]:
         """The addresses to connect to, every one of them checked."""
         if self._scheme == "http" and not (self.allow_private or self.options.get("allow_http")):
-            raise PermanentStoreError(
+            raise AddressNotAllowed(
                 f"webhook {self._where}: plain http is refused (identities travel in the body); "
                 "use https"
             )
@@ -176,7 +182,7 @@ class WebhookConnector(Connector):
             ) from None
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         if not self.allow_private and any(_blocked(a) for a in addresses):
-            raise PermanentStoreError(
+            raise AddressNotAllowed(
                 f"webhook {self._where}: the host resolves to a private, loopback or link-local "
                 "address; such addresses are refused unless the portal allows private webhooks"
             )
@@ -270,6 +276,11 @@ class WebhookConnector(Connector):
         return PermanentStoreError(
             f"webhook {self._where}: {problem} (see docs/webhook-protocol.md)"
         )
+
+    def refuse_if_not_allowed(self) -> None:
+        """Raise AddressNotAllowed when the service's address is one the portal refuses (and
+        TransientStoreError when its name does not resolve), without calling it."""
+        self._addresses()
 
     # -- the interface ------------------------------------------------------------------------
 

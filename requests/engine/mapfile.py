@@ -5,6 +5,11 @@ YAML syntax), the place in the map (`collections.invoice.fields.customer_id.refe
 is wrong: YAML syntax, the schema (unknown settings, wrong values), and the meaning (a reference
 to a collection or field the map does not have, an unknown store, an unknown identity type, a
 hold without its legal basis, a blocking cycle of references; see `requests.engine.graph`).
+
+A map is text staff (or an API client) send, stored and parsed again for every list and preview,
+so parsing is bounded: at most `MAX_MAP_BYTES` (callers pass their own limit), no anchors or
+aliases (a few hundred bytes of nested aliases expand to minutes of work: "billion laughs"), and
+at most `MAX_DEPTH` levels of nesting (the composer recurses). A map never needs any of them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,15 @@ from requests.engine.storemap import (
 )
 
 Path = tuple[Any, ...]
+
+# Far above a real map (a 500-table database drafts about 300 KB), low enough that parsing one
+# stays around a second.
+MAX_MAP_BYTES = 1_000_000
+# A map is four or five levels deep (collections.<name>.fields.<field>.references.store).
+MAX_DEPTH = 32
+
+# libyaml when present: it parses maps about ten times faster than the pure-Python loader.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -51,15 +65,31 @@ class MapError(ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class MapTooLarge(MapError):
+    """The map is longer than the limit; nothing of it was parsed."""
+
+    def __init__(self, size: int, limit: int):
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            [MapProblem(None, "", f"the map is {size} bytes; a map may be at most {limit} bytes")]
+        )
+
+
 def load_store_map(
-    text: str, *, store_names: Names[str] | None = None, store_name: str | None = None
+    text: str,
+    *,
+    store_names: Names[str] | None = None,
+    store_name: str | None = None,
+    max_bytes: int = MAX_MAP_BYTES,
 ) -> StoreMap:
     """Parse and validate map YAML. Raises MapError naming the line of every problem.
 
     `store_names`: the connected stores a cross-store reference may name (unchecked when None).
     `store_name`: this store's own name, if a reference names it explicitly.
+    `max_bytes`: longer text is refused with MapTooLarge before it is parsed.
     """
-    data, lines = parse_yaml(text)
+    data, lines = parse_yaml(text, max_bytes=max_bytes)
     if data is None:
         return StoreMap()
     if not isinstance(data, dict):
@@ -93,6 +123,10 @@ def dump_store_map(store_map: StoreMap) -> str:
 class _MapDumper(yaml.SafeDumper):
     """Short lists and settings on one line (`key: [id]`, `email: {identity: email}`)."""
 
+    def ignore_aliases(self, data: Any) -> bool:
+        # A value seen twice is written out twice: maps with aliases are refused when loaded.
+        return True
+
 
 def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
@@ -112,10 +146,19 @@ _MapDumper.add_representer(list, _represent_list)
 _MapDumper.add_representer(dict, _represent_dict)
 
 
-def parse_yaml(text: str) -> tuple[Any, dict[Path, tuple[int, int]]]:
-    """The document and, for every mapping key and list item, its (line, column), 1-based."""
+def parse_yaml(
+    text: str, *, max_bytes: int = MAX_MAP_BYTES
+) -> tuple[Any, dict[Path, tuple[int, int]]]:
+    """The document and, for every mapping key and list item, its (line, column), 1-based.
+
+    Refuses text over `max_bytes` (MapTooLarge), anchors and aliases, and nesting deeper than
+    MAX_DEPTH, each with its line, before anything is built from the text.
+    """
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise MapTooLarge(size, max_bytes)
     try:
-        loader = yaml.SafeLoader(text)
+        yaml.reader.Reader(text)  # checks every character before the parser sees any
     except yaml.reader.ReaderError as exc:
         # Characters YAML does not allow (control characters) are refused before parsing starts.
         line = text.count("\n", 0, exc.position) + 1
@@ -123,40 +166,76 @@ def parse_yaml(text: str) -> tuple[Any, dict[Path, tuple[int, int]]]:
             [MapProblem(line, "", f"YAML: character #x{exc.character:04x} is not allowed here")]
         ) from None
     try:
+        _refuse_aliases_and_depth(text)
+        loader = _Loader(text)
         try:
             node = loader.get_single_node()
             if node is None:
                 return None, {}
             data = loader.construct_document(node)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            message = exc.problem or "invalid YAML"
-            if exc.context:
-                started = exc.context_mark
-                if started and mark and started.line != mark.line:
-                    message = f"{message} ({exc.context} started on line {started.line + 1})"
-                else:
-                    message = f"{message} ({exc.context})"
+            lines: dict[Path, tuple[int, int]] = {(): (node.start_mark.line + 1, 1)}
+            duplicates: list[MapProblem] = []
+            _mark_lines(loader, node, (), lines, duplicates)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = exc.problem or "invalid YAML"
+        if exc.context:
+            started = exc.context_mark
+            if started and mark and started.line != mark.line:
+                message = f"{message} ({exc.context} started on line {started.line + 1})"
+            else:
+                message = f"{message} ({exc.context})"
+        raise MapError(
+            [
+                MapProblem(
+                    mark.line + 1 if mark else None,
+                    "",
+                    f"YAML syntax: {message}",
+                    mark.column + 1 if mark else None,
+                )
+            ]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise MapError([MapProblem(None, "", f"YAML: {exc}")]) from None
+    if duplicates:
+        raise MapError(duplicates)
+    return data, lines
+
+
+def _refuse_aliases_and_depth(text: str) -> None:
+    """One pass over the parser's events, building nothing: cheap whatever the text holds."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise MapError(
                 [
                     MapProblem(
-                        mark.line + 1 if mark else None,
+                        mark.line + 1,
                         "",
-                        f"YAML syntax: {message}",
-                        mark.column + 1 if mark else None,
+                        "YAML anchors and aliases (&name, *name) are not allowed in a map; "
+                        "write the settings out in full",
+                        mark.column + 1,
                     )
                 ]
-            ) from None
-        except yaml.YAMLError as exc:
-            raise MapError([MapProblem(None, "", f"YAML: {exc}")]) from None
-        lines: dict[Path, tuple[int, int]] = {(): (node.start_mark.line + 1, 1)}
-        duplicates: list[MapProblem] = []
-        _mark_lines(loader, node, (), lines, duplicates)
-        if duplicates:
-            raise MapError(duplicates)
-        return data, lines
-    finally:
-        loader.dispose()
+            )
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise MapError(
+                    [
+                        MapProblem(
+                            mark.line + 1,
+                            "",
+                            f"nested more than {MAX_DEPTH} levels deep; a map needs far fewer",
+                            mark.column + 1,
+                        )
+                    ]
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _mark_lines(loader, node, path: Path, lines, duplicates) -> None:
