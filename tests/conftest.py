@@ -136,3 +136,9 @@ def body_of(message) -> str:
     if hasattr(message, "get_body"):
         return message.get_body(preferencelist=("plain",)).get_content()
     return message.body
+
+
+@pytest.fixture(autouse=True)
+def files_stores_may_live_in_the_tests_temporary_folders(settings, tmp_path_factory):
+    """PORTAL_FILES_ROOTS for tests: pytest's own temporary folders, where test stores live."""
+    settings.PORTAL_FILES_ROOTS = [str(tmp_path_factory.getbasetemp())]

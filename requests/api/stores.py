@@ -1,9 +1,9 @@
-"""Staff API for connected stores. Connection URLs and secrets are write-only."""
+"""Staff API for connected stores. Connection URLs and secrets are write-only, and nothing here
+shows a store's host, port, path or credentials (check outcomes are a code and our own words)."""
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,13 +22,29 @@ class StoreCreateSerializer(serializers.Serializer):
     discover = serializers.BooleanField(required=False, default=False)
     secret = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
     queue = serializers.CharField(max_length=63, required=False, allow_blank=True, default="")
-    options = serializers.DictField(required=False, default=dict)
+    options = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text=(
+            "Kind-specific settings. `allow_private` and `allowed_roots` are refused: the "
+            "portal's PORTAL_WEBHOOK_ALLOW_PRIVATE and PORTAL_FILES_ROOTS decide for every store."
+        ),
+    )
+
+
+class StoreUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
 
 
 class CheckResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
+    code = serializers.ChoiceField(
+        choices=sorted(stores.CHECK_MESSAGES),
+        help_text="Stable: ok, invalid_map, invalid_url, not_allowed, unavailable, map_mismatch.",
+    )
     message = serializers.CharField()
     problems = serializers.ListField(child=serializers.CharField())
+    warnings = serializers.ListField(child=serializers.CharField())
 
 
 class StoreSerializer(serializers.ModelSerializer):
@@ -48,6 +64,7 @@ class StoreSerializer(serializers.ModelSerializer):
             "has_url",
             "collections",
             "last_check_ok",
+            "last_check_code",
             "last_check_message",
             "last_checked_at",
             "created_at",
@@ -69,7 +86,7 @@ class StoreMapSerializer(serializers.Serializer):
 
 
 def _store(name: str) -> ConnectedStore:
-    return get_object_or_404(ConnectedStore.objects.all(), name=name)
+    return stores.store_get(name=name)
 
 
 class StoreListView(APIView):
@@ -78,7 +95,7 @@ class StoreListView(APIView):
 
     @extend_schema(responses=StoreSerializer(many=True), summary="Connected stores")
     def get(self, request):
-        return Response(StoreSerializer(ConnectedStore.objects.all(), many=True).data)
+        return Response(StoreSerializer(stores.live_stores(), many=True).data)
 
     @extend_schema(
         request=StoreCreateSerializer,
@@ -115,6 +132,45 @@ class StoreDetailView(APIView):
     def get(self, request, name: str):
         return Response(StoreSerializer(_store(name)).data)
 
+    @extend_schema(
+        request=StoreUpdateSerializer,
+        responses=StoreSerializer,
+        summary="Enable or disable a store",
+        description=(
+            "A disabled store is not searched, previewed or given jobs of requests approved "
+            "from then on; jobs it already has still run."
+        ),
+    )
+    def patch(self, request, name: str):
+        store = _store(name)
+        serializer = StoreUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        updated = stores.store_set_enabled(
+            store=store,
+            enabled=serializer.validated_data["enabled"],
+            actor=actor_for_user(request.user),
+        )
+        return Response(StoreSerializer(updated).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            409: OpenApiResponse(
+                description="Requests not yet closed have jobs in it, or another store's map "
+                "refers to it."
+            ),
+        },
+        summary="Delete a store",
+        description=(
+            "A store that past requests used is kept for their records, disabled and with its "
+            "URL and secret wiped; it disappears from the API and its name stays taken."
+        ),
+    )
+    def delete(self, request, name: str):
+        stores.store_delete(store=_store(name), actor=actor_for_user(request.user))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
 
 class StoreMapView(APIView):
     access_read = staticmethod(permissions.access_view_stores)
@@ -149,4 +205,4 @@ class StoreCheckView(APIView):
     @extend_schema(request=None, responses=CheckResultSerializer, summary="Check the connection")
     def post(self, request, name: str):
         result = stores.store_check(store=_store(name))
-        return Response({"ok": result.ok, "message": result.message, "problems": result.problems})
+        return Response(CheckResultSerializer(result).data)

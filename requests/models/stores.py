@@ -34,13 +34,19 @@ class ConnectedStore(models.Model):
     enabled = models.BooleanField(default=True)
     # Celery queue of the workers that can reach this store (a site close to the data).
     queue = models.CharField(max_length=63, blank=True)
-    # Non-secret, kind-specific options (e.g. webhook `allow_private`, manual `owner`).
+    # Non-secret, kind-specific options (e.g. webhook `allow_http`, manual `owner`). Never the
+    # portal's own guards (private webhooks, files roots): those come from settings only.
     options = models.JSONField(default=dict, blank=True)
     last_check_ok = models.BooleanField(null=True)
+    # A stable code (`ok`, `unavailable`, ...) and a message naming no host, port or path.
+    last_check_code = models.CharField(max_length=32, blank=True)
     last_check_message = models.TextField(blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Deleted while past requests' jobs still name it: kept (disabled, URL and secret wiped) so
+    # their records keep pointing at it; hidden from the API and its name stays taken.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -8,11 +8,15 @@ from typing import Any
 from django.conf import settings
 
 from requests.assurance import identifier_states, searchable_identity, unproven_identity
-from requests.connectors.base import StoreError
 from requests.models import ConnectedStore, DataRequest
 from requests.services.candidates import ProvenRecords, find_candidates
 from requests.services.errors import ServiceError
-from requests.services.stores import UNSEARCHABLE_KINDS, open_connectors, store_map
+from requests.services.stores import (
+    UNSEARCHABLE_KINDS,
+    open_connectors,
+    preview_add_store_failures,
+    store_map,
+)
 from requests.states import Status
 
 PREVIEW_SAMPLE_SIZE = 3
@@ -34,10 +38,8 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
     if not request.identity:
         raise ServiceError("This request's identity data were purged.")
     with ExitStack() as stack:
-        try:
-            connectors = open_connectors(stack)
-        except StoreError as exc:
-            raise ServiceError(f"A store could not be opened: {exc}") from None
+        failures: dict[str, str] = {}  # a store that cannot be opened is named, not fatal
+        connectors = open_connectors(stack, failures=failures)
         region = settings.PORTAL_DEFAULT_PHONE_REGION
         # Only proven identifiers are searched; the others only find candidates, shown apart.
         proven = ProvenRecords(connectors, request.identity, region)
@@ -54,6 +56,7 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
         )
         maps = {name: connector.store_map for name, connector in connectors.items()}
     preview = result.to_json()
+    preview_add_store_failures(preview, failures)
     proven.annotate(preview)
     preview["identifiers"] = identifier_states(request=request)
     preview["candidates"] = candidates

@@ -1,7 +1,15 @@
-"""Connected stores: adding them, their maps, checks and discovery.
+"""Connected stores: adding, disabling and deleting them, their maps, checks and discovery.
 
 Connecting to a store (check, discovery) happens outside any database transaction: a slow store
 must never hold a lock in the portal's own database.
+
+The portal's guards are its own, never a store's: a webhook store reaches private addresses only
+when PORTAL_WEBHOOK_ALLOW_PRIVATE is on, a files store lives only inside PORTAL_FILES_ROOTS, and a
+store asking for an exception in its options is refused.
+
+What a store's failure says to staff and API callers is a stable code and a message in our words,
+naming no host, port, path, database or user (`StoreCheck`); the connector's own words go to the
+server log, and only with those parts of the URL hidden into the `problems` shown.
 """
 
 from __future__ import annotations
@@ -9,30 +17,78 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from requests.connectors.base import CheckResult, Connector, StoreError
+from requests.connectors.base import Connector, PermanentStoreError, StoreError
+from requests.connectors.files import RootNotAllowed
+from requests.connectors.webhook import AddressNotAllowed
 from requests.engine.storemap import EraseAction, StoreMap
-from requests.models import ConnectedStore, StoreKind
+from requests.models import ConnectedStore, Job, StoreKind
 from requests.models.stores import STORE_NAME_VALIDATOR
 from requests.services.audit import audit_record
-from requests.services.errors import ServiceError
+from requests.services.errors import NotFound, ServiceError
+from requests.states import TERMINAL
 
-MAX_MAP_BYTES = 2_000_000
 log = logging.getLogger(__name__)
 
 NO_URL_KINDS = frozenset({StoreKind.MANUAL})
 # Stores that a person searches by hand: the finder skips them, staff get a task instead.
 UNSEARCHABLE_KINDS = frozenset({StoreKind.MANUAL})
+# Options the portal sets from its settings (or the store's secret): a store may not set them.
+RESERVED_OPTIONS = frozenset({"allow_private", "allowed_roots", "secret"})
+_NOT_ALLOWED = (RootNotAllowed, AddressNotAllowed)
+
+
+class MapTooLarge(ServiceError):
+    status_code = 413
+    code = "map_too_large"
+
+
+class StoreInUse(ServiceError):
+    status_code = 409
+    code = "store_in_use"
+
+
+# What each outcome of a check (or of opening a store) says to staff: our words, never the
+# store's address. The codes are stable (API clients may act on them).
+CHECK_MESSAGES = {
+    "ok": "The store answers and holds what its map names.",
+    "invalid_map": "The store's map is not valid; the problems name the lines.",
+    "invalid_url": "The store's connection URL cannot be used for this kind of store.",
+    "not_allowed": (
+        "The store is somewhere the portal is not allowed to reach (see PORTAL_FILES_ROOTS and "
+        "PORTAL_WEBHOOK_ALLOW_PRIVATE)."
+    ),
+    "unavailable": (
+        "The portal could not use the store: it did not answer, or it refused the connection "
+        "or the credentials."
+    ),
+    "map_mismatch": "The store answers, but it lacks what its map names; the problems say what.",
+}
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """A check's outcome as staff and API callers see it."""
+
+    ok: bool
+    code: str
+    message: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def parse_map(
@@ -43,13 +99,18 @@ def parse_map(
     With `kind`, also what that kind of store cannot do (masking in Redis or a folder), so the
     map is refused when it is saved rather than when an erasure runs.
     """
-    from requests.engine.mapfile import MapError, load_store_map
+    from requests.engine import mapfile
 
-    if len(map_yaml.encode()) > MAX_MAP_BYTES:
-        raise ServiceError(f"A map may be at most {MAX_MAP_BYTES} bytes.", field="map")
+    limit = settings.PORTAL_MAP_MAX_BYTES
     try:
-        parsed = load_store_map(map_yaml, store_names=store_names)
-    except MapError as exc:
+        parsed = mapfile.load_store_map(map_yaml, store_names=store_names, max_bytes=limit)
+    except mapfile.MapTooLarge as exc:
+        raise MapTooLarge(
+            f"The map is {exc.size} bytes; a map may be at most {limit} bytes "
+            "(PORTAL_MAP_MAX_BYTES).",
+            field="map",
+        ) from None
+    except mapfile.MapError as exc:
         raise ServiceError(str(exc), field="map", code="invalid_map") from exc
     if kind is not None:
         _check_map_fits_kind(parsed, kind)
@@ -86,7 +147,19 @@ def store_map(store: ConnectedStore) -> StoreMap:
 
 
 def _store_names() -> set[str]:
-    return set(ConnectedStore.objects.values_list("name", flat=True))
+    return set(live_stores().values_list("name", flat=True))
+
+
+def live_stores():
+    """Stores not deleted (a deleted store is kept only for past requests' records)."""
+    return ConnectedStore.objects.filter(deleted_at__isnull=True)
+
+
+def store_get(*, name: str) -> ConnectedStore:
+    store = live_stores().filter(name=name).first()
+    if store is None:
+        raise NotFound("No store with this name.")
+    return store
 
 
 def store_connector(store: ConnectedStore, *, stored_map: StoreMap | None = None) -> Connector:
@@ -106,21 +179,34 @@ def _connector(
 ) -> Connector:
     from requests.connectors.base import connector_for
 
-    merged: dict[str, Any] = dict(options or {})
+    # Stores saved before these options were refused may still hold them: they are dropped.
+    merged: dict[str, Any] = {
+        key: value for key, value in (options or {}).items() if key not in RESERVED_OPTIONS
+    }
     if kind == StoreKind.WEBHOOK:
         merged["secret"] = secret
-        merged.setdefault("allow_private", settings.PORTAL_WEBHOOK_ALLOW_PRIVATE)
-    return connector_for(
-        kind,
-        url,
-        store_map,
-        name=name,
-        timeout=settings.PORTAL_STORE_TIMEOUT,
-        options=merged,
-    )
+        merged["allow_private"] = settings.PORTAL_WEBHOOK_ALLOW_PRIVATE
+    if kind == StoreKind.FILES:
+        merged["allowed_roots"] = list(settings.PORTAL_FILES_ROOTS)
+    try:
+        return connector_for(
+            kind,
+            url,
+            store_map,
+            name=name,
+            timeout=settings.PORTAL_STORE_TIMEOUT,
+            options=merged,
+        )
+    except StoreError:
+        raise
+    except Exception as exc:
+        # A driver's URL parser (a port that is not a number, an unclosed IPv6 bracket); its
+        # message may quote the URL, so only the exception's type is kept.
+        log.info("store %s: the URL could not be parsed (%s)", name, type(exc).__name__)
+        raise PermanentStoreError("the connection URL is not valid") from None
 
 
-def _validate_new_store(*, name: str, kind: str, url: str) -> None:
+def _validate_new_store(*, name: str, kind: str, url: str, options: dict) -> None:
     try:
         STORE_NAME_VALIDATOR(name)
     except ValidationError as exc:
@@ -129,8 +215,56 @@ def _validate_new_store(*, name: str, kind: str, url: str) -> None:
         raise ServiceError(f"Unknown kind; use one of {', '.join(StoreKind.values)}.", field="kind")
     if kind not in NO_URL_KINDS and not url.strip():
         raise ServiceError("A connection URL is needed for this kind of store.", field="url")
-    if ConnectedStore.objects.filter(name=name).exists():
-        raise ServiceError("A store with this name already exists.", field="name", code="exists")
+    reserved = sorted(RESERVED_OPTIONS & set(options))
+    if reserved:
+        raise ServiceError(
+            f"A store cannot set {', '.join(reserved)}: the portal decides that for every store "
+            "(PORTAL_WEBHOOK_ALLOW_PRIVATE, PORTAL_FILES_ROOTS; the secret is its own field).",
+            field="options",
+            code="option_not_allowed",
+        )
+    existing = ConnectedStore.objects.filter(name=name).first()
+    if existing is not None:
+        message = "A store with this name already exists."
+        if existing.deleted_at is not None:
+            message = (
+                "A deleted store with this name is kept for the records of past requests; "
+                "choose another name."
+            )
+        raise ServiceError(message, field="name", code="exists")
+
+
+def _validate_url(*, kind: str, url: str, name: str, options: dict, secret: str) -> None:
+    """Refuse a URL the kind cannot use or a place the portal may not reach, before saving.
+
+    Builds the connector (which parses the URL) without connecting; a webhook's host name is
+    resolved to check its addresses, and one that does not resolve yet is left to the check.
+    """
+    if kind in NO_URL_KINDS:
+        return
+    try:
+        connector = _connector(
+            kind=kind, url=url, name=name, store_map=StoreMap(), options=options, secret=secret
+        )
+    except StoreError as exc:
+        log.info("store %s: URL refused: %s", name, exc)
+        raise ServiceError(CHECK_MESSAGES["invalid_url"], field="url", code="invalid_url") from None
+    with connector:
+        try:
+            _refuse_if_not_allowed(connector)
+        except _NOT_ALLOWED as exc:
+            log.info("store %s: refused: %s", name, exc)
+            raise ServiceError(
+                CHECK_MESSAGES["not_allowed"], field="url", code="not_allowed"
+            ) from None
+        except StoreError:
+            pass  # not resolvable now: the check says so, and every call checks again
+
+
+def _refuse_if_not_allowed(connector: Connector) -> None:
+    guard = getattr(connector, "refuse_if_not_allowed", None)
+    if guard is not None:
+        guard()
 
 
 def store_create(
@@ -148,7 +282,8 @@ def store_create(
 ) -> ConnectedStore:
     """Add a store. With `discover`, a map is drafted from the live store and applied."""
     name = (name or "").strip()
-    _validate_new_store(name=name, kind=kind, url=url)
+    options = dict(options or {})
+    _validate_new_store(name=name, kind=kind, url=url, options=options)
     if map_yaml.strip() and discover:
         raise ServiceError("Give a map or ask for discovery, not both.", field="discover")
     parsed = (
@@ -156,9 +291,10 @@ def store_create(
         if map_yaml.strip()
         else None
     )
+    _validate_url(kind=kind, url=url, name=name, options=options, secret=secret)
     if discover:
         parsed = _discover(
-            kind=kind, url=url, name=name, options=options or {}, secret=secret, progress=progress
+            kind=kind, url=url, name=name, options=options, secret=secret, progress=progress
         )
         map_yaml = dump_map(parsed)
     with transaction.atomic():
@@ -168,7 +304,7 @@ def store_create(
             url=url.strip(),
             secret=secret,
             map_yaml=map_yaml,
-            options=options or {},
+            options=options,
             queue=queue,
         )
         audit_record(
@@ -189,16 +325,28 @@ def _discover(
 ) -> StoreMap:
     from requests.engine.discovery import discover
 
-    connector = _connector(
-        kind=kind, url=url, name=name, store_map=StoreMap(), options=options, secret=secret
-    )
+    try:
+        connector = _connector(
+            kind=kind, url=url, name=name, store_map=StoreMap(), options=options, secret=secret
+        )
+    except StoreError as exc:
+        log.info("store %s: URL refused: %s", name, exc)
+        raise ServiceError(CHECK_MESSAGES["invalid_url"], field="url", code="invalid_url") from None
     try:
         with connector:
+            _refuse_if_not_allowed(connector)
             return discover(connector, progress=progress)
     except NotImplementedError as exc:
         raise ServiceError(str(exc), field="discover") from None
+    except _NOT_ALLOWED as exc:
+        log.info("store %s: refused: %s", name, exc)
+        raise ServiceError(CHECK_MESSAGES["not_allowed"], field="url", code="not_allowed") from None
     except StoreError as exc:
-        raise ServiceError(f"Discovery could not read the store: {exc}", field="url") from None
+        log.warning("store %s: discovery failed: %s", name, exc)
+        reason = redact(str(exc), url)
+        raise ServiceError(
+            f"Discovery could not read the store: {reason}", field="url", code="unavailable"
+        ) from None
 
 
 def store_discover(*, store: ConnectedStore, progress=None) -> StoreMap:
@@ -229,52 +377,244 @@ def store_update_map(*, store: ConnectedStore, map_yaml: str, actor: str) -> Con
 
 @transaction.atomic
 def store_set_enabled(*, store: ConnectedStore, enabled: bool, actor: str) -> ConnectedStore:
-    ConnectedStore.objects.filter(pk=store.pk).update(enabled=enabled, updated_at=timezone.now())
+    """Enable or disable a store. A disabled store is not searched, previewed or given jobs of
+    requests approved from now on; jobs it already has still run (disable, then let them finish
+    or see them fail, before deleting it)."""
+    locked = ConnectedStore.objects.select_for_update().get(pk=store.pk)
+    changed = locked.enabled != enabled
+    locked.enabled = enabled
+    locked.save(update_fields=["enabled", "updated_at"])
     audit_record(
         action="store.enabled" if enabled else "store.disabled",
         actor=actor,
-        details={"store": store.name},
+        details={"store": locked.name, "changed": changed},
     )
-    store.refresh_from_db()
-    return store
+    return locked
 
 
-def store_check(*, store: ConnectedStore) -> CheckResult:
-    """Connect, and check that the store holds what its map names. Never raises for a bad store."""
+def store_delete(*, store: ConnectedStore, actor: str) -> bool:
+    """Delete a store; returns whether its row is gone (True) or kept as deleted (False).
+
+    Refused (409) while requests that are not closed have jobs in it, or while another store's
+    map refers to it. A store no job ever used is removed. One that past requests used is kept
+    for their records (the jobs name it) but disabled, hidden, and its URL, secret and options
+    wiped, so nothing can connect with it again; its name stays taken.
+    """
+    with transaction.atomic():
+        locked = live_stores().select_for_update().filter(pk=store.pk).first()
+        if locked is None:
+            raise NotFound("No store with this name.")
+        open_requests = (
+            Job.objects.filter(store=locked)
+            .exclude(request__status__in=TERMINAL)
+            .values("request")
+            .distinct()
+            .count()
+        )
+        if open_requests:
+            raise StoreInUse(
+                f"{open_requests} request(s) not yet closed have work in this store; disable it "
+                "now, and delete it once they are closed.",
+            )
+        referring = _maps_referring_to(locked)
+        if referring:
+            raise StoreInUse(
+                f"The maps of {', '.join(referring)} refer to this store; change them first.",
+            )
+        removed = not Job.objects.filter(store=locked).exists()
+        if removed:
+            locked.delete()
+        else:
+            locked.url = ""
+            locked.secret = ""
+            locked.options = {}
+            locked.enabled = False
+            locked.deleted_at = timezone.now()
+            locked.save()
+        audit_record(
+            action="store.deleted",
+            actor=actor,
+            details={"store": store.name, "kind": store.kind, "kept_for_records": not removed},
+        )
+    return removed
+
+
+def _maps_referring_to(store: ConnectedStore) -> list[str]:
+    names = []
+    for other in live_stores().exclude(pk=store.pk).exclude(map_yaml=""):
+        try:
+            parsed = store_map(other)
+        except ServiceError:
+            # A map that no longer parses cannot be read for its references: assume it may.
+            if store.name in other.map_yaml:
+                names.append(other.name)
+            continue
+        if any(
+            spec.references is not None and spec.references.store == store.name
+            for collection in parsed.collections.values()
+            for spec in collection.fields.values()
+        ):
+            names.append(other.name)
+    return names
+
+
+# --- what failures say -------------------------------------------------------------------------
+
+_HIDDEN = "[hidden]"
+_IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?(?![\w.])")
+_RUNS = re.compile(r"\[hidden\](?:[:/@.]+\[hidden\])+")
+
+
+def _url_parts(url: str) -> list[str]:
+    """The parts of a connection URL that must not reach staff or API callers: host, port,
+    user, password, database, path (as given and resolved), longest first."""
+    parts: set[str] = {url, url.strip()}
+    try:
+        split = urlsplit(url.strip())
+    except ValueError:
+        split = None
+    if split is not None:
+        path = unquote(split.path)
+        parts |= {split.netloc, split.hostname or "", split.username or "", split.password or ""}
+        parts |= {unquote(split.username or ""), unquote(split.password or ""), split.query}
+        parts |= {path, path.lstrip("/"), "/" + path.lstrip("/")}
+        port = split.netloc.rsplit(":", 1)[-1] if ":" in split.netloc else ""
+        parts.add(port.strip("[]"))
+        stripped = "/" + path.lstrip("/")
+        if len(stripped) > 1:
+            parts |= {os.path.realpath(stripped), os.path.basename(stripped.rstrip("/"))}
+            parts |= {segment for segment in stripped.split("/") if len(segment) >= 3}
+    return sorted((p for p in parts if len(p) >= 2), key=len, reverse=True)
+
+
+def redact(text: str, url: str) -> str:
+    """`text` with every part of `url` (and any IPv4 address) replaced by [hidden]."""
+    for part in _url_parts(url):
+        text = re.sub(rf"(?<![\w.]){re.escape(part)}(?![\w])", _HIDDEN, text)
+    text = _IPV4.sub(_HIDDEN, text)
+    return _RUNS.sub(_HIDDEN, text)
+
+
+def _failed(
+    store: ConnectedStore, code: str, detail: str = "", problems=(), warnings=()
+) -> StoreCheck:
+    if detail:
+        # Connector messages name no personal data; hosts and paths are fine in the server log.
+        log.warning("store %s: %s: %s", store.name, code, detail)
+    shown = [redact(p, store.url) for p in problems]
+    if detail and detail not in problems:
+        shown.insert(0, redact(detail, store.url))
+    return StoreCheck(
+        False, code, CHECK_MESSAGES[code], shown, [redact(w, store.url) for w in warnings]
+    )
+
+
+def _run_check(store: ConnectedStore) -> StoreCheck:
     try:
         stored_map = store_map(store)
     except ServiceError as exc:
-        result = CheckResult(False, "The store's map is not valid.", [exc.message])
-    else:
+        return StoreCheck(False, "invalid_map", CHECK_MESSAGES["invalid_map"], [exc.message])
+    try:
+        connector = store_connector(store, stored_map=stored_map)
+    except StoreError as exc:
+        return _failed(store, "invalid_url", str(exc))
+    with connector:
         try:
-            with store_connector(store, stored_map=stored_map) as connector:
-                result = connector.check()
+            _refuse_if_not_allowed(connector)
+            result = connector.check()
+        except _NOT_ALLOWED as exc:
+            return _failed(store, "not_allowed", str(exc))
         except StoreError as exc:
-            result = CheckResult(False, str(exc))
+            return _failed(store, "unavailable", str(exc))
+        except Exception as exc:  # a driver's surprise must not turn a check into a 500
+            log.exception("store %s: the check failed unexpectedly", store.name)
+            return _failed(store, "unavailable", type(exc).__name__)
+    if result.ok:
+        warnings = [redact(w, store.url) for w in result.warnings]
+        return StoreCheck(True, "ok", CHECK_MESSAGES["ok"], [], warnings)
+    # Connectors put a failure to connect in the message alone (or repeat it as the only
+    # problem); problems beyond it are what the map names and the store lacks.
+    beyond = [p for p in result.problems if p != result.message]
+    code = "map_mismatch" if beyond else "unavailable"
+    return _failed(store, code, result.message, beyond, result.warnings)
+
+
+def store_check(*, store: ConnectedStore) -> StoreCheck:
+    """Connect, and check that the store holds what its map names. Never raises for a bad store;
+    the outcome names no host, port, path or credentials."""
+    result = _run_check(store)
     ConnectedStore.objects.filter(pk=store.pk).update(
         last_check_ok=result.ok,
-        last_check_message=result.message[:2000],
+        last_check_code=result.code,
+        last_check_message=result.message,
         last_checked_at=timezone.now(),
     )
     return result
 
 
+def _open_failure(store: ConnectedStore, exc: Exception) -> str:
+    if isinstance(exc, ServiceError):
+        code = "invalid_map"
+    elif isinstance(exc, _NOT_ALLOWED):
+        code = "not_allowed"
+    elif exc.transient:
+        code = "unavailable"  # a webhook's host name that does not resolve
+    else:
+        code = "invalid_url"
+    log.warning("store %s could not be opened: %s: %s", store.name, code, exc)
+    return CHECK_MESSAGES[code]
+
+
+def preview_add_store_failures(preview: dict[str, Any], failures: dict[str, str]) -> None:
+    """Report, in a preview, the stores that could not be opened (each under its own name) and
+    hide the addresses in the errors of those that failed while searched."""
+    urls = dict(live_stores().values_list("name", "url"))
+    errors = preview.setdefault("errors", {})
+    for name, message in list(errors.items()):
+        errors[name] = redact(message, urls.get(name, ""))
+        entry = preview.get("stores", {}).get(name)
+        if entry is not None and "error" in entry:
+            entry["error"] = errors[name]
+    for name, message in failures.items():
+        errors[name] = message
+        preview.setdefault("stores", {}).setdefault(name, {"collections": {}})["error"] = message
+    if failures:
+        preview["complete"] = False
+
+
 def open_connectors(
-    stack: ExitStack, *, extra: ConnectedStore | None = None
+    stack: ExitStack,
+    *,
+    extra: ConnectedStore | None = None,
+    failures: dict[str, str] | None = None,
 ) -> dict[str, Connector]:
     """Connectors for every enabled, searchable store (plus `extra`), closed with `stack`.
 
     The finder needs all of them even for one store's job: a store's records may be reachable
     only through another's (a CRM's contacts through the shop's customer ids).
+
+    With `failures`, a store that cannot be opened (a bad URL or map, a driver missing, a place
+    the portal may not reach) is left out and recorded there by name with a message naming no
+    address; without it, the first one raises (StoreError, or ServiceError for its map).
     """
     stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
     if extra is not None and extra.pk not in {store.pk for store in stores}:
         stores.append(extra)
-    return {
-        store.name: stack.enter_context(store_connector(store))
-        for store in stores
-        if store.kind not in UNSEARCHABLE_KINDS
-    }
+    connectors: dict[str, Connector] = {}
+    for store in stores:
+        if store.kind in UNSEARCHABLE_KINDS:
+            continue
+        try:
+            connector = stack.enter_context(store_connector(store))
+            if failures is not None:
+                _refuse_if_not_allowed(connector)
+        except (StoreError, ServiceError) as exc:
+            if failures is None:
+                raise
+            failures[store.name] = _open_failure(store, exc)
+            continue
+        connectors[store.name] = connector
+    return connectors
 
 
 # --- connectors kept by each worker process ---------------------------------------------------

@@ -226,7 +226,12 @@ def stores(postgres_database, mariadb_database, redis_store, uploads, helpdesk):
         "shop": ("postgresql", postgres_database, StoreMap.model_validate(maps["shop"]), {}),
         "crm": ("mysql", mariadb_database, StoreMap.model_validate(maps["crm"]), {}),
         "sessions": ("redis", redis_url, StoreMap.model_validate(maps["sessions"]), {}),
-        "uploads": ("files", uploads.as_uri(), StoreMap.model_validate(maps["uploads"]), {}),
+        "uploads": (
+            "files",
+            uploads.as_uri(),
+            StoreMap.model_validate(maps["uploads"]),
+            {"allowed_roots": [str(uploads.parent)]},
+        ),
         "helpdesk": (
             "webhook",
             helpdesk.url,
