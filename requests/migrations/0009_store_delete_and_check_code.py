@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests', '0007_verification_send_lease'),
+        ('requests', '0008_api_tokens'),
     ]
 
     operations = [
