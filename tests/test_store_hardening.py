@@ -433,9 +433,7 @@ def test_a_missing_sqlite_file_is_reported_without_its_path(staff_api, tmp_path)
         ("redis://:probe-pw-47@127.0.0.1:{port}/0", "unavailable", ["probe-pw-47", "127.0.0.1"]),
     ],
 )
-def test_a_bad_or_unreachable_redis_url_is_reported_without_its_parts(
-    staff_api, url, code, hidden
-):
+def test_a_bad_or_unreachable_redis_url_is_reported_without_its_parts(staff_api, url, code, hidden):
     port = str(free_port())
     url = url.format(port=port)
     body, text = _check(staff_api, name="cache", kind="redis", url=url, map_yaml=SESSIONS_MAP)
@@ -477,3 +475,21 @@ def test_a_malformed_url_with_discovery_is_a_400_naming_url(staff_api, kind, url
     assert "probe-pw-49" not in response.content.decode()
     assert "probe-host-48" not in response.content.decode()
     assert not ConnectedStore.objects.exists()
+
+
+def test_the_stores_command_disables_enables_and_deletes_a_store_with_audit(demo_shop):
+    from django.core.management import call_command
+
+    call_command("stores", "disable", "shop")
+    assert ConnectedStore.objects.get(name="shop").enabled is False
+    call_command("stores", "enable", "shop")
+    assert ConnectedStore.objects.get(name="shop").enabled is True
+    call_command("stores", "delete", "shop")
+
+    assert not ConnectedStore.objects.exists()
+    actions = list(AuditEvent.objects.order_by("pk").values_list("action", "actor"))
+    assert actions[-3:] == [
+        ("store.disabled", SYSTEM),
+        ("store.enabled", SYSTEM),
+        ("store.deleted", SYSTEM),
+    ]

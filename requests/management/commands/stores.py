@@ -1,4 +1,4 @@
-"""`manage.py stores ...`: list, check and discover connected stores from the command line."""
+"""`manage.py stores ...`: list, check, discover, disable and delete connected stores."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ from requests.services.errors import ServiceError
 
 
 class Command(BaseCommand):
-    help = "Work with connected stores: list, check, discover, set-map, import-fides."
+    help = (
+        "Work with connected stores: list, check, discover, set-map, import-fides, enable, "
+        "disable, delete."
+    )
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -34,6 +37,12 @@ class Command(BaseCommand):
             "import-fides", help="Turn a Fides dataset YAML into a map and print it."
         )
         fides.add_argument("file", type=Path)
+        for action, text in [
+            ("enable", "Search the store again."),
+            ("disable", "Stop searching the store (jobs it already has still run)."),
+            ("delete", "Delete the store (refused while open requests have jobs in it)."),
+        ]:
+            sub.add_parser(action, help=text).add_argument("name")
 
     def handle(self, *args, **options):
         try:
@@ -42,23 +51,38 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from None
 
     def _store(self, name: str) -> ConnectedStore:
-        store = ConnectedStore.objects.filter(name=name).first()
+        store = stores.live_stores().filter(name=name).first()
         if store is None:
-            known = ", ".join(ConnectedStore.objects.values_list("name", flat=True)) or "none"
+            known = ", ".join(stores.live_stores().values_list("name", flat=True)) or "none"
             raise CommandError(f"No store named {name!r} (known: {known}).")
         return store
 
+    def _enable(self, options):
+        stores.store_set_enabled(store=self._store(options["name"]), enabled=True, actor=SYSTEM)
+        self.stdout.write(f"{options['name']} enabled.")
+
+    def _disable(self, options):
+        stores.store_set_enabled(store=self._store(options["name"]), enabled=False, actor=SYSTEM)
+        self.stdout.write(f"{options['name']} disabled.")
+
+    def _delete(self, options):
+        removed = stores.store_delete(store=self._store(options["name"]), actor=SYSTEM)
+        kept = "" if removed else " (kept, wiped, for the records of past requests)"
+        self.stdout.write(f"{options['name']} deleted{kept}.")
+
     def _list(self, options):
-        for store in ConnectedStore.objects.all():
+        for store in stores.live_stores():
             state = {True: "ok", False: "FAILING", None: "never checked"}[store.last_check_ok]
             enabled = "" if store.enabled else " (disabled)"
             self.stdout.write(f"{store.name:24} {store.kind:10} {state}{enabled}")
 
     def _check(self, options):
         result = stores.store_check(store=self._store(options["name"]))
-        self.stdout.write(("OK: " if result.ok else "FAILED: ") + result.message)
+        self.stdout.write(("OK: " if result.ok else f"FAILED ({result.code}): ") + result.message)
         for problem in result.problems:
             self.stdout.write(f"  - {problem}")
+        for warning in result.warnings:
+            self.stdout.write(f"  ! {warning}")
         if not result.ok:
             raise CommandError("The check failed.")
 
