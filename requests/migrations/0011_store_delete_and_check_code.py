@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests', '0008_api_tokens'),
+        ('requests', '0010_identifier_verification'),
     ]
 
     operations = [
