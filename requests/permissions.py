@@ -103,6 +103,12 @@ def access_download_package(user) -> bool:
     return _has(user, DPO, REVIEWER)
 
 
+def access_read_demo_mail(user) -> bool:
+    """The demo's kept mail (no EMAIL_HOST): it holds people's codes and addresses, so only for
+    who handles their requests."""
+    return _has(user, DPO, REVIEWER)
+
+
 def access_view_stores(user) -> bool:
     """List connected stores and read their maps (never their credentials)."""
     return _has(user, *ROLES)

@@ -23,6 +23,15 @@ def demo_mail(settings):
     settings.EMAIL_BACKEND = BACKEND
 
 
+@pytest.fixture
+def reviewer(django_user_model):
+    from requests.permissions import REVIEWER, role_group
+
+    user = django_user_model.objects.create_user(username="rev", password="x", is_staff=True)
+    user.groups.add(role_group(REVIEWER))
+    return user
+
+
 def _file_in_french(public_api, capture) -> str:
     with capture(execute=True):
         response = public_api.post(
@@ -42,7 +51,7 @@ def _code(text: str) -> str:
 
 @pytest.mark.django_db
 def test_a_filed_requests_code_is_on_the_staff_mail_page_and_not_in_the_log(
-    demo_mail, public_api, staff_user, django_capture_on_commit_callbacks, caplog
+    demo_mail, public_api, reviewer, django_capture_on_commit_callbacks, caplog
 ):
     caplog.set_level(logging.DEBUG)
     _file_in_french(public_api, django_capture_on_commit_callbacks)
@@ -50,7 +59,7 @@ def test_a_filed_requests_code_is_on_the_staff_mail_page_and_not_in_the_log(
     code = _code(stored.content["body"])
 
     staff = Client()
-    staff.force_login(staff_user)
+    staff.force_login(reviewer)
     page = staff.get("/staff/mail/")
     assert page.status_code == 200
     html = page.content.decode()
@@ -63,7 +72,7 @@ def test_a_filed_requests_code_is_on_the_staff_mail_page_and_not_in_the_log(
 
 
 @pytest.mark.django_db
-def test_the_mail_page_is_not_readable_anonymously_or_by_non_staff(
+def test_the_mail_page_is_not_readable_anonymously_by_non_staff_or_by_auditors(
     demo_mail, public_api, django_user_model, django_capture_on_commit_callbacks
 ):
     _file_in_french(public_api, django_capture_on_commit_callbacks)
@@ -75,9 +84,16 @@ def test_the_mail_page_is_not_readable_anonymously_or_by_non_staff(
 
     visitor = Client()
     visitor.force_login(django_user_model.objects.create_user(username="visitor", password="x"))
-    refused = visitor.get("/staff/mail/")
-    assert refused.status_code == 403
-    assert code not in refused.content.decode()
+    auditor = Client()
+    # Staff in no role group are auditors: they read requests, never people's codes.
+    auditor.force_login(
+        django_user_model.objects.create_user(username="aud", password="x", is_staff=True)
+    )
+    for client in (visitor, auditor):
+        refused = client.get("/staff/mail/")
+        assert refused.status_code == 403
+        assert code not in refused.content.decode()
+    assert 'href="/staff/mail/"' not in auditor.get("/staff/").content.decode()
 
 
 @pytest.mark.django_db
@@ -94,9 +110,9 @@ def test_stored_mail_is_encrypted_at_rest(
 
 
 @pytest.mark.django_db
-def test_the_console_links_the_mail_page_only_when_mail_is_kept(settings, staff_user):
+def test_the_console_links_the_mail_page_only_when_mail_is_kept(settings, reviewer):
     staff = Client()
-    staff.force_login(staff_user)
+    staff.force_login(reviewer)
     settings.EMAIL_BACKEND = BACKEND
     assert 'href="/staff/mail/"' in staff.get("/staff/").content.decode()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

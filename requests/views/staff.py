@@ -172,7 +172,7 @@ def request_detail(request, reference):
 
 
 @never_cache
-@staff_required
+@staff_only(permissions.access_read_demo_mail)
 @require_http_methods(["GET", "HEAD"])
 def mail(request):
     """The demo's outbox (no EMAIL_HOST): what people were sent, for staff eyes only."""
