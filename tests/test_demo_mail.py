@@ -199,3 +199,12 @@ def test_the_embedded_portal_keeps_mail_out_of_the_worker_and_web_logs(tmp_path)
         assert code not in text, f"the code is in {log.name}"
         assert ADDRESS not in text, f"the address is in {log.name}"
     assert "kept for the staff console" in worker_log.read_text()
+
+
+@pytest.mark.django_db
+def test_the_mail_page_speaks_french_to_french_staff(demo_mail, reviewer):
+    staff = Client(headers={"Accept-Language": "fr"})
+    staff.force_login(reviewer)
+    page = staff.get("/staff/mail/").content.decode()
+    assert "Courrier de démonstration" in page
+    assert "Aucun message pour l\N{RIGHT SINGLE QUOTATION MARK}instant." in page
