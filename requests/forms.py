@@ -147,6 +147,15 @@ class VerifyCodeForm(forms.Form):
         return code
 
 
+class PhoneCodeForm(VerifyCodeForm):
+    """The code sent by text message to confirm the phone number (status page)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].label = _("Code from the text message")
+        self.fields["code"].error_messages["required"] = _("Enter the code from the text message.")
+
+
 class QueueFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"),

@@ -2,9 +2,10 @@
 
 PORTAL_SMS_SENDER picks one:
 - `webhook`: POSTs `{"to", "text", "reference"}` as JSON to the organisation's SMS gateway at
-  PORTAL_SMS_WEBHOOK_URL, signed with PORTAL_SMS_WEBHOOK_SECRET: the header
-  `X-Portal-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, so the gateway can
-  refuse forged or replayed calls. Any answer other than 2xx is a failure.
+  PORTAL_SMS_WEBHOOK_URL, signed with PORTAL_SMS_WEBHOOK_SECRET exactly as the webhook store
+  protocol signs its calls (`X-Portal-Timestamp`, `X-Portal-Signature: sha256=<hex HMAC-SHA256 of
+  "<timestamp>.<body>">`, see docs/webhook-protocol.md), so the gateway can refuse forged or
+  replayed calls with the same check. Any answer other than 2xx is a failure.
 - `console` (the demo's default): keeps the message in this process's `outbox` (the last
   OUTBOX_SIZE, for tests and the demo) and logs it with the request's reference and WITHOUT the
   number; the code is in the log as the demo's emails are, so it is for trying the portal only.
@@ -15,8 +16,6 @@ A sender is anything with `send(message: SmsMessage) -> None` that raises SmsErr
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -28,6 +27,8 @@ import httpx
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+
+from requests.connectors.webhook import sign
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,17 @@ class ConsoleSender:
 class WebhookSender:
     def __init__(self, url: str, secret: str) -> None:
         self.url = url
-        self.secret = secret.encode()
-
-    def signature(self, body: bytes, timestamp: int) -> str:
-        signed = f"{timestamp}.".encode() + body
-        return f"t={timestamp},v1={hmac.new(self.secret, signed, hashlib.sha256).hexdigest()}"
+        self.secret = secret
 
     def send(self, message: SmsMessage) -> None:
         body = json.dumps(
             {"to": message.to, "text": message.text, "reference": message.reference}
         ).encode()
+        timestamp = str(int(time.time()))
         headers = {
             "Content-Type": "application/json",
-            "X-Portal-Signature": self.signature(body, int(time.time())),
+            "X-Portal-Timestamp": timestamp,
+            "X-Portal-Signature": sign(self.secret, timestamp, body),
         }
         try:
             response = httpx.post(

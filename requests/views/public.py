@@ -23,10 +23,10 @@ from django.views.decorators.http import require_http_methods
 
 from requests import selectors
 from requests.api import throttling
-from requests.forms import FileRequestForm, VerifyCodeForm
+from requests.forms import FileRequestForm, PhoneCodeForm, VerifyCodeForm
 from requests.models import DataRequest, IdentityVerification
 from requests.models.request import Source
-from requests.services import lifecycle, verification
+from requests.services import identifiers, lifecycle, verification
 from requests.services.errors import RateLimited, ServiceError
 from requests.states import Status, can_transition
 
@@ -273,13 +273,56 @@ def status(request, reference, token):
         else:
             messages.success(request, _("Your request is withdrawn. We will not act on it."))
         return redirect(_status_path(data_request))
+    if request.method == "POST" and ("phone_send" in request.POST or "phone_code" in request.POST):
+        _phone_step(request, data_request)
+        return redirect(_status_path(data_request))
     return _page(
         request,
         "public/status.html",
         {
             "data_request": data_request,
+            "phone_state": _phone_state(data_request),
+            "phone_form": PhoneCodeForm(),
             "status_sentence": lifecycle.describe_status_for_subject(data_request),
             "can_withdraw": can_transition(data_request.status, Status.CANCELLED),
             "authority": settings.PORTAL_SUPERVISORY_AUTHORITY,
         },
     )
+
+
+def _phone_state(data_request: DataRequest) -> str | None:
+    """Where the person stands in confirming their phone; None when there is nothing to do."""
+    from requests.models import IdentifierState
+
+    if not (data_request.identity or {}).get("phone"):
+        return None
+    if data_request.status not in identifiers.REVIEWABLE:
+        return None
+    row = data_request.identifier_checks.filter(identity_type="phone").first()
+    if row is not None and row.state == IdentifierState.VERIFIED:
+        return "verified"
+    return row.state if row is not None else IdentifierState.UNVERIFIED
+
+
+def _phone_step(request, data_request: DataRequest) -> None:
+    """Send the phone's code or check it, telling the person the outcome on the status page."""
+    limited = rate_limited(request, "verify_per_address", reference=data_request.reference)
+    if limited is not None:
+        messages.error(request, limited[0])
+        return
+    try:
+        if "phone_send" in request.POST:
+            identifiers.phone_code_send(reference=data_request.reference)
+            messages.success(request, _("We sent a code by text message to your phone."))
+            return
+        form = PhoneCodeForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, form.errors["code"][0])
+            return
+        identifiers.phone_code_check(
+            reference=data_request.reference, code=form.cleaned_data["code"]
+        )
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return
+    messages.success(request, _("Your phone number is confirmed."))
