@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8000
 PORTAL_DATA_DIR ?= ./var
 export PORTAL_PORT PORTAL_DATA_DIR
 
-.PHONY: install chromium run test lint check-migrations schema lock clean
+.PHONY: install chromium fuzz-env run test lint check-migrations schema lock clean
 
 # The environment is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock
@@ -47,7 +47,12 @@ chromium:
 		fi; \
 	fi
 
-test: lint check-migrations chromium
+# Schemathesis gets its own environment outside the project, where the project's `requests` app
+# cannot shadow the library; built once per tests/fuzz/requirements.lock (needs PyPI that once).
+fuzz-env: install
+	$(BIN)/python tests/fuzz/environment.py
+
+test: lint check-migrations chromium fuzz-env
 	$(BIN)/pytest
 
 # Regenerate requirements.lock after editing pyproject.toml (needs network access to PyPI).

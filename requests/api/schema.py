@@ -48,6 +48,10 @@ class ErrorDetailSerializer(serializers.Serializer):
     attempts_left = serializers.IntegerField(
         required=False, help_text="Wrong codes still allowed before the check locks."
     )
+    limit = serializers.CharField(required=False, help_text="The rate limit that was reached.")
+    retry_after = serializers.IntegerField(
+        required=False, help_text="Seconds to wait, as in the Retry-After header."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
