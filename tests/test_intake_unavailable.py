@@ -64,3 +64,14 @@ def test_filing_on_the_page_while_the_database_fails_shows_a_try_again_page_with
     assert int(response["Retry-After"]) > 0
     assert "Please try again in a moment" in response.content.decode()
     assert DataRequest.objects.count() == 0
+
+
+def test_the_try_again_page_speaks_the_persons_language(database_failing_on_filing, client):
+    response = client.post(
+        reverse("request-file"),
+        {"kind": "access", "email": "a@example.com"},
+        HTTP_ACCEPT_LANGUAGE="fr",
+    )
+
+    assert response.status_code == 503
+    assert "Veuillez réessayer dans un instant" in response.content.decode()
