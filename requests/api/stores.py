@@ -12,6 +12,7 @@ from requests import permissions
 from requests.models import ConnectedStore, StoreKind
 from requests.services import stores
 from requests.services.audit import actor_for_user
+from requests.services.store_checks import CHECK_MESSAGES
 
 
 class StoreCreateSerializer(serializers.Serializer):
@@ -39,7 +40,7 @@ class StoreUpdateSerializer(serializers.Serializer):
 class CheckResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     code = serializers.ChoiceField(
-        choices=sorted(stores.CHECK_MESSAGES),
+        choices=sorted(CHECK_MESSAGES),
         help_text="Stable: ok, invalid_map, invalid_url, not_allowed, unavailable, map_mismatch.",
     )
     message = serializers.CharField()

@@ -7,9 +7,7 @@ The portal's guards are its own, never a store's: a webhook store reaches privat
 when PORTAL_WEBHOOK_ALLOW_PRIVATE is on, a files store lives only inside PORTAL_FILES_ROOTS, and a
 store asking for an exception in its options is refused.
 
-What a store's failure says to staff and API callers is a stable code and a message in our words,
-naming no host, port, path, database or user (`StoreCheck`); the connector's own words go to the
-server log, and only with those parts of the URL hidden into the `problems` shown.
+What a store's failure says to staff and API callers: see requests.services.store_checks.
 """
 
 from __future__ import annotations
@@ -17,15 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,13 +27,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests.connectors.base import Connector, PermanentStoreError, StoreError
-from requests.connectors.files import RootNotAllowed
-from requests.connectors.webhook import AddressNotAllowed
 from requests.engine.storemap import EraseAction, StoreMap
 from requests.models import ConnectedStore, Job, StoreKind
 from requests.models.stores import STORE_NAME_VALIDATOR
 from requests.services.audit import audit_record
 from requests.services.errors import NotFound, ServiceError
+from requests.services.store_checks import (
+    CHECK_MESSAGES,
+    NOT_ALLOWED,
+    StoreCheck,
+    check_connector,
+    failed,
+    open_failure,
+    redact,
+    refuse_if_not_allowed,
+)
 from requests.states import TERMINAL
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,6 @@ NO_URL_KINDS = frozenset({StoreKind.MANUAL})
 UNSEARCHABLE_KINDS = frozenset({StoreKind.MANUAL})
 # Options the portal sets from its settings (or the store's secret): a store may not set them.
 RESERVED_OPTIONS = frozenset({"allow_private", "allowed_roots", "secret"})
-_NOT_ALLOWED = (RootNotAllowed, AddressNotAllowed)
 
 
 class MapTooLarge(ServiceError):
@@ -60,35 +61,6 @@ class MapTooLarge(ServiceError):
 class StoreInUse(ServiceError):
     status_code = 409
     code = "store_in_use"
-
-
-# What each outcome of a check (or of opening a store) says to staff: our words, never the
-# store's address. The codes are stable (API clients may act on them).
-CHECK_MESSAGES = {
-    "ok": "The store answers and holds what its map names.",
-    "invalid_map": "The store's map is not valid; the problems name the lines.",
-    "invalid_url": "The store's connection URL cannot be used for this kind of store.",
-    "not_allowed": (
-        "The store is somewhere the portal is not allowed to reach (see PORTAL_FILES_ROOTS and "
-        "PORTAL_WEBHOOK_ALLOW_PRIVATE)."
-    ),
-    "unavailable": (
-        "The portal could not use the store: it did not answer, or it refused the connection "
-        "or the credentials."
-    ),
-    "map_mismatch": "The store answers, but it lacks what its map names; the problems say what.",
-}
-
-
-@dataclass(frozen=True)
-class StoreCheck:
-    """A check's outcome as staff and API callers see it."""
-
-    ok: bool
-    code: str
-    message: str
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
 
 
 def parse_map(
@@ -251,20 +223,14 @@ def _validate_url(*, kind: str, url: str, name: str, options: dict, secret: str)
         raise ServiceError(CHECK_MESSAGES["invalid_url"], field="url", code="invalid_url") from None
     with connector:
         try:
-            _refuse_if_not_allowed(connector)
-        except _NOT_ALLOWED as exc:
+            refuse_if_not_allowed(connector)
+        except NOT_ALLOWED as exc:
             log.info("store %s: refused: %s", name, exc)
             raise ServiceError(
                 CHECK_MESSAGES["not_allowed"], field="url", code="not_allowed"
             ) from None
         except StoreError:
             pass  # not resolvable now: the check says so, and every call checks again
-
-
-def _refuse_if_not_allowed(connector: Connector) -> None:
-    guard = getattr(connector, "refuse_if_not_allowed", None)
-    if guard is not None:
-        guard()
 
 
 def store_create(
@@ -334,11 +300,11 @@ def _discover(
         raise ServiceError(CHECK_MESSAGES["invalid_url"], field="url", code="invalid_url") from None
     try:
         with connector:
-            _refuse_if_not_allowed(connector)
+            refuse_if_not_allowed(connector)
             return discover(connector, progress=progress)
     except NotImplementedError as exc:
         raise ServiceError(str(exc), field="discover") from None
-    except _NOT_ALLOWED as exc:
+    except NOT_ALLOWED as exc:
         log.info("store %s: refused: %s", name, exc)
         raise ServiceError(CHECK_MESSAGES["not_allowed"], field="url", code="not_allowed") from None
     except StoreError as exc:
@@ -458,57 +424,6 @@ def _maps_referring_to(store: ConnectedStore) -> list[str]:
     return names
 
 
-# --- what failures say -------------------------------------------------------------------------
-
-_HIDDEN = "[hidden]"
-_IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?(?![\w.])")
-_RUNS = re.compile(r"\[hidden\](?:[:/@.]+\[hidden\])+")
-
-
-def _url_parts(url: str) -> list[str]:
-    """The parts of a connection URL that must not reach staff or API callers: host, port,
-    user, password, database, path (as given and resolved), longest first."""
-    parts: set[str] = {url, url.strip()}
-    try:
-        split = urlsplit(url.strip())
-    except ValueError:
-        split = None
-    if split is not None:
-        path = unquote(split.path)
-        parts |= {split.netloc, split.hostname or "", split.username or "", split.password or ""}
-        parts |= {unquote(split.username or ""), unquote(split.password or ""), split.query}
-        parts |= {path, path.lstrip("/"), "/" + path.lstrip("/")}
-        port = split.netloc.rsplit(":", 1)[-1] if ":" in split.netloc else ""
-        parts.add(port.strip("[]"))
-        stripped = "/" + path.lstrip("/")
-        if len(stripped) > 1:
-            parts |= {os.path.realpath(stripped), os.path.basename(stripped.rstrip("/"))}
-            parts |= {segment for segment in stripped.split("/") if len(segment) >= 3}
-    return sorted((p for p in parts if len(p) >= 2), key=len, reverse=True)
-
-
-def redact(text: str, url: str) -> str:
-    """`text` with every part of `url` (and any IPv4 address) replaced by [hidden]."""
-    for part in _url_parts(url):
-        text = re.sub(rf"(?<![\w.]){re.escape(part)}(?![\w])", _HIDDEN, text)
-    text = _IPV4.sub(_HIDDEN, text)
-    return _RUNS.sub(_HIDDEN, text)
-
-
-def _failed(
-    store: ConnectedStore, code: str, detail: str = "", problems=(), warnings=()
-) -> StoreCheck:
-    if detail:
-        # Connector messages name no personal data; hosts and paths are fine in the server log.
-        log.warning("store %s: %s: %s", store.name, code, detail)
-    shown = [redact(p, store.url) for p in problems]
-    if detail and detail not in problems:
-        shown.insert(0, redact(detail, store.url))
-    return StoreCheck(
-        False, code, CHECK_MESSAGES[code], shown, [redact(w, store.url) for w in warnings]
-    )
-
-
 def _run_check(store: ConnectedStore) -> StoreCheck:
     try:
         stored_map = store_map(store)
@@ -517,26 +432,8 @@ def _run_check(store: ConnectedStore) -> StoreCheck:
     try:
         connector = store_connector(store, stored_map=stored_map)
     except StoreError as exc:
-        return _failed(store, "invalid_url", str(exc))
-    with connector:
-        try:
-            _refuse_if_not_allowed(connector)
-            result = connector.check()
-        except _NOT_ALLOWED as exc:
-            return _failed(store, "not_allowed", str(exc))
-        except StoreError as exc:
-            return _failed(store, "unavailable", str(exc))
-        except Exception as exc:  # a driver's surprise must not turn a check into a 500
-            log.exception("store %s: the check failed unexpectedly", store.name)
-            return _failed(store, "unavailable", type(exc).__name__)
-    if result.ok:
-        warnings = [redact(w, store.url) for w in result.warnings]
-        return StoreCheck(True, "ok", CHECK_MESSAGES["ok"], [], warnings)
-    # Connectors put a failure to connect in the message alone (or repeat it as the only
-    # problem); problems beyond it are what the map names and the store lacks.
-    beyond = [p for p in result.problems if p != result.message]
-    code = "map_mismatch" if beyond else "unavailable"
-    return _failed(store, code, result.message, beyond, result.warnings)
+        return failed(store, "invalid_url", str(exc))
+    return check_connector(store, connector)
 
 
 def store_check(*, store: ConnectedStore) -> StoreCheck:
@@ -550,19 +447,6 @@ def store_check(*, store: ConnectedStore) -> StoreCheck:
         last_checked_at=timezone.now(),
     )
     return result
-
-
-def _open_failure(store: ConnectedStore, exc: Exception) -> str:
-    if isinstance(exc, ServiceError):
-        code = "invalid_map"
-    elif isinstance(exc, _NOT_ALLOWED):
-        code = "not_allowed"
-    elif exc.transient:
-        code = "unavailable"  # a webhook's host name that does not resolve
-    else:
-        code = "invalid_url"
-    log.warning("store %s could not be opened: %s: %s", store.name, code, exc)
-    return CHECK_MESSAGES[code]
 
 
 def preview_add_store_failures(preview: dict[str, Any], failures: dict[str, str]) -> None:
@@ -607,11 +491,11 @@ def open_connectors(
         try:
             connector = stack.enter_context(store_connector(store))
             if failures is not None:
-                _refuse_if_not_allowed(connector)
+                refuse_if_not_allowed(connector)
         except (StoreError, ServiceError) as exc:
             if failures is None:
                 raise
-            failures[store.name] = _open_failure(store, exc)
+            failures[store.name] = open_failure(store, exc)
             continue
         connectors[store.name] = connector
     return connectors

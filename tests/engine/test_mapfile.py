@@ -6,8 +6,14 @@ import textwrap
 
 import pytest
 
-from requests.engine.mapfile import MapError, dump_store_map, load_store_map
-from requests.engine.storemap import EraseAction, Follow, Match
+from requests.engine.mapfile import (
+    MAX_DEPTH,
+    MapError,
+    MapTooLarge,
+    dump_store_map,
+    load_store_map,
+)
+from requests.engine.storemap import EraseAction, Follow, Match, StoreMap
 
 SHOP = """\
 collections:
@@ -275,3 +281,49 @@ def test_a_control_character_in_a_map_is_refused_with_its_line():
         load_store_map("collections:\n  customers:\n    key: [id]\f\n")
     assert caught.value.problems[0].line == 3
     assert "not allowed" in str(caught.value)
+
+
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(9)
+)
+
+
+def test_anchors_and_aliases_are_refused_with_the_line_of_the_first():
+    with pytest.raises(MapError) as raised:
+        load_store_map(BILLION_LAUGHS)
+    (problem,) = raised.value.problems
+    assert problem.line == 1
+    assert "anchors and aliases" in problem.message
+
+
+def test_an_alias_alone_is_refused_too():
+    text = "collections:\n  a:\n    key: [id]\n  b: *a\n"
+    with pytest.raises(MapError) as raised:
+        load_store_map(text)
+    assert raised.value.problems[0].line == 4
+
+
+def test_nesting_deeper_than_the_limit_is_refused_before_anything_is_built():
+    deep = "collections:\n  x: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n"
+    with pytest.raises(MapError) as raised:
+        load_store_map(deep)
+    assert raised.value.problems[0].line == 2
+    assert f"{MAX_DEPTH} levels" in raised.value.problems[0].message
+
+
+def test_a_map_over_the_size_limit_is_refused_naming_its_size_and_the_limit():
+    text = "collections: {}\n" + "# padding\n" * 200
+    with pytest.raises(MapTooLarge) as raised:
+        load_store_map(text, max_bytes=1000)
+    assert (raised.value.size, raised.value.limit) == (len(text), 1000)
+    assert "at most 1000 bytes" in str(raised.value)
+
+
+def test_a_dumped_map_never_holds_aliases_even_when_values_are_shared():
+    shared = ["id"]
+    store_map = StoreMap.model_validate(
+        {"collections": {"a": {"key": shared}, "b": {"key": shared}}}
+    )
+    text = dump_store_map(store_map)
+    assert "&" not in text and "*" not in text
+    assert load_store_map(text) == store_map
