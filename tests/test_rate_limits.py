@@ -192,6 +192,20 @@ def test_filings_for_one_email_are_limited_from_any_address(public_api, limits):
     assert "file_per_identity" in third.content.decode()
 
 
+def test_the_filing_page_says_when_the_contact_details_were_used_too_often(client, limits):
+    limits(file_per_identity=(1, 3600))
+    data = {"kind": "access", "email": "ada@example.com"}
+    client.post(reverse("request-file"), data, REMOTE_ADDR="203.0.113.8")
+
+    response = client.post(reverse("request-file"), data, REMOTE_ADDR="198.51.100.8")
+
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) > 0
+    assert "Many requests were made for these contact details recently" in (
+        response.content.decode()
+    )
+
+
 def test_filings_for_one_phone_are_limited_whatever_email_comes_with_it(public_api, limits):
     limits(file_per_identity=(1, 3600))
 

@@ -44,8 +44,16 @@ def _request_or_404(reference: str) -> DataRequest:
 
 
 def limited_message(exc: RateLimited) -> str:
-    """A rate limit's answer in the person's language: how long to wait, never which limit."""
+    """A rate limit's answer in the person's language: how long to wait."""
     minutes = max(1, math.ceil((exc.retry_after or 60) / 60))
+    if exc.extra.get("limit") == "file_per_identity":
+        return ngettext(
+            "Many requests were made for these contact details recently. Please try again in "
+            "%(minutes)d minute.",
+            "Many requests were made for these contact details recently. Please try again in "
+            "%(minutes)d minutes.",
+            minutes,
+        ) % {"minutes": minutes}
     return ngettext(
         "Too many attempts from your connection. Please try again in %(minutes)d minute.",
         "Too many attempts from your connection. Please try again in %(minutes)d minutes.",
@@ -54,7 +62,7 @@ def limited_message(exc: RateLimited) -> str:
 
 
 def rate_limited(request, limit: str, *, reference: str | None = None, identity=None):
-    """The API's limits for a page's form: None if allowed, else the message to show.
+    """The API's limits for a page's form: None if allowed, else (message, Retry-After seconds).
 
     `limit` is the per-address limit; a reference or identity adds its own limit too.
     """
