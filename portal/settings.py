@@ -285,7 +285,7 @@ PORTAL_SUPERVISORY_AUTHORITY = env_str(
 )
 PORTAL_DEFAULT_PHONE_REGION = env_str("PORTAL_DEFAULT_PHONE_REGION")
 # Text messages carrying a phone's verification code (requests.sms): the organisation's SMS
-# gateway over a signed webhook, or the demo's console sender (messages in the log, no number).
+# gateway over a signed webhook, or the demo's console sender (kept for the staff Mail page).
 PORTAL_SMS_WEBHOOK_URL = env_str("PORTAL_SMS_WEBHOOK_URL", "")
 PORTAL_SMS_WEBHOOK_SECRET = env_str("PORTAL_SMS_WEBHOOK_SECRET", "")
 PORTAL_SMS_SENDER = env_choice(

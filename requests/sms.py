@@ -6,9 +6,9 @@ PORTAL_SMS_SENDER picks one:
   protocol signs its calls (`X-Portal-Timestamp`, `X-Portal-Signature: sha256=<hex HMAC-SHA256 of
   "<timestamp>.<body>">`, see docs/webhook-protocol.md), so the gateway can refuse forged or
   replayed calls with the same check. Any answer other than 2xx is a failure.
-- `console` (the demo's default): keeps the message in this process's `outbox` (the last
-  OUTBOX_SIZE, for tests and the demo) and logs it with the request's reference and WITHOUT the
-  number; the code is in the log as the demo's emails are, so it is for trying the portal only.
+- `console` (the demo's default): keeps the message with the demo's mail, encrypted, for the
+  staff console's Mail page (`requests.mailbox`), and in this process's `outbox` (the last
+  OUTBOX_SIZE, for tests); the log says only that a message was kept, never the number or code.
 
 A sender is anything with `send(message: SmsMessage) -> None` that raises SmsError on failure;
 `register_sender(name, sender)` adds one.
@@ -56,10 +56,18 @@ outbox: deque[SmsMessage] = deque(maxlen=OUTBOX_SIZE)
 
 class ConsoleSender:
     def send(self, message: SmsMessage) -> None:
+        from requests.models import DemoMail
+
         outbox.append(message)
-        log.info(
-            "text message for request %s (console sender): %s", message.reference, message.text
+        DemoMail.objects.create(
+            content={
+                "from": "SMS",
+                "to": [message.to],
+                "subject": _("Text message (demo: not sent)"),
+                "body": message.text,
+            }
         )
+        log.info("text message kept for the staff console's Mail page (console sender)")
 
 
 class WebhookSender:

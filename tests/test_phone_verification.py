@@ -119,6 +119,7 @@ def test_a_gateway_that_refuses_answers_503_and_the_unsent_code_cannot_be_used(
     response = _send(public_api, verified_email)
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "sms_not_sent"
+    assert response["Retry-After"] == "60"
     assert PHONE not in response.content.decode()
     row = IdentifierVerification.objects.get(
         request__reference=verified_email, identity_type="phone"
@@ -176,3 +177,41 @@ def test_the_status_page_offers_the_phone_step_and_confirms_the_phone(
     assert "Your phone number is confirmed." in done.content.decode()
     assert 'name="phone_send"' not in done.content.decode()
     assert IdentifierVerification.objects.get(identity_type="phone").state == "verified"
+
+
+def test_the_demo_sender_keeps_the_message_for_the_staff_mail_page_and_not_in_the_log(
+    verified_email, public_api, settings, caplog
+):
+    from requests.models import DemoMail
+
+    settings.PORTAL_SMS_SENDER = "console"
+    with caplog.at_level("DEBUG"):
+        assert _send(public_api, verified_email).status_code == 202
+    code = _code(sms.outbox[-1].text)
+    kept = DemoMail.objects.order_by("-pk").first().content
+    assert kept["to"] == [PHONE] and code in kept["body"]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert code not in logged and PHONE not in logged and "6 12 34" not in logged
+
+
+def test_a_request_filed_in_french_gets_its_text_message_in_french(
+    public_api, settings, django_capture_on_commit_callbacks
+):
+    settings.PORTAL_SMS_SENDER = "console"
+    with django_capture_on_commit_callbacks(execute=True):
+        filed = public_api.post(
+            "/api/v1/requests/",
+            {
+                "kind": "access",
+                "language": "fr",
+                "identity": {"email": "ada@example.com", "phone": PHONE},
+            },
+            format="json",
+        )
+    reference = filed.json()["reference"]
+    verified = public_api.post(
+        f"/api/v1/requests/{reference}/verify/", {"code": code_from(mail.outbox[-1])}
+    )
+    assert verified.status_code == 200
+    assert _send(public_api, reference).status_code == 202
+    assert "votre code pour confirmer ce numéro de téléphone" in sms.outbox[-1].text

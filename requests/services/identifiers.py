@@ -38,9 +38,16 @@ MAX_NOTE_LENGTH = 5000
 REVIEWABLE = frozenset({Status.IN_REVIEW, Status.AWAITING_INFORMATION})
 
 
+# How long the person is asked to wait after the SMS gateway failed.
+SMS_RETRY_AFTER_SECONDS = 60
+
+
 class SmsNotSent(ServiceError):
+    """The SMS gateway did not take the message: nothing is owed, a later try may work."""
+
     status_code = 503
     code = "sms_not_sent"
+    retry_after = SMS_RETRY_AFTER_SECONDS
 
 
 def _hash_code(value: str) -> str:
