@@ -347,11 +347,11 @@ PORTAL_EXCESSIVE_REQUESTS_PER_YEAR = env_int("PORTAL_EXCESSIVE_REQUESTS_PER_YEAR
 # Larger bodies answer 413, deeper JSON 400, both naming the setting (requests/limits.py).
 PORTAL_MAX_BODY_BYTES = env_int("PORTAL_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
 PORTAL_STAFF_MAX_BODY_BYTES = env_int("PORTAL_STAFF_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
-PORTAL_MAP_MAX_BODY_BYTES = env_int("PORTAL_MAP_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024)
 PORTAL_MAX_JSON_DEPTH = env_int("PORTAL_MAX_JSON_DEPTH", 32, minimum=2)
-# Django's own cap on buffered bodies stays above ours, so ours is the one people meet.
+# Django's own cap on buffered bodies stays above ours, so ours is the one people meet (a map's
+# endpoints take twice PORTAL_MAP_MAX_BYTES: requests/limits.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(
-    PORTAL_MAX_BODY_BYTES, PORTAL_STAFF_MAX_BODY_BYTES, PORTAL_MAP_MAX_BODY_BYTES
+    PORTAL_MAX_BODY_BYTES, PORTAL_STAFF_MAX_BODY_BYTES, 2 * PORTAL_MAP_MAX_BYTES
 )
 
 REST_FRAMEWORK = {

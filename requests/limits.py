@@ -14,13 +14,17 @@ from django.template.loader import render_to_string
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
+STORES_PATH = "/api/v1/staff/stores/"
 MAP_PATH_SUFFIX = "/map/"
 
 
 def body_limit(path: str) -> tuple[int, str]:
     """The largest body accepted at `path`, with the setting that sets it (named in errors)."""
-    if path.startswith("/api/v1/staff/stores/") and path.endswith(MAP_PATH_SUFFIX):
-        return settings.PORTAL_MAP_MAX_BODY_BYTES, "PORTAL_MAP_MAX_BODY_BYTES"
+    if path == STORES_PATH or (path.startswith(STORES_PATH) and path.endswith(MAP_PATH_SUFFIX)):
+        # Where a map is sent: room for the longest map, JSON-encoded (newlines and quotes
+        # escaped); the stores service then refuses a map text over PORTAL_MAP_MAX_BYTES itself.
+        limit = max(settings.PORTAL_STAFF_MAX_BODY_BYTES, 2 * settings.PORTAL_MAP_MAX_BYTES)
+        return limit, "twice PORTAL_MAP_MAX_BYTES"
     if path.startswith(("/api/v1/staff/", "/staff/", "/admin/")):
         return settings.PORTAL_STAFF_MAX_BODY_BYTES, "PORTAL_STAFF_MAX_BODY_BYTES"
     return settings.PORTAL_MAX_BODY_BYTES, "PORTAL_MAX_BODY_BYTES"

@@ -202,24 +202,36 @@ def test_staff_bodies_may_be_larger_than_public_ones(staff_api, settings):
     assert "PORTAL_STAFF_MAX_BODY_BYTES" in _error(response)["message"]
 
 
-def test_a_map_has_its_own_larger_limit(staff_api, settings):
+def test_a_map_has_its_own_larger_limit_from_the_map_size_setting(staff_api, settings):
     settings.PORTAL_STAFF_MAX_BODY_BYTES = 2048
-    settings.PORTAL_MAP_MAX_BODY_BYTES = 8192
+    settings.PORTAL_MAP_MAX_BYTES = 4096
     body = json.dumps({"map": "#" * 4000})
     other = staff_api.generic(
-        "POST", "/api/v1/staff/stores/", body, content_type="application/json"
+        "POST", "/api/v1/staff/requests/nope/extend/", body, content_type="application/json"
     )
     assert other.status_code == 413
     on_map = staff_api.generic(
         "PUT", "/api/v1/staff/stores/nope/map/", body, content_type="application/json"
     )
     assert on_map.status_code == 404  # within the map's limit: read, then not found
-    too_big = json.dumps({"map": "#" * 9000})
+    too_big = json.dumps({"map": "#" * 8200})
     response = staff_api.generic(
         "PUT", "/api/v1/staff/stores/nope/map/", too_big, content_type="application/json"
     )
     assert response.status_code == 413
-    assert "PORTAL_MAP_MAX_BODY_BYTES" in _error(response)["message"]
+    error = _error(response)
+    assert "8192 bytes" in error["message"] and "PORTAL_MAP_MAX_BYTES" in error["message"]
+    created = staff_api.generic("POST", "/api/v1/staff/stores/", too_big, "application/json")
+    assert created.status_code == 413
+
+
+def test_the_default_limits_take_a_map_of_the_largest_allowed_size(settings):
+    from requests.limits import body_limit
+
+    assert settings.PORTAL_STAFF_MAX_BODY_BYTES > 1_000_000
+    limit, _ = body_limit("/api/v1/staff/stores/shop/map/")
+    assert limit >= 2 * settings.PORTAL_MAP_MAX_BYTES
+    assert limit <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE
 
 
 def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(public_api, settings):
