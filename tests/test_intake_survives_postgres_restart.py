@@ -135,18 +135,26 @@ def test_a_burst_of_filings_through_a_postgres_restart_loses_nothing(tmp_path, s
             celery_worker(env, tmp_path / "worker.log", "-B", "--concurrency", "2"),
             httpx.Client(base_url=base, timeout=60) as http,
         ):
+            # The first third is filed before the restart, the second as it goes down and while
+            # it is down, the last once it is back: so the burst meets the outage on any machine.
+            stopping = threading.Event()
             restarted = threading.Event()
             filed_so_far = []
 
             def restart_when_a_third_is_filed() -> None:
                 while len(filed_so_far) < FILINGS // 3:
                     time.sleep(0.05)
+                stopping.set()
                 postgres.stop("fast")
                 time.sleep(OUTAGE_SECONDS)  # the outage the filings run into
                 postgres.start()
                 restarted.set()
 
             def file_one(i: int) -> tuple[str, httpx.Response]:
+                if i >= FILINGS // 3:
+                    stopping.wait(120)
+                if i >= 2 * FILINGS // 3:
+                    restarted.wait(120)
                 email = f"person{i}@example.com"
                 response = http.post(
                     "/api/v1/requests/",
