@@ -321,6 +321,7 @@ def test_a_name_confirmed_by_staff_is_still_never_searched_on_its_own(
         ({"types": ["phone"], "note": "seen"}, "types", "no phone"),
         ({"types": ["shoe_size"], "note": "seen"}, "types", "Unknown identity type"),
         ({"types": ["email"]}, "note", "required"),
+        ({"types": ["email"], "note": "seen"}, "types", "already verified (email_code)"),
         ({"types": ["email"], "note": "  "}, "note", ""),
     ],
 )

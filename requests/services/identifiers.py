@@ -112,8 +112,8 @@ def request_confirm_identity(
         raise ServiceError("Say what proof you saw in the note.", field="note", code="required")
     if len(note) > MAX_NOTE_LENGTH:
         raise ServiceError(f"At most {MAX_NOTE_LENGTH} characters.", field="note")
-    wanted = list(dict.fromkeys(t.strip() for t in types if isinstance(t, str)))
-    if not wanted or len(wanted) != len(types):
+    wanted = list(dict.fromkeys(str(t).strip() for t in types))
+    if not wanted or "" in wanted:
         raise ServiceError("Name at least one identifier type, as text.", field="types")
     with transaction.atomic():
         locked = DataRequest.objects.select_for_update().get(pk=request.pk)
@@ -146,6 +146,18 @@ def request_confirm_identity(
                     f"({', '.join(sorted(identity))}).",
                     field="types",
                     code="unknown_type",
+                )
+        proven = {
+            row.identity_type: row.method
+            for row in locked.identifier_checks.filter(state=IdentifierState.VERIFIED)
+        }
+        for identity_type in wanted:
+            if identity_type in proven:
+                raise ServiceError(
+                    f"The {identity_type} is already verified ({proven[identity_type]}); leave it "
+                    "out.",
+                    field="types",
+                    code="already_verified",
                 )
         for identity_type in wanted:
             identifier_mark_verified(
