@@ -15,7 +15,7 @@ from requests import clock
 from requests.identity import INTAKE_TYPES, MAX_LENGTHS, IdentityError, clean_intake_identity
 from requests.services.lifecycle import MAX_MESSAGE_LENGTH
 from requests.services.verification import CODE_DIGITS
-from requests.states import Kind, RejectionReason, Status
+from requests.states import Kind, RejectionReason
 
 # A syntactically valid address used only to check one optional value on its own (see clean).
 _PROBE_EMAIL = "probe@example.com"
@@ -154,17 +154,6 @@ class PhoneCodeForm(VerifyCodeForm):
         super().__init__(*args, **kwargs)
         self.fields["code"].label = _("Code from the text message")
         self.fields["code"].error_messages["required"] = _("Enter the code from the text message.")
-
-
-class QueueFilterForm(forms.Form):
-    status = forms.ChoiceField(
-        label=_("Status"),
-        required=False,
-        choices=[("", _("All statuses")), *Status.choices],
-        error_messages={
-            "invalid_choice": _("There is no status called “%(value)s”; showing all requests.")
-        },
-    )
 
 
 class RejectForm(forms.Form):

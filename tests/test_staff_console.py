@@ -136,7 +136,7 @@ def test_an_unknown_status_filter_is_explained_instead_of_failing(staff_client, 
     response = staff_client.get(QUEUE, {"status": "lost"})
 
     assert response.status_code == 200
-    assert "There is no status called “lost”; showing all requests." in response.content.decode()
+    assert "There is no status called “lost”; showing open requests." in response.content.decode()
     assert references_on(response) == [data_request.reference]
 
 

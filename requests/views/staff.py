@@ -15,14 +15,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from requests import clock, permissions, selectors
-from requests.forms import AskInformationForm, ExtendForm, QueueFilterForm, RejectForm
+from requests.forms import AskInformationForm, ExtendForm, RejectForm
 from requests.services import lifecycle
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
 from requests.states import Status, can_transition
 from requests.views.console import require, staff_only, staff_page
 
-QUEUE_PAGE_SIZE = 50
 MAIL_PAGE_SIZE = 20
 
 # action name -> (form class or None, service, message on success)
@@ -56,29 +55,6 @@ staff_required = staff_only(permissions.access_staff_console)
 
 def _page(request, template: str, context: dict, *, status: int = 200):
     return staff_page(request, template, context, status=status)
-
-
-@never_cache
-@staff_only(permissions.access_view_requests)
-@require_http_methods(["GET", "HEAD"])
-def queue(request):
-    filter_form = QueueFilterForm(request.GET if "status" in request.GET else None)
-    status = None
-    if filter_form.is_bound and filter_form.is_valid():
-        status = filter_form.cleaned_data["status"] or None
-    page = Paginator(selectors.staff_queue(status=status), QUEUE_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    return _page(
-        request,
-        "staff/queue.html",
-        {
-            "filter_form": filter_form,
-            "status": status or "",
-            "page": page,
-            "today": clock.today(),
-        },
-    )
 
 
 def _detail_text(value) -> str:

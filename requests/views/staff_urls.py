@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from requests.views import staff, users
+from requests.views import queue, staff, users
 
 urlpatterns = [
     path(
@@ -12,7 +12,7 @@ urlpatterns = [
         name="staff-login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
-    path("", staff.queue, name="staff-queue"),
+    path("", queue.queue, name="staff-queue"),
     path("requests/<str:reference>/", staff.request_detail, name="staff-request"),
     path("mail/", staff.mail, name="staff-mail"),
     path("users/", users.users, name="staff-users"),

@@ -1,6 +1,7 @@
 """In Chromium, end to end: a person files and verifies an erasure request on the public pages; a
-DPO signs in, finds it in the queue, opens it and approves; the worker erases the demo shop's
-records; the DPO sees the request completed and opens its certificate."""
+DPO signs in, finds it by searching the queue for the person's email, opens it and approves; the
+worker erases the demo shop's records; the DPO sees the request completed and opens its
+certificate."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _file_and_verify(page, portal, *, email: str, kind_label: str) -> str:
     return reference
 
 
-def _sign_in(page, portal, *, username: str, password: str) -> None:
+def sign_in(page, portal, *, username: str, password: str) -> None:
     page.goto(portal.url("/staff/"))
     page.wait_for_url(re.compile(r"/staff/login/"))
     page.get_by_label("Username").fill(username)
@@ -51,7 +52,10 @@ def test_a_person_files_an_erasure_and_a_dpo_approves_it_in_the_browser_until_it
     assert "reviewing your request" in person.locator("main").inner_text()
 
     dpo = new_page()
-    _sign_in(dpo, live_portal, username="dpo", password=live_portal.demo_password)
+    sign_in(dpo, live_portal, username="dpo", password=live_portal.demo_password)
+    dpo.get_by_label("Reference or email address").fill("Ada@Demo.Example")
+    dpo.get_by_role("button", name="Show requests").click()
+    assert dpo.locator("tbody tr").count() == 1
     queue_row = dpo.get_by_role("row").filter(has_text=reference)
     assert "In review" in queue_row.inner_text()
     queue_row.get_by_role("link", name=reference).click()
