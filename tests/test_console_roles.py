@@ -180,7 +180,8 @@ def test_a_dpo_creates_a_reviewer_whose_first_password_is_shown_once_and_works(
     assert password in response.content.decode()
     assert password not in dpo.get("/staff/users/").content.decode()
 
-    assert client.login(username="rita", password=password)
+    signed = client.post("/staff/login/", {"username": "rita", "password": password})
+    assert signed.status_code == 302
     client.post(f"/staff/requests/{in_review.reference}/", {"action": "approve"})
     assert _status_of(in_review) == Status.PROCESSING
     event = AuditEvent.objects.get(action="staff.created")
