@@ -183,7 +183,7 @@ def test_typed_values_are_kept_when_the_form_comes_back_with_an_error(client):
 
 def test_filing_too_often_from_one_address_is_slowed_down(client, settings):
     cache.clear()
-    settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, "file_per_address": (2, 3600)}
+    settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, "file_per_address": (2, 86400)}
     data = {"kind": "access", "email": "ada@example.com"}
     try:
         statuses = [client.post(reverse("request-file"), data).status_code for _ in range(3)]

@@ -19,7 +19,10 @@ FILE = "/api/v1/requests/"
 
 @pytest.fixture
 def limits(settings):
-    """Lower one or more limits for the test, on an empty cache."""
+    """Lower one or more limits for the test, on an empty cache.
+
+    The tests use day-long windows, so that none runs across the end of a window and sees its
+    count start again."""
 
     def _set(**rates):
         settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, **rates}
@@ -63,7 +66,7 @@ def _file(public_api, email, *, remote="203.0.113.7", forwarded=None, **identity
 def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_limit(
     public_api, limits
 ):
-    limits(file_per_address=(2, 3600))
+    limits(file_per_address=(2, 86400))
 
     statuses = [
         _file(public_api, f"p{i}@example.com", forwarded=f"198.51.100.{i}").status_code
@@ -75,7 +78,7 @@ def test_without_trusted_proxies_a_forged_forwarded_for_does_not_escape_the_limi
 
 def test_behind_one_trusted_proxy_each_client_has_its_own_limit(public_api, limits, settings):
     settings.PORTAL_TRUSTED_PROXIES = 1
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
 
     first = _file(public_api, "a@example.com", remote="10.0.0.2", forwarded="198.51.100.1")
     second = _file(public_api, "b@example.com", remote="10.0.0.2", forwarded="198.51.100.2")
@@ -88,7 +91,7 @@ def test_behind_one_trusted_proxy_a_forged_leftmost_address_is_ignored(
     public_api, limits, settings
 ):
     settings.PORTAL_TRUSTED_PROXIES = 1
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
 
     # The proxy appends what it saw (198.51.100.9); what the client wrote before it is its word.
     statuses = [
@@ -108,7 +111,7 @@ def test_trusted_proxy_networks_are_skipped_and_an_untrusted_sender_is_not_belie
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("192.168.0.0/16"),
     )
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
 
     # Through two trusted hops, the client is the first address outside the trusted networks.
     through_proxies = _file(
@@ -133,7 +136,7 @@ def test_trusted_proxy_networks_are_skipped_and_an_untrusted_sender_is_not_belie
 
 
 def test_addresses_in_one_ipv6_slash_64_share_a_limit(public_api, limits):
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
 
     first = _file(public_api, "a@example.com", remote="2001:db8:1:2::1")
     neighbour = _file(public_api, "b@example.com", remote="2001:db8:1:2:ffff::9")
@@ -146,13 +149,13 @@ def test_addresses_in_one_ipv6_slash_64_share_a_limit(public_api, limits):
 
 
 def test_a_limited_filing_answers_429_with_retry_after_and_names_the_limit(public_api, limits):
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
     _file(public_api, "a@example.com")
 
     response = _file(public_api, "b@example.com")
 
     assert response.status_code == 429
-    assert 0 < int(response["Retry-After"]) <= 3600
+    assert 0 < int(response["Retry-After"]) <= 86400
     error = response.json()["error"]
     assert error["code"] == "rate_limited"
     assert error["limit"] == "file_per_address"
@@ -161,7 +164,7 @@ def test_a_limited_filing_answers_429_with_retry_after_and_names_the_limit(publi
 
 
 def test_the_filing_page_shows_a_readable_message_and_retry_after(client, limits):
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
     data = {"kind": "access", "email": "ada@example.com"}
     client.post(reverse("request-file"), data, REMOTE_ADDR="203.0.113.8")
 
@@ -178,7 +181,7 @@ def test_the_filing_page_shows_a_readable_message_and_retry_after(client, limits
 
 
 def test_filings_for_one_email_are_limited_from_any_address(public_api, limits):
-    limits(file_per_identity=(2, 3600))
+    limits(file_per_identity=(2, 86400))
 
     statuses = [
         _file(public_api, "Victim@Example.com ", remote=f"203.0.113.{i}").status_code
@@ -193,7 +196,7 @@ def test_filings_for_one_email_are_limited_from_any_address(public_api, limits):
 
 
 def test_the_filing_page_says_when_the_contact_details_were_used_too_often(client, limits):
-    limits(file_per_identity=(1, 3600))
+    limits(file_per_identity=(1, 86400))
     data = {"kind": "access", "email": "ada@example.com"}
     client.post(reverse("request-file"), data, REMOTE_ADDR="203.0.113.8")
 
@@ -207,7 +210,7 @@ def test_the_filing_page_says_when_the_contact_details_were_used_too_often(clien
 
 
 def test_filings_for_one_phone_are_limited_whatever_email_comes_with_it(public_api, limits):
-    limits(file_per_identity=(1, 3600))
+    limits(file_per_identity=(1, 86400))
 
     first = _file(public_api, "a@example.com", remote="203.0.113.1", phone="+33 6 12 34 56 78")
     second = _file(public_api, "b@example.com", remote="203.0.113.2", phone="+33612345678")
@@ -217,7 +220,7 @@ def test_filings_for_one_phone_are_limited_whatever_email_comes_with_it(public_a
 
 def test_code_guesses_on_one_request_are_limited_from_any_address(public_api, file_request, limits):
     reference = file_request()
-    limits(verify_per_reference=(3, 3600))
+    limits(verify_per_reference=(3, 86400))
 
     statuses = [
         public_api.post(
@@ -238,7 +241,7 @@ def test_code_guesses_on_one_request_are_limited_from_any_address(public_api, fi
 
 def test_the_verify_page_is_limited_per_request_too(client, file_request, limits):
     reference = file_request()
-    limits(verify_per_reference=(1, 3600))
+    limits(verify_per_reference=(1, 86400))
     url = reverse("request-verify", args=[reference])
 
     client.post(url, {"code": "000000"}, REMOTE_ADDR="198.51.100.1")
@@ -249,12 +252,25 @@ def test_the_verify_page_is_limited_per_request_too(client, file_request, limits
     assert "Too many attempts" in response.content.decode()
 
 
+def test_asking_for_a_new_code_too_soon_names_its_limit(public_api, file_request, settings):
+    from datetime import timedelta
+
+    settings.PORTAL_RESEND_INTERVAL = timedelta(seconds=60)
+    reference = file_request()
+
+    response = public_api.post(f"/api/v1/requests/{reference}/resend/")
+
+    assert response.status_code == 429
+    assert 0 < int(response["Retry-After"]) <= 61
+    assert response.json()["error"]["limit"] == "resend_interval"
+
+
 # Where the counts live
 
 
 def test_limits_hold_in_redis_with_no_address_or_email_in_any_key(public_api, limits, redis_cache):
     server, prefix = redis_cache
-    limits(file_per_address=(1, 3600), file_per_identity=(5, 3600))
+    limits(file_per_address=(1, 86400), file_per_identity=(5, 86400))
 
     first = _file(public_api, "keys@example.com", remote="203.0.113.77", phone="+33612345678")
     second = _file(public_api, "other@example.com", remote="203.0.113.77")
@@ -277,7 +293,7 @@ def test_limits_hold_in_the_database_cache_of_the_embedded_default(public_api, l
     }
     # The test database was migrated with the in-memory cache, so its table is made here.
     call_command("createcachetable", verbosity=0)
-    limits(file_per_address=(1, 3600))
+    limits(file_per_address=(1, 86400))
 
     first = _file(public_api, "a@example.com", remote="203.0.113.5")
     second = _file(public_api, "b@example.com", remote="203.0.113.5")

@@ -238,7 +238,7 @@ def test_filing_is_throttled_per_client(public_api, settings):
     from django.core.cache import cache
 
     cache.clear()
-    settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, "file_per_address": (2, 60)}
+    settings.PORTAL_RATE_LIMITS = {**settings.PORTAL_RATE_LIMITS, "file_per_address": (2, 86400)}
     statuses = [
         public_api.post(
             "/api/v1/requests/",

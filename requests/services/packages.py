@@ -146,6 +146,7 @@ def package_request_code(*, reference: str) -> DownloadCode:
             raise RateLimited(
                 f"A code was sent a moment ago. Try again in {seconds} seconds.",
                 retry_after=seconds,
+                extra={"limit": "download_code_interval", "retry_after": seconds},
             )
     code = DownloadCode.objects.create(package=package, created_at=now)
     audit_record(

@@ -236,7 +236,8 @@ def request_resend_code(*, reference: str) -> DataRequest:
     now = timezone.now()
     if verification.sends > settings.PORTAL_RESEND_MAX:
         raise RateLimited(
-            "The most codes one request may receive were sent. File a new request if needed."
+            "The most codes one request may receive were sent. File a new request if needed.",
+            extra={"limit": "resends_per_request"},
         )
     if verification.last_sent_at is not None:
         wait = verification.last_sent_at + settings.PORTAL_RESEND_INTERVAL - now
@@ -245,6 +246,7 @@ def request_resend_code(*, reference: str) -> DataRequest:
             raise RateLimited(
                 f"A code was sent a moment ago. Try again in {seconds} seconds.",
                 retry_after=seconds,
+                extra={"limit": "resend_interval", "retry_after": seconds},
             )
     # Queued even when a code is already owed: the task that owed it may have been lost, and
     # the claim makes a second task harmless.
