@@ -493,3 +493,42 @@ def test_the_stores_command_disables_enables_and_deletes_a_store_with_audit(demo
         ("store.enabled", SYSTEM),
         ("store.deleted", SYSTEM),
     ]
+
+
+def _files_roots_setting(tmp_path, value):
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, portal_env
+
+    env = portal_env(PORTAL_DATA_DIR=str(tmp_path / "data"))
+    env.pop("PORTAL_FILES_ROOTS", None)
+    if value is not None:
+        env["PORTAL_FILES_ROOTS"] = value
+    code = "from django.conf import settings; print(repr(settings.PORTAL_FILES_ROOTS))"
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.django_db(False)
+def test_files_roots_default_to_the_data_folders_files_and_none_allows_none(tmp_path):
+    default = _files_roots_setting(tmp_path, None)
+    none = _files_roots_setting(tmp_path, "none")
+    listed = _files_roots_setting(tmp_path, "/srv/uploads, /mnt/scans")
+
+    assert default.stdout.strip() == repr([str((tmp_path / "data" / "files").resolve())])
+    assert none.stdout.strip() == "[]"
+    assert listed.stdout.strip() == repr(["/srv/uploads", "/mnt/scans"])
+
+
+@pytest.mark.django_db(False)
+def test_a_relative_files_root_stops_the_portal_naming_the_setting(tmp_path):
+    result = _files_roots_setting(tmp_path, "uploads")
+    assert result.returncode != 0
+    assert "PORTAL_FILES_ROOTS must list absolute folders" in result.stderr
