@@ -73,10 +73,7 @@ class StoreSerializer(serializers.ModelSerializer):
         ]
 
     def get_collections(self, obj) -> list[str]:
-        try:
-            return sorted(stores.store_map(obj).collections)
-        except Exception:
-            return []
+        return stores.store_collections(obj)
 
     def get_has_url(self, obj) -> bool:
         return bool(obj.url)

@@ -12,6 +12,7 @@ What a store's failure says to staff and API callers: see requests.services.stor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -116,6 +117,23 @@ def store_map(store: ConnectedStore) -> StoreMap:
     if not store.map_yaml.strip():
         return StoreMap()
     return parse_map(store.map_yaml, store_names=_store_names())
+
+
+def store_collections(store: ConnectedStore) -> list[str]:
+    """The names of the store's collections ([] when its map is not valid), remembered per map
+    text: listing stores must not parse every map again."""
+    names = frozenset(_store_names())
+    return list(_collections_of(store.map_yaml, names, settings.PORTAL_MAP_MAX_BYTES))
+
+
+@functools.lru_cache(maxsize=32)
+def _collections_of(map_yaml: str, store_names: frozenset[str], limit: int) -> tuple[str, ...]:
+    if not map_yaml.strip():
+        return ()
+    try:
+        return tuple(sorted(parse_map(map_yaml, store_names=set(store_names)).collections))
+    except ServiceError:
+        return ()
 
 
 def _store_names() -> set[str]:
