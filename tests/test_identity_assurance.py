@@ -380,3 +380,40 @@ def test_the_phone_cannot_be_verified_before_the_email_nor_twice(
     no_phone = _file_and_verify_email(public_api, file_request, "access", email="x@example.com")
     response = public_api.post(f"/api/v1/requests/{no_phone}/verify-phone/", {})
     assert response.status_code == 400 and response.json()["error"]["code"] == "no_phone"
+
+
+@pytest.mark.parametrize("kind", ["access", "erasure"])
+def test_the_attack_on_the_chinook_sample_store_finds_luis_only_as_a_candidate(
+    kind,
+    request,
+    tmp_path,
+    settings,
+    public_api,
+    file_request,
+    staff_api,
+    django_capture_on_commit_callbacks,
+):
+    from tests.engine import chinook
+    from tests.engine.erasure_helpers import counts
+
+    settings.DATA_DIR = tmp_path / "data"
+    url = chinook.load_into("sqlite", request, tmp_path)
+    drafted = chinook.connect_through_api(staff_api, "sqlite", url)
+    tables = list(drafted["collections"])
+    before = counts(url, tables)
+    reference = _file_and_verify_email(
+        public_api, file_request, kind, email=ATTACKER, phone="+55 (12) 3923-5555"
+    )
+
+    preview = _preview(staff_api, reference)
+    assert preview["total"] == 0
+    found = preview["candidates"]["stores"]["chinook"]["collections"]
+    assert found["Customer"] == {"count": 1}
+    assert (found["Invoice"], found["InvoiceLine"]) == ({"count": 7}, {"count": 38})
+    assert "Gonçalves" not in json.dumps(preview) and chinook.LUIS_EMAIL not in json.dumps(preview)
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+    assert detail["status"] == "completed", detail["attention_reason"]
+    assert counts(url, tables) == before
+    if kind == "access":
+        assert AccessPackage.objects.get(request__reference=reference).records == 0
