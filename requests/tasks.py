@@ -66,8 +66,8 @@ def _send_claimed_code(claim, release, send, *, what: str) -> None:
         release()
         log.warning("%s mail for request id %s failed; will retry", what, request.pk)
         raise
-    except smtplib.SMTPException:
-        log.exception("%s mail for request id %s refused", what, request.pk)
+    except smtplib.SMTPException as exc:
+        log.warning("%s mail for request id %s refused (%s)", what, request.pk, _kind(exc))
 
 
 @shared_task(**VERIFICATION_TASK)
@@ -83,14 +83,23 @@ def verification_send(verification_id: int) -> None:
         _release_quietly(verification_id, issued)
         log.warning("verification mail for request id %s failed; will retry", issued.request_id)
         raise
-    except smtplib.SMTPException:
-        log.exception("verification mail for request id %s refused", issued.request_id)
+    except smtplib.SMTPException as exc:
+        log.warning(
+            "verification mail for request id %s refused (%s)", issued.request_id, _kind(exc)
+        )
         verification.verification_abandon_send(verification_id=verification_id, issued=issued)
         return
     except Exception:
         _release_quietly(verification_id, issued)
         raise
     verification.verification_mark_sent(verification_id=verification_id, issued=issued)
+
+
+def _kind(exc: smtplib.SMTPException) -> str:
+    # A refusal's text and traceback name the recipient's address; log only its kind and code.
+    codes = getattr(exc, "codes", None) or [getattr(exc, "smtp_code", None)]
+    shown = ", ".join(str(code) for code in codes if code)
+    return f"{type(exc).__name__} {shown}".strip()
 
 
 def _release_quietly(verification_id: int, issued) -> None:

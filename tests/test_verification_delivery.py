@@ -1,6 +1,7 @@
 """Every accepted request gets its verification email: the email stays owed in the database
 until the mail server took it, a reconciler queues lost sends again, and resend really sends."""
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -151,7 +152,9 @@ def test_a_mail_server_that_is_down_keeps_the_email_owed_and_a_retry_sends_it(
     assert not _owed(reference).send_pending
 
 
-def test_an_address_the_mail_server_refuses_is_given_up_and_audited(file_without_sending, settings):
+def test_an_address_the_mail_server_refuses_is_given_up_and_audited(
+    file_without_sending, settings, caplog
+):
     class RefusingInbox:
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             return "550 no such mailbox"
@@ -168,6 +171,7 @@ def test_an_address_the_mail_server_refuses_is_given_up_and_audited(file_without
     try:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        caplog.set_level(logging.INFO, logger="requests")
         reference = file_without_sending(email="nobody@example.com")
         tasks.verification_send.run(_owed(reference).pk)
     finally:
@@ -179,6 +183,9 @@ def test_an_address_the_mail_server_refuses_is_given_up_and_audited(file_without
     event = AuditEvent.objects.get(action="verification.send_refused")
     assert event.request.reference == reference
     assert "nobody" not in str(event.details)
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("requests"))
+    assert "refused" in ours and "550" in ours  # the refusal is logged, with its code ...
+    assert "nobody" not in ours  # ... without the address
 
 
 def test_the_reconciler_runs_on_the_beat_schedule(settings):
