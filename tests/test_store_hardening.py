@@ -532,3 +532,21 @@ def test_a_relative_files_root_stops_the_portal_naming_the_setting(tmp_path):
     result = _files_roots_setting(tmp_path, "uploads")
     assert result.returncode != 0
     assert "PORTAL_FILES_ROOTS must list absolute folders" in result.stderr
+
+
+def test_disabling_a_store_another_map_refers_to_leaves_the_preview_working(
+    staff_api, demo_shop, redis_server_url
+):
+    referring = SESSIONS_MAP + (
+        "      customer_id: {references: {store: shop, collection: customers, field: id}}\n"
+    )
+    stores.store_create(
+        name="sessions", kind="redis", url=redis_server_url, map_yaml=referring, actor=SYSTEM
+    )
+    assert staff_api.patch(f"{API}shop/", {"enabled": False}, format="json").status_code == 200
+    request = _verified()
+    response = staff_api.get(f"/api/v1/staff/requests/{request.reference}/preview/")
+
+    assert response.status_code == 200, response.content
+    assert "shop" not in response.json()["stores"]
+    assert "sessions" in response.json()["stores"]

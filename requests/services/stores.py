@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from requests.connectors.base import Connector, PermanentStoreError, StoreError
@@ -407,7 +408,10 @@ def store_delete(*, store: ConnectedStore, actor: str) -> bool:
             )
         removed = not Job.objects.filter(store=locked).exists()
         if removed:
-            locked.delete()
+            try:
+                locked.delete()
+            except ProtectedError:  # an approval gave it a job since we looked
+                raise StoreInUse("A request was just given work in this store.") from None
         else:
             locked.url = ""
             locked.secret = ""
