@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import translation
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -63,7 +64,10 @@ class BodyLimitMiddleware:
                 {"error": {"code": code, "message": message, "field": None}}, status=status
             )
         else:
-            page = render_to_string("413.html" if status == 413 else "400.html", request=request)
+            # Refused before LocaleMiddleware runs: choose the person's language here.
+            with translation.override(translation.get_language_from_request(request)):
+                template = "413.html" if status == 413 else "400.html"
+                page = render_to_string(template, request=request)
             response = HttpResponse(page, status=status)
         return response
 

@@ -267,6 +267,12 @@ def test_an_oversized_public_form_gets_a_readable_413_page(client, settings):
     assert DataRequest.objects.count() == 0
 
 
+def test_the_413_page_speaks_the_person_s_language(client):
+    response = client.post("/", {"pad": "x" * 100_000}, HTTP_ACCEPT_LANGUAGE="fr-FR,fr;q=0.9")
+    assert response.status_code == 413
+    assert "Trop de données" in response.content.decode()
+
+
 def test_an_oversized_staff_form_gets_the_413_page(client, staff_user, settings):
     settings.PORTAL_STAFF_MAX_BODY_BYTES = 2048
     client.force_login(staff_user)
