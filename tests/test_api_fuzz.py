@@ -1,4 +1,5 @@
-"""Schemathesis against a live portal: no 5xx, no undocumented status, no off-schema answer.
+"""Schemathesis against a live portal: no 5xx, no undocumented status, no off-schema answer
+(body, Content-Type or documented headers such as Retry-After).
 
 gunicorn serves the portal on the test database; schemathesis runs from its own environment
 (tests/fuzz/environment.py) with its working directory outside the project, generating valid
@@ -23,7 +24,15 @@ from tests.processes import free_port, manage, portal_env, web_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
+CHECKS = ",".join(
+    (
+        "not_a_server_error",
+        "status_code_conformance",
+        "response_schema_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+    )
+)
 EXAMPLES_PER_OPERATION = 12
 MANUAL_MAP = """
 system: Payroll (paper files)

@@ -93,6 +93,11 @@ class PortalAutoSchema(AutoSchema):
             documented["description"] = (
                 responses.get(code, {}).get("description") or (ERROR_DESCRIPTIONS[status])
             )
+            for media_type in self.map_renderers("media_type"):
+                if "json" not in media_type:
+                    # A view that also renders pages (the certificate) answers its errors as a
+                    # short page when a page was asked for.
+                    documented["content"][media_type] = {"schema": {"type": "string"}}
             if status in (429, 503):
                 documented["headers"] = {**documented.get("headers", {}), **RETRY_AFTER}
             responses[code] = documented
