@@ -215,3 +215,27 @@ def test_a_request_filed_in_french_gets_its_text_message_in_french(
     assert verified.status_code == 200
     assert _send(public_api, reference).status_code == 202
     assert "votre code pour confirmer ce numéro de téléphone" in sms.outbox[-1].text
+
+
+def test_the_webhook_sender_without_its_url_or_secret_stops_the_portal_naming_them(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, portal_env
+
+    env = portal_env(
+        PORTAL_DATA_DIR=str(tmp_path),
+        PORTAL_SMS_SENDER="webhook",
+        PORTAL_SMS_WEBHOOK_URL="https://sms.example/send",
+        PORTAL_SMS_WEBHOOK_SECRET="",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "PORTAL_SMS_WEBHOOK_SECRET" in result.stderr
