@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from requests.views import queue, staff, users
+from requests.views import dashboard, queue, staff, users
 
 urlpatterns = [
     path(
@@ -16,4 +16,5 @@ urlpatterns = [
     path("requests/<str:reference>/", staff.request_detail, name="staff-request"),
     path("mail/", staff.mail, name="staff-mail"),
     path("users/", users.users, name="staff-users"),
+    path("dashboard/", dashboard.dashboard_page, name="staff-dashboard"),
 ]

@@ -1,7 +1,7 @@
 """In Chromium, end to end: a person files and verifies an erasure request on the public pages; a
 DPO signs in, finds it by searching the queue for the person's email, opens it and approves; the
-worker erases the demo shop's records; the DPO sees the request completed and opens its
-certificate."""
+worker erases the demo shop's records; the DPO sees the request completed, opens its certificate
+and finds it counted on the dashboard."""
 
 from __future__ import annotations
 
@@ -77,3 +77,10 @@ def test_a_person_files_an_erasure_and_a_dpo_approves_it_in_the_browser_until_it
     certificate = dpo.locator("body").inner_text()
     assert reference in certificate
     assert "demo-shop" in certificate
+
+    # The dashboard counts the answer: one request closed, within the day.
+    dpo.goto(live_portal.url("/staff/dashboard/"))
+    median = dpo.get_by_role("region", name="Median days to close")
+    assert median.locator(".tile__figure").inner_text() == "0.0"
+    assert "over 1 request answered" in median.inner_text()
+    assert dpo.locator("svg.chart__svg rect.chart__bar--erasure").count() == 12
