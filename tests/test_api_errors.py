@@ -279,3 +279,11 @@ def test_an_oversized_staff_form_gets_the_413_page(client, staff_user, settings)
     response = client.post("/staff/", {"q": "x" * 5000})
     assert response.status_code == 413
     assert "Too much data" in response.content.decode()
+
+
+def test_a_content_length_that_is_not_a_number_is_a_400(public_api):
+    response = public_api.generic(
+        "POST", FILE_URL, "{}", content_type="application/json", CONTENT_LENGTH="lots"
+    )
+    assert response.status_code == 400
+    assert _error(response)["code"] == "bad_length"
