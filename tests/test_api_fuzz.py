@@ -1,5 +1,6 @@
 """Schemathesis against a live portal: no 5xx, no undocumented status, no off-schema answer
-(body, Content-Type or documented headers such as Retry-After).
+(body, Content-Type or documented headers such as Retry-After), and no staff operation that
+answers without the token.
 
 gunicorn serves the portal on the test database; schemathesis runs from its own environment
 (tests/fuzz/environment.py) with its working directory outside the project, generating valid
@@ -31,6 +32,7 @@ CHECKS = ",".join(
         "response_schema_conformance",
         "content_type_conformance",
         "response_headers_conformance",
+        "ignored_auth",
     )
 )
 EXAMPLES_PER_OPERATION = 12
