@@ -224,6 +224,8 @@ LANGUAGES = [("en", "English"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "requests" / "locale"]
 TIME_ZONE = env_str("PORTAL_TIME_ZONE", "UTC")
 USE_I18N = True
+# One date format per language (portal/formats/<language>/formats.py), used everywhere.
+FORMAT_MODULE_PATH = ["portal.formats"]
 USE_TZ = True
 
 STATIC_URL = "static/"

@@ -556,7 +556,8 @@ def test_the_person_is_told_of_each_decision_without_their_identity_in_the_email
     extended.refresh_from_db()
     extension = by_subject["We need more time for your privacy request to Example Organisation"]
     assert "Our archive's restore is slow." in extension
-    assert f"{extended.due_on.day}, {extended.due_on.year}" in extension
+    # The new due date, in the one date format of the request's language (portal/formats/).
+    assert f"{extended.due_on.day} {extended.due_on:%B} {extended.due_on.year}" in extension
     question = by_subject[
         "We need more information for your privacy request to Example Organisation"
     ]

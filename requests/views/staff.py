@@ -6,10 +6,15 @@ the audit event; these views only validate the form and report the outcome.
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -41,6 +46,9 @@ ACTIONS = {
     ),
 }
 
+# 2026-11-29 or 2026-11-29T01:18:00+00:00, as the audit trail keeps dates.
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$")
+
 IDENTITY_LABELS = {
     "email": _("Email address"),
     "phone": _("Phone number"),
@@ -57,12 +65,28 @@ def _page(request, template: str, context: dict, *, status: int = 200):
     return staff_page(request, template, context, status=status)
 
 
+def _date_text(value: str) -> str | None:
+    """An ISO date or date-time kept in an audit detail, in the console's one date format."""
+    if not ISO_DATE.match(value):
+        return None
+    moment = parse_datetime(value) if "T" in value else None
+    if moment is not None:
+        if timezone.is_aware(moment):
+            moment = timezone.localtime(moment)
+        return date_format(moment, "DATETIME_FORMAT")
+    day = parse_date(value)
+    return date_format(day, "DATE_FORMAT") if day else None
+
+
 def _detail_text(value) -> str:
-    """Audit details are JSON; show lists and maps as text rather than Python reprs."""
+    """Audit details are JSON; show lists and maps as text rather than Python reprs, and dates
+    as every other date in the console."""
     if isinstance(value, list):
         return ", ".join(_detail_text(item) for item in value)
     if isinstance(value, dict):
         return ", ".join(f"{key}: {_detail_text(item)}" for key, item in value.items())
+    if isinstance(value, str):
+        return _date_text(value) or value
     return "\N{EN DASH}" if value is None else str(value)
 
 
