@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8000
 PORTAL_DATA_DIR ?= ./var
 export PORTAL_PORT PORTAL_DATA_DIR
 
-.PHONY: install chromium fuzz-env run test lint check-migrations schema lock clean
+.PHONY: install chromium fuzz-env run test lint imports check-migrations schema lock clean
 
 # The environment is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock
@@ -27,6 +27,10 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The layers' import contracts ([tool.importlinter] in pyproject.toml).
+imports: install
+	$(BIN)/lint-imports
 
 check-migrations: install
 	PORTAL_DATA_DIR=$$(mktemp -d) $(BIN)/python manage.py makemigrations --check --dry-run
@@ -52,7 +56,7 @@ chromium:
 fuzz-env: install
 	$(BIN)/python tests/fuzz/environment.py
 
-test: lint check-migrations chromium fuzz-env
+test: lint imports check-migrations chromium fuzz-env
 	$(BIN)/pytest
 
 # Regenerate requirements.lock after editing pyproject.toml (needs network access to PyPI).

@@ -15,7 +15,7 @@ from django.db import InterfaceError, OperationalError
 
 from requests import emails
 from requests.models import AccessPackage, DataRequest, ErasureCertificate
-from requests.services import lifecycle, packages, verification
+from requests.services import erasure, jobs, lifecycle, packages, processing, verification
 from requests.states import Kind
 
 log = logging.getLogger(__name__)
@@ -159,31 +159,23 @@ def packages_delete_expired() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def request_process(request_id: int) -> None:
     """Move a processing request on: start nothing twice, finish once every job is settled."""
-    from requests.services import processing
-
     processing.request_advance(request_id=request_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def job_run(job_id: int) -> None:
     """Run one store job. Claimed in the database first, so a second delivery does nothing."""
-    from requests.services import processing
-
     processing.job_execute(job_id=job_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def jobs_reconcile() -> dict:
-    from requests.services import jobs
-
     return jobs.jobs_reconcile()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def erasure_recipients_check() -> dict:
     """Ask downstream services still erasing how they stand; flag overdue manual tasks."""
-    from requests.services import erasure
-
     return erasure.recipients_check()
 
 

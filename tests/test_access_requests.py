@@ -12,7 +12,7 @@ from django.db.models import F
 from requests import tasks
 from requests.models import AccessPackage, AuditEvent, DataRequest, Job
 from requests.services import access, jobs, processing
-from requests.services.processing import JobOutcome
+from requests.services.jobs import JobOutcome
 from tests.access_fixtures import FakeFinder, approve, file_and_verify, files_store, open_zip
 
 pytestmark = pytest.mark.django_db

@@ -27,7 +27,6 @@ def processed_access(tmp_path, django_capture_on_commit_callbacks, monkeypatch):
         raise ServiceError("the package could not be written: no space left on the device")
 
     monkeypatch.setitem(processing.FINALISERS, "access", disk_full)
-    monkeypatch.setattr(processing, "_load_kinds", lambda: None)
     with django_capture_on_commit_callbacks(execute=True):
         lifecycle.request_approve(request=request, actor="staff:dpo")
     request.refresh_from_db()

@@ -51,11 +51,10 @@ from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, Job
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
-from requests.services.jobs import MAX_NOTE_LENGTH, job_confirm_manual  # noqa: F401 (shared)
-from requests.services.processing import (
+from requests.services.jobs import (  # noqa: F401 (shared)
+    MAX_NOTE_LENGTH,
     JobOutcome,
-    register_executor,
-    register_finaliser,
+    job_confirm_manual,
     release_erasures_held_for,
 )
 from requests.services.stores import kept_connectors, store_map
@@ -157,7 +156,6 @@ def _manual_waiting_reason(store: ConnectedStore) -> str:
     )
 
 
-@register_executor("access")
 def access_execute(job: Job) -> JobOutcome:
     """Find the person's records in the job's store and write them to the store's part."""
     if job.store.kind == StoreKind.MANUAL:
@@ -313,7 +311,6 @@ def _encrypt_at_rest(path: Path) -> Path:
     return encrypted
 
 
-@register_finaliser("access")
 def access_finalise(request: DataRequest) -> dict:
     """Build the package from the parts, once. Raises ServiceError (staff must look) on failure.
 

@@ -52,7 +52,6 @@ from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -82,10 +81,11 @@ from requests.models import (
     StoreKind,
     SuppressionEntry,
 )
+from requests.queueing import enqueue
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import NotFound, ServiceError
-from requests.services.processing import JobOutcome, register_executor, register_finaliser
+from requests.services.jobs import JobOutcome
 from requests.services.stores import UNSEARCHABLE_KINDS, kept_connectors, open_connectors, store_map
 from requests.states import Kind, Status
 
@@ -263,7 +263,6 @@ def _erase_store(
     )
 
 
-@register_executor("erasure")
 def erasure_execute(job: Job) -> JobOutcome:
     """Erase the person's records in the job's store (found through every store)."""
     if job.store.kind == StoreKind.MANUAL:
@@ -515,9 +514,7 @@ def _flag_overdue(job: Job, due: date) -> bool:
 
 
 def _advance_on_commit(request_id: int) -> None:
-    from requests import tasks
-
-    transaction.on_commit(partial(tasks.request_process.delay, request_id))
+    enqueue("request_process", request_id)
 
 
 # --- the verification sweep and the certificate ------------------------------------------------
@@ -620,7 +617,6 @@ def _describe_left_over(left: dict[str, dict[str, int]]) -> str:
     return "; ".join(parts)
 
 
-@register_finaliser("erasure")
 def erasure_finalise(request: DataRequest) -> dict:
     """Verify that nothing but held records is left, then issue the certificate and write the
     suppression ledger. Raises ServiceError (staff must look) when something remains."""

@@ -9,9 +9,9 @@ worker died is taken up again once its lease runs out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -20,25 +20,33 @@ from django.utils import timezone
 
 from requests.models import ConnectedStore, DataRequest, Job, JobState, StoreKind
 from requests.models.jobs import OPEN_JOB_STATES
+from requests.queueing import enqueue
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import NotFound, ServiceError, TransitionNotAllowed
-from requests.states import Status
+from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
 
 
-def _enqueue_job(job: Job) -> None:
-    from requests import tasks
+@dataclass
+class JobOutcome:
+    """What an executor reports: counts per collection, and why the job waits, if it does."""
 
-    options: dict[str, Any] = {}
-    if job.store.queue:
-        options["queue"] = job.store.queue
+    counts: dict = field(default_factory=dict)
+    waiting_reason: str = ""
+
+
+# What a job of a kind does in its store (`requests.services.processing.EXECUTORS`).
+Executor = Callable[[Job], JobOutcome]
+# Returns details for the completion event, or raises ServiceError to flag the request for staff.
+Finaliser = Callable[[DataRequest], dict]
+
+
+def _enqueue_job(job: Job) -> None:
     countdown = 0.0
     if job.not_before is not None:
         countdown = max(0.0, (job.not_before - timezone.now()).total_seconds())
-    transaction.on_commit(
-        partial(tasks.job_run.apply_async, args=[job.pk], countdown=countdown, **options)
-    )
+    enqueue("job_run", job.pk, queue=job.store.queue or None, countdown=countdown)
 
 
 def jobs_create_for_request(*, request: DataRequest) -> list[Job]:
@@ -272,9 +280,7 @@ def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, not
 
 
 def _advance_on_commit(request_id: int) -> None:
-    from requests import tasks
-
-    transaction.on_commit(partial(tasks.request_process.delay, request_id))
+    enqueue("request_process", request_id)
 
 
 # The reconciler looks at jobs in pages of this size so a backlog never loads at once.
@@ -287,8 +293,6 @@ def jobs_reconcile() -> dict[str, int]:
     Safe to run at any time and from several schedulers at once: every step is a conditional
     UPDATE or an idempotent task.
     """
-    from requests import tasks
-
     now = timezone.now()
     stale = now - settings.PORTAL_JOB_REQUEUE_AFTER
     requeued = 0
@@ -325,10 +329,29 @@ def jobs_reconcile() -> dict[str, int]:
         .values_list("pk", flat=True)[:RECONCILE_BATCH]
     )
     for request_id in settled:
-        tasks.request_process.delay(request_id)
+        enqueue("request_process", request_id)
         advanced += 1
     return {"requeued": requeued, "advanced": advanced}
 
 
 def open_jobs(request: DataRequest):
     return request.jobs.filter(state__in=OPEN_JOB_STATES)
+
+
+def release_erasures_held_for(*, access_request: DataRequest) -> None:
+    """Move on the person's erasures held for this access request (on commit)."""
+    if not access_request.subject_key:
+        return
+    held = (
+        DataRequest.objects.filter(
+            subject_key=access_request.subject_key,
+            kind=Kind.ERASURE,
+            status=Status.PROCESSING,
+            jobs__state=JobState.WAITING,
+            jobs__attempts=0,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for request_id in held:
+        enqueue("request_process", request_id)

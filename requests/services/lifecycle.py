@@ -6,7 +6,6 @@ new state and an audit event in one transaction, and queues any Celery work on c
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +18,7 @@ from requests.crypto import keyed_hash
 from requests.identity import clean_intake_identity
 from requests.models import DataRequest, IdentityVerification
 from requests.models.request import Source
+from requests.queueing import enqueue
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import ServiceError, TransitionNotAllowed
 from requests.states import TERMINAL, Kind, RejectionReason, Status, can_transition
@@ -32,13 +32,6 @@ def subject_key_for(email: str) -> str:
 
 def _too_long() -> str:
     return _("At most %(count)d characters.") % {"count": MAX_MESSAGE_LENGTH}
-
-
-def _enqueue(task_name: str, *args: Any) -> None:
-    """Queue a task once the surrounding transaction commits, so workers see committed rows."""
-    from requests import tasks
-
-    transaction.on_commit(partial(getattr(tasks, task_name).delay, *args))
 
 
 def _transition(
@@ -116,7 +109,7 @@ def request_file(
             "due_on": request.due_on,
         },
     )
-    _enqueue("verification_send", verification.pk)
+    enqueue("verification_send", verification.pk)
     return request
 
 
@@ -178,7 +171,7 @@ def request_reject(
         rejection_reason=reason,
         staff_message=message.strip(),
     )
-    _enqueue("notify_subject", rejected.pk, "rejected")
+    enqueue("notify_subject", rejected.pk, "rejected")
     return rejected
 
 
@@ -226,7 +219,7 @@ def request_extend(*, request: DataRequest, actor: str, months: int, reason: str
         request=locked,
         details={"months": months, "total_months": total, "due_on": locked.due_on},
     )
-    _enqueue("notify_subject", locked.pk, "extended")
+    enqueue("notify_subject", locked.pk, "extended")
     return locked
 
 
@@ -243,7 +236,7 @@ def request_ask_information(*, request: DataRequest, actor: str, message: str) -
         action="request.information_requested",
         staff_message=message.strip(),
     )
-    _enqueue("notify_subject", asked.pk, "information_requested")
+    enqueue("notify_subject", asked.pk, "information_requested")
     return asked
 
 
@@ -264,7 +257,7 @@ def request_complete(*, request: DataRequest, details: dict[str, Any] | None = N
     completed = _transition(
         request, to=Status.COMPLETED, actor=SYSTEM, action="request.completed", details=details
     )
-    _enqueue("notify_subject", completed.pk, "completed")
+    enqueue("notify_subject", completed.pk, "completed")
     return completed
 
 

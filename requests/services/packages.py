@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from requests.filecrypt import ENCRYPTED_SUFFIX, DecryptingReader, EncryptedFileError
 from requests.models import AccessPackage, DataRequest, DownloadCode
+from requests.queueing import enqueue
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import NotFound, RateLimited, ServiceError, VerificationFailed
-from requests.services.lifecycle import _enqueue
 from requests.services.verification import CODE_DIGITS
 from requests.states import Kind
 
@@ -155,7 +155,7 @@ def package_request_code(*, reference: str) -> DownloadCode:
         request=request,
         details={"code": code.pk},
     )
-    _enqueue("package_code_send", code.pk)
+    enqueue("package_code_send", code.pk)
     return code
 
 

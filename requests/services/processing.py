@@ -16,59 +16,37 @@ held jobs; the reconciler's periodic advance of settled requests makes sure that
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
-from importlib import import_module
 
 from django.db import transaction
 
 from requests.connectors.base import PermanentStoreError, StoreError, TransientStoreError
 from requests.models import DataRequest, Job, JobState
+from requests.queueing import enqueue
+from requests.services import access, erasure
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
+from requests.services.jobs import Executor, Finaliser
 from requests.services.lifecycle import request_complete, request_flag_attention
 from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class JobOutcome:
-    """What an executor reports: counts per collection, and why the job waits, if it does."""
-
-    counts: dict = field(default_factory=dict)
-    waiting_reason: str = ""
-
-
-Executor = Callable[[Job], JobOutcome]
-# Returns details for the completion event, or raises ServiceError to flag the request for staff.
-Finaliser = Callable[[DataRequest], dict]
-
-EXECUTORS: dict[str, Executor] = {}
-FINALISERS: dict[str, Finaliser] = {}
+# What a job of each kind does in its store, and what happens once every store is done (the
+# access package; the erasure's verification sweep and certificate). Declared here, in one place,
+# rather than registered by importing the kinds' modules.
+EXECUTORS: dict[str, Executor] = {
+    Kind.ACCESS: access.access_execute,
+    Kind.ERASURE: erasure.erasure_execute,
+}
+FINALISERS: dict[str, Finaliser] = {
+    Kind.ACCESS: access.access_finalise,
+    Kind.ERASURE: erasure.erasure_finalise,
+}
 
 
-def register_executor(kind: str):
-    def decorator(function: Executor) -> Executor:
-        EXECUTORS[kind] = function
-        return function
-
-    return decorator
-
-
-def register_finaliser(kind: str):
-    def decorator(function: Finaliser) -> Finaliser:
-        FINALISERS[kind] = function
-        return function
-
-    return decorator
-
-
-def _load_kinds() -> None:
-    # The modules register their executors and finalisers when imported.
-    from requests.services import access, erasure  # noqa: F401
+def _executor(kind: str) -> Executor | None:
+    return EXECUTORS.get(kind)
 
 
 def job_execute(*, job_id: int) -> None:
@@ -76,8 +54,7 @@ def job_execute(*, job_id: int) -> None:
     job = job_service.job_claim(job_id=job_id)
     if job is None:
         return
-    _load_kinds()
-    executor = EXECUTORS.get(job.kind)
+    executor = _executor(job.kind)
     try:
         if executor is None:
             raise PermanentStoreError(f"no executor for {job.kind} jobs")
@@ -132,9 +109,6 @@ def _held_jobs(request: DataRequest):
 @transaction.atomic
 def request_start(*, request: DataRequest) -> None:
     """Called on approval: create the jobs, or move on at once when no store is connected."""
-    from requests import tasks
-    from requests.services.erasure import erasure_order_hold
-
     created = job_service.jobs_create_for_request(request=request)
     access = access_first(request)
     if access is not None and created:
@@ -149,19 +123,17 @@ def request_start(*, request: DataRequest) -> None:
             details={"access_request": access.reference, "jobs": len(created)},
         )
     # Stores found through another store's records are erased before it (see erasure.py).
-    erasure_order_hold(request=request, jobs=created)
+    erasure.erasure_order_hold(request=request, jobs=created)
     if not created and not request.jobs.exists():
-        transaction.on_commit(partial(tasks.request_process.delay, request.pk))
+        enqueue("request_process", request.pk)
 
 
 def _release_held_jobs(request: DataRequest) -> int:
     """Queue an erasure's held jobs once nothing holds them. Runs with the request row locked."""
-    from requests.services.erasure import erasure_ready_jobs
-
     held = list(_held_jobs(request).select_related("store"))
     if not held or access_first(request) is not None:
         return 0
-    held = erasure_ready_jobs(request=request, held=held)
+    held = erasure.erasure_ready_jobs(request=request, held=held)
     if not held:
         return 0
     Job.objects.filter(pk__in=[job.pk for job in held], state=JobState.WAITING, attempts=0).update(
@@ -179,27 +151,6 @@ def _release_held_jobs(request: DataRequest) -> int:
     return len(held)
 
 
-def release_erasures_held_for(*, access_request: DataRequest) -> None:
-    """Move on the person's erasures held for this access request (on commit)."""
-    from requests import tasks
-
-    if not access_request.subject_key:
-        return
-    held = (
-        DataRequest.objects.filter(
-            subject_key=access_request.subject_key,
-            kind=Kind.ERASURE,
-            status=Status.PROCESSING,
-            jobs__state=JobState.WAITING,
-            jobs__attempts=0,
-        )
-        .values_list("pk", flat=True)
-        .distinct()
-    )
-    for request_id in held:
-        transaction.on_commit(partial(tasks.request_process.delay, request_id))
-
-
 def request_advance(*, request_id: int) -> DataRequest | None:
     """Move a processing request on once every job is settled. Idempotent."""
     with transaction.atomic():
@@ -213,7 +164,6 @@ def request_advance(*, request_id: int) -> DataRequest | None:
             return request
         if JobState.FAILED in states:
             return request_flag_attention(request=request, reason="a store job failed")
-    _load_kinds()
     finaliser = FINALISERS.get(request.kind)
     try:
         details = finaliser(request) if finaliser else {}
@@ -228,9 +178,3 @@ def request_advance(*, request_id: int) -> DataRequest | None:
         if locked.status != Status.PROCESSING:
             return locked
         return request_complete(request=locked, details={"stores": len(states), **details})
-
-
-# The kinds register their executors and finalisers when imported; importing them with this
-# module makes the registries complete at once (so a test's stand-in is never replaced later).
-for _kind in ("access", "erasure"):
-    import_module(f"requests.services.{_kind}")

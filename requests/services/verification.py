@@ -13,9 +13,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from requests.models import DataRequest, IdentityVerification
+from requests.queueing import enqueue
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import NotFound, RateLimited, VerificationFailed
-from requests.services.lifecycle import _enqueue, request_mark_verified
+from requests.services.lifecycle import request_mark_verified
 from requests.states import Status
 
 CODE_DIGITS = 6
@@ -127,7 +128,7 @@ def verification_sends_reconcile(*, batch: int = 100) -> int:
         )
         IdentityVerification.objects.filter(pk__in=ids).update(send_queued_at=now)
         for verification_id in ids:
-            _enqueue("verification_send", verification_id)
+            enqueue("verification_send", verification_id)
     return len(ids)
 
 
@@ -259,5 +260,5 @@ def request_resend_code(*, reference: str) -> DataRequest:
         request=request,
         details={"sends_so_far": verification.sends},
     )
-    _enqueue("verification_send", verification.pk)
+    enqueue("verification_send", verification.pk)
     return request
