@@ -90,6 +90,9 @@ class Record:
     collection: str
     key: tuple
     data: dict[str, Any]
+    # How the finder reached it: "identity" (its identity field matched), "mention" (it mentions
+    # one of the person's rows), or "" (through an owner reference). See requests.engine.ownership.
+    via: str = ""
 
 
 @dataclass(frozen=True)

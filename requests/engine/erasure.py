@@ -84,13 +84,22 @@ from typing import Any
 
 from requests.connectors.base import Connector, FieldMask, PermanentStoreError, Record
 from requests.engine.finder import find_person, normalise_identity
-from requests.engine.graph import DeclaredReference, Node, declared_references, walk_edges
+from requests.engine.graph import (
+    DeclaredReference,
+    Node,
+    blocking_cycles,
+    declared_references,
+    walk_edges,
+)
+from requests.engine.ownership import ALONE, REASONS, SHARED, Ownership, RowCollector, decide
+from requests.engine.ownership import Model as OwnershipModel
 from requests.engine.storemap import (
     Collection,
     EraseAction,
     Fallback,
     Follow,
     MaskStrategy,
+    Role,
     StoreMap,
 )
 
@@ -218,17 +227,30 @@ def erase_person(
                 watch.setdefault(Node(ref.store or store, ref.collection), set()).add(ref.field)
     collector = _Collector(watch)
     searched = graph.stores_leading_to(set(watch))
-    find_person(
-        {name: graph.connectors[name] for name in searched},
-        identity,
-        sink=collector.add,
-        phone_region=phone_region,
-        sample_size=0,
-    )
     if target.erases_by_identity:
+        find_person(
+            {name: graph.connectors[name] for name in searched},
+            identity,
+            sink=collector.add,
+            phone_region=phone_region,
+            sample_size=0,
+        )
         _erase_by_identity(target, collector, identity, phone_region, request_id, progress, result)
-    else:
-        _StoreRun(target, graph, collector, hash_key, progress, result).run()
+        return result
+    # One walk feeds both: the erasure's keys and the ownership of every row it reached.
+    model = OwnershipModel(graph.maps)
+    rows = RowCollector(model)
+    add_key, add_row = collector.add, rows.add
+
+    def sink(record: Record) -> None:
+        add_key(record)
+        add_row(record)
+
+    searched_connectors = {name: graph.connectors[name] for name in searched}
+    find_person(searched_connectors, identity, sink=sink, phone_region=phone_region, sample_size=0)
+    ownership = decide(model, rows.rows, graph.connectors)
+    collector.keep_alone(ownership)
+    _StoreRun(target, graph, collector, hash_key, progress, result, ownership).run()
     return result
 
 
@@ -382,6 +404,10 @@ def _norm(value: Any) -> Any:
     return value
 
 
+def norm_key(key: Sequence[Any]) -> tuple:
+    return _norm_key(key)
+
+
 def _norm_key(key: Sequence[Any]) -> tuple:
     if len(key) == 1 and type(key[0]) is int:  # the common case, on the finder's hot path
         return (str(key[0]),)
@@ -415,6 +441,14 @@ class _Collector:
 
     def value(self, node: Node, values: tuple, field_name: str) -> Any:
         return values[self.index[node][field_name]]
+
+    def keep_alone(self, ownership: Ownership) -> None:
+        """Forget every record that is not the person's alone: shared records and reference data
+        are never erased, and count as other people's wherever they refer to the person's."""
+        for node, records in self.records.items():
+            states = ownership.state.get(node, {})
+            for nkey in [k for k in records if states.get(k) != ALONE]:
+                del records[nkey]
 
     def values_of(self, node: Node, field_name: str) -> list[Any]:
         if field_name not in self.index.get(node, {}):
@@ -507,19 +541,30 @@ def _blocks(
 # One store's erasure ----------------------------------------------------------------------------
 
 
-def erasure_order(store: str, store_map: StoreMap) -> tuple[list[str], list[DeclaredReference]]:
-    """Collections children first, and the references that order had to leave out.
+def erasure_order(
+    store: str, store_map: StoreMap
+) -> tuple[list[str], list[DeclaredReference], dict[str, str]]:
+    """Collections children first, the references that order had to leave out, and the
+    collections in loops no nullable reference breaks (name -> the loop, described).
 
     Every reference inside the store orders the collections (the referring one first), except
-    a record's references to its own collection and nullable references inside a loop
-    (employee.reports_to; customer.last_order_id <-> order.customer_id): those are returned,
-    and erasure clears them on the person's own records before it deletes anything.
-    PermanentStoreError if a loop has no nullable reference (a validated map has none).
+    references from or to reference data (never deleted), a record's references to its own
+    collection and nullable references inside a loop (employee.reports_to;
+    customer.last_order_id <-> order.customer_id): those are returned, and erasure clears them on
+    the person's own records before it deletes anything. A loop of references none of which is
+    nullable (a store managed by one of its own staff, store.manager_id <-> staff.store_id) cannot
+    be ordered: the person's records in its collections are masked instead of deleted.
     """
     refs = [
         r
         for r in declared_references({store: store_map})
-        if r.target.store == store and r.target.collection in store_map.collections
+        if r.target.store == store
+        and r.target.collection in store_map.collections
+        and Role.REFERENCE
+        not in (
+            store_map.collections[r.node.collection].effective_role,
+            store_map.collections[r.target.collection].effective_role,
+        )
     ]
     late = [r for r in refs if r.node.collection == r.target.collection]
     edges = [r for r in refs if r.node.collection != r.target.collection]
@@ -543,6 +588,15 @@ def erasure_order(store: str, store_map: StoreMap) -> tuple[list[str], list[Decl
     cut = [r for r in in_loops if r.reference.nullable]
     late.extend(cut)
     edges = [r for r in edges if r not in cut]
+    looped: dict[str, str] = {}
+    for cycle in blocking_cycles(store, _without_reference_data(store_map)):
+        loop = cycle.describe()
+        for ref in cycle.references:
+            looped.setdefault(ref.node.collection, loop)
+            looped.setdefault(ref.target.collection, loop)
+    edges = [
+        r for r in edges if not (r.node.collection in looped and r.target.collection in looped)
+    ]
     order: list[str] = []
     remaining = list(store_map.collections)
     while remaining:
@@ -551,15 +605,41 @@ def erasure_order(store: str, store_map: StoreMap) -> tuple[list[str], list[Decl
             c
             for c in remaining
             if all(r.node.collection in placed for r in edges if r.target.collection == c)
-        ]
-        if not ready:
-            raise PermanentStoreError(
-                f"store {store}: its map has a loop of references none of which is nullable; "
-                "erasure cannot order the deletes"
-            )
+        ] or remaining[:1]  # unreachable: every loop left is broken above; never loop forever
         order.extend(ready)
         remaining = [c for c in remaining if c not in ready]
-    return order, late
+    return order, late, looped
+
+
+def _without_reference_data(store_map: StoreMap) -> StoreMap:
+    """The map without references from or to reference data (they never order a delete)."""
+    copy = store_map.model_copy(deep=True)
+    for collection in copy.collections.values():
+        for spec in collection.fields.values():
+            ref = spec.references
+            if ref is None or ref.store:
+                continue
+            target = copy.collections.get(ref.collection)
+            if Role.REFERENCE in (
+                collection.effective_role,
+                target.effective_role if target else None,
+            ):
+                spec.references = None
+    return copy
+
+
+def loop_warnings(store: str, store_map: StoreMap) -> list[str]:
+    """What erasure will do about loops of non-nullable references, for `stores check` and the
+    preview: in words a DPO can act on, naming the tables and columns."""
+    _, _, looped = erasure_order(store, store_map)
+    loops = sorted(set(looped.values()))
+    return [
+        f"loop of references none of which may be set to null ({loop}): erasure masks the "
+        "person's records in these tables instead of deleting them; mark one of these "
+        "references `nullable: true` if the column allows null, or mark a table "
+        "`role: reference` if it is catalogue data"
+        for loop in loops
+    ]
 
 
 def _hold_masks(collection: Collection) -> list[FieldMask]:
@@ -626,7 +706,8 @@ class _Fallbacks:
 
 
 class _StoreRun:
-    def __init__(self, connector, graph, collector, hash_key, progress, result) -> None:
+    def __init__(self, connector, graph, collector, hash_key, progress, result, ownership) -> None:
+        self.ownership: Ownership = ownership
         self.connector: Connector = connector
         self.store = result.store
         self.graph: _Graph = graph
@@ -645,9 +726,13 @@ class _StoreRun:
 
     def run(self) -> None:
         store_map = self.connector.store_map
-        order, late = erasure_order(self.store, store_map)
+        order, late, looped = erasure_order(self.store, store_map)
         mine = {cname: self.records(cname) for cname in order}
-        if not any(mine.values()):
+        shared = {
+            cname: self.ownership.keys(Node(self.store, cname), SHARED)
+            for cname in store_map.collections
+        }
+        if not any(mine.values()) and not any(shared.values()):
             return  # nothing of the person here: no transaction, no statement
         for cname, records in mine.items():
             if records and not store_map.collections[cname].key:
@@ -656,6 +741,7 @@ class _StoreRun:
                     "by one; give it a key in the map"
                 )
         with self.connector.transaction():
+            self.release_shared(shared)
             self.clear_late_links(late, mine)
             for cname in order:
                 if not mine[cname]:
@@ -664,7 +750,12 @@ class _StoreRun:
                 action = collection.erasure.action
                 if action == EraseAction.HOLD:
                     self.hold(collection, mine[cname])
-                elif action == EraseAction.MASK:
+                elif action == EraseAction.MASK or cname in looped:
+                    if action == EraseAction.DELETE:
+                        self.result.collection(cname).notes.append(
+                            "masked instead of deleted: the collection is in a loop of "
+                            f"references none of which is nullable ({looped[cname]})"
+                        )
                     self.mask(collection, mine[cname])
                 else:
                     self.delete(collection, mine[cname])
@@ -682,6 +773,50 @@ class _StoreRun:
         return self.connector.mask_keys(collection, keys, masks, hash_key=self.hash_key)
 
     # Actions ----------------------------------------------------------------------------------
+
+    def release_shared(self, shared: dict[str, list[tuple]]) -> None:
+        """Shared records are never deleted or masked: only their references to the person's
+        records that are deleted are set to null, where the reference allows it. Otherwise the
+        record stays as it is and the person's record it points at takes its fallback."""
+        model = self.ownership.model
+        for cname, keys in shared.items():
+            if not keys:
+                continue
+            node = Node(self.store, cname)
+            collection = self.graph.collection(node)
+            out = self.result.collection(cname)
+            if not collection.key:
+                out.kept += len(keys)
+                out.notes.append(f"kept: {len(keys)} shared record(s), never erased (no key)")
+                continue
+            reasons: dict[str, int] = defaultdict(int)
+            rows = self.ownership.rows[node]
+            states = self.ownership.reasons[node]
+            clear: dict[str, list[tuple]] = defaultdict(list)
+            for key in keys:
+                nkey = norm_key(key)
+                reasons[states[nkey]] += 1
+                for ref in model.owners_out.get(node, []) + model.mentions_out.get(node, []):
+                    target = self.graph.collection(ref.target)
+                    if target.erasure.action != EraseAction.DELETE:
+                        continue  # the person's record stays (held or masked): so may the link
+                    value = rows[nkey].values.get(ref.field)
+                    if ref.nullable and self.ownership.points_at_person(ref, value):
+                        clear[ref.field].append(key)
+            out.kept += len(keys)
+            why = ", ".join(f"{REASONS[code]} ({code}): {n}" for code, n in sorted(reasons.items()))
+            out.notes.append(f"kept: {len(keys)} shared record(s), never erased ({why})")
+            for fname, field_keys in sorted(clear.items()):
+                cleared = 0
+                for batch in _batches(field_keys):
+                    cleared += self.mask_keys(
+                        collection, list(batch), [FieldMask(fname, MaskStrategy.NULL)]
+                    )
+                    self.tick()
+                out.notes.append(
+                    f"{cleared} shared record(s): their reference {fname} to the person's "
+                    "records set to null"
+                )
 
     def clear_late_links(self, late: list[DeclaredReference], mine) -> None:
         """Clear the person's own links that the order could not respect (see erasure_order):

@@ -266,6 +266,7 @@ class _Walk:
         sink, sample_size = self.sink, self.sample_size
         pending, seen_values = self.pending, self.seen_values
         found = 0
+        via = "identity" if entry.identity else ("mention" if node.mentioned else "")
         self.result.lookups += 1
         self.open_streams[node.store] += 1
         try:
@@ -290,7 +291,7 @@ class _Walk:
                 if len(sample) < sample_size:
                     sample.append(row)
                 if sink is not None:
-                    sink(Record(node.store, node.collection, key, row))
+                    sink(Record(node.store, node.collection, key, row, via))
                 for edge in edges:
                     value = row.get(edge.source_field)
                     if value is None:

@@ -25,13 +25,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from requests.engine.storemap import Reference, StoreMap
+from requests.engine.storemap import Reference, RefKind, Role, StoreMap
 
 
 @dataclass(frozen=True, order=True)
 class Node:
     store: str
     collection: str
+    # Reached through a mention (customer.support_rep_id from the employee): such rows are shown
+    # to the mentioned person as shared rows and never lead onward, so the walk keeps them apart.
+    mentioned: bool = False
 
     def __str__(self) -> str:
         return f"{self.store}.{self.collection}"
@@ -76,7 +79,10 @@ def declared_references(maps: Mapping[str, StoreMap]) -> list[DeclaredReference]
 
 
 def walk_edges(maps: Mapping[str, StoreMap]) -> list[Edge]:
-    """The edges the finder may cross, from the `follow` setting of every reference."""
+    """The edges the finder may cross, from the `follow` setting of every reference, its kind and
+    the collections' roles (see the ownership model in requests.engine.storemap): nothing leads
+    out of reference data; a mention is crossed only from the row mentioned to the rows that
+    mention it, into a `mentioned` node that leads nowhere."""
     edges = []
     for ref in declared_references(maps):
         if (
@@ -84,7 +90,21 @@ def walk_edges(maps: Mapping[str, StoreMap]) -> list[Edge]:
             or ref.target.collection not in maps[ref.target.store].collections
         ):
             continue  # validated elsewhere; a disabled store is simply not walked
-        if ref.reference.follow.children:
+        source_role = maps[ref.node.store].collections[ref.node.collection].effective_role
+        target_role = maps[ref.target.store].collections[ref.target.collection].effective_role
+        if ref.reference.kind == RefKind.MENTION:
+            if ref.reference.follow.children and target_role != Role.REFERENCE:
+                mentioned = Node(ref.node.store, ref.node.collection, mentioned=True)
+                edges.append(
+                    Edge(
+                        ref.target,
+                        ref.reference.field,
+                        Entry(mentioned, ref.field),
+                        (ref.node, ref.field),
+                    )
+                )
+            continue
+        if ref.reference.follow.children and target_role != Role.REFERENCE:
             edges.append(
                 Edge(
                     ref.target,
@@ -93,7 +113,7 @@ def walk_edges(maps: Mapping[str, StoreMap]) -> list[Edge]:
                     (ref.node, ref.field),
                 )
             )
-        if ref.reference.follow.parent:
+        if ref.reference.follow.parent and source_role != Role.REFERENCE:
             edges.append(
                 Edge(
                     ref.node,

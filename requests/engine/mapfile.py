@@ -21,7 +21,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from requests.engine.graph import blocking_cycles
 from requests.engine.storemap import (
     BUILTIN_IDENTITY_TYPES,
     EraseAction,
@@ -356,13 +355,8 @@ def check_store_map(
         if len(set(collection.key)) != len(collection.key):
             problem((*base, "key"), "the key names a field twice")
 
-    for cycle in blocking_cycles(store_name or "", store_map):
-        first = cycle.references[0]
-        problem(
-            ("collections", first.node.collection, "fields", first.field, "references"),
-            "cycle of non-nullable references, so erasure cannot order its deletes: "
-            f"{cycle.describe()}; mark one of them `nullable: true` if erasure may clear it",
-        )
+    # A loop of non-nullable references is no error: erasure masks the person's records in it
+    # (requests.engine.erasure.loop_warnings says so in `stores check` and the preview).
     return problems
 
 

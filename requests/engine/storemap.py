@@ -21,15 +21,51 @@ Example:
           customer_id: {references: {collection: customer, field: id}}
         erasure: {action: hold, basis: "Tax law requires invoices for 10 years (Art. 17(3)(b))"}
 
+Whose record is it (the ownership model). Erasure and access act on the rows that are the
+person's, and only on those; a reader of a map should be able to see why a row is or is not.
+- Each collection has a `role`:
+  * `person`: its rows are people, found by identity fields (a customer, a user, an employee);
+  * `owned`: its rows belong to people through references (orders, payments, messages);
+  * `reference`: lookup and catalogue rows (products, categories, countries, plans). Reference
+    data is never erased, masked or nulled, and the finder never walks onward from it: a product
+    shown next to the person's order line does not lead to other customers' order lines.
+  Left out, the role is `person` for a collection with identity fields and `owned` otherwise,
+  which is what maps written before roles existed meant.
+- Each reference has a `kind`:
+  * `owner` (the default): the referring row belongs to the row it points at (an order's
+    customer, a payment's payer, the booking a payment is for). With `follow: parent` it is the
+    other way round: the row pointed at belongs to the referring rows (a customer's private
+    address row belongs to the customers pointing at it);
+  * `mention`: the row only mentions the row it points at (the employee who handled an order, a
+    customer's support representative, a manager in `reports_to`). A mention never makes the
+    row the mentioned person's.
+- A row's owners are the person rows it reaches through owner references, its own and its
+  parents', recursively (a person row with no owner reference owns itself). A row is the
+  person's alone when every owner is one of the person's rows (those their identity matched). It
+  is *shared* when another person owns it too (a payment by one customer on another's rental, a
+  message between two users, an address a customer shares with a staff member), or when it only
+  mentions the person.
+- What follows from it (requests.engine.ownership computes it, set-wise per collection):
+  * erasure deletes or masks only rows that are the person's alone; a shared row is never
+    deleted or masked: its references to the person's rows are set to null where the reference is
+    `nullable`, otherwise it stays as it is and the person's row it points at takes the
+    collection's `erasure.fallback` (mask, by default). The certificate counts the rows kept and
+    says why, per collection;
+  * access gives the person's own rows in full, and shared rows with the other people's identity
+    values, data fields and references to their rows withheld (Art. 15(4)); shared rows and
+    reference rows never lead onward.
+
 References: a field that `references` another collection's field points at it (a foreign key).
 By default the finder follows a reference from the record pointed at to the records that point at
 it (`follow: children`: a customer's invoices belong to the customer). `follow: parent` also takes
 the record pointed at (a private address the customer row points to); `both` does both; `none`
-records the reference (erasure still orders deletes by it) without the finder crossing it: a
-customer's `support_rep_id` points at an employee, and neither is the other's data.
+records the reference (erasure still orders deletes by it) without the finder crossing it, and
+without it making any row anyone's.
 
 `nullable: true` on a reference says erasure may set the field to null instead of deleting the
-row first; it is also what breaks a cycle of references (see `requests.engine.graph`).
+row first; it is also what breaks a cycle of references (see `requests.engine.graph`). A loop of
+references none of which is nullable (a store managed by one of its own staff) is no error: erasure
+masks the person's rows in the loop instead of deleting them, and `stores check` says so.
 
 Identity fields are compared in normal form (`requests.engine.normalise`): emails trimmed and
 case-insensitive, phones as E.164 (free-form numbers in the store are read with the default
@@ -69,6 +105,21 @@ class Follow(StrEnum):
         return self in (Follow.PARENT, Follow.BOTH)
 
 
+class Role(StrEnum):
+    """What a collection's rows are (see "Whose record is it" above)."""
+
+    PERSON = "person"
+    OWNED = "owned"
+    REFERENCE = "reference"
+
+
+class RefKind(StrEnum):
+    """Whether a reference makes its row belong to the row it points at, or only mentions it."""
+
+    OWNER = "owner"
+    MENTION = "mention"
+
+
 class Match(StrEnum):
     """How an identity field's stored values are compared with the person's normalised value."""
 
@@ -105,6 +156,7 @@ class Reference(Strict):
     follow: Follow = Follow.CHILDREN
     inferred: bool = False  # proposed by discovery from names, not declared by the store
     nullable: bool = False  # erasure may set this field to null instead of deleting the row
+    kind: RefKind = RefKind.OWNER  # owner: the row belongs to the row pointed at; mention: not
 
 
 class FieldMap(Strict):
@@ -140,6 +192,7 @@ class Collection(Strict):
     erasure: Erasure = Field(default_factory=Erasure)
     info: Art15Info = Field(default_factory=Art15Info)
     options: dict[str, Any] = Field(default_factory=dict)  # kind-specific settings
+    role: Role | None = None  # None: person with identity fields, else owned (see above)
 
     @field_validator("fields", mode="before")
     @classmethod
@@ -152,6 +205,12 @@ class Collection(Strict):
     @property
     def physical_name(self) -> str:
         return self.location or self.name
+
+    @property
+    def effective_role(self) -> Role:
+        if self.role is not None:
+            return self.role
+        return Role.PERSON if self.identity_fields() else Role.OWNED
 
     def identity_fields(self) -> dict[str, str]:
         return {name: f.identity for name, f in self.fields.items() if f.identity}

@@ -163,7 +163,7 @@ def test_shared_and_paid_for_records_of_the_person_stay_and_the_others_records_a
     addresses = result.collections["addresses"]
     assert (addresses.kept, addresses.deleted) == (1, 0)
     assert any(
-        n.startswith("kept: 1 record(s) referenced by 1 record(s) of others") and "keep" in n
+        n.startswith("kept: 1 shared record(s), never erased") and "shared_parent" in n
         for n in addresses.notes
     )
     # The order Bob paid for is masked, not deleted; Ada's other order and payment are gone.
@@ -221,17 +221,15 @@ def test_nullify_masks_instead_when_the_reference_may_not_be_null(connect, shop)
     assert row(url, "orders", 101)[2] is None
 
 
-def test_the_mask_fallback_on_a_shared_record_masks_it_and_says_others_refer_to_it(connect, shop):
-    """`fallback: mask` on addresses is the map's choice: the address row is masked in place,
-    Bob's customer row (which refers to it) is not touched."""
+def test_a_shared_address_is_never_masked_whatever_the_fallback_says(connect, shop):
+    """`fallback: mask` on addresses applies to addresses that are the person's alone: the
+    address Ada shares with Bob is his too, so it stays exactly as it was (issue 9)."""
     _, url = shop
     bob = row(url, "customers", 2)
-    before = counts(url, TABLES)
+    shared_address = row(url, "addresses", 10)
 
     _, result = erase(connect, shop, shop_map(addresses="mask", orders="mask"))
 
     assert row(url, "customers", 2) == bob
-    address = row(url, "addresses", 10)
-    assert address[0] == 10 and address[1] != "1 Shared Street" and address[2] is None
-    assert result.collections["addresses"].masked == 1
-    assert counts(url, ("addresses",)) == {"addresses": before["addresses"]}
+    assert row(url, "addresses", 10) == shared_address
+    assert (result.collections["addresses"].masked, result.collections["addresses"].kept) == (0, 1)

@@ -1,0 +1,370 @@
+"""Whose record is it: which of the rows the finder reached are the person's alone, which are
+shared with other people, and which are reference data (the model is documented at the top of
+requests.engine.storemap).
+
+`classify(connectors, identity)` runs the finder once over every store, keeping of each row only
+its key and the values of its reference fields (and of the fields references point at), then:
+- asks each store who else points at the rows that belong to the rows pointing at them (an
+  address, through `follow: parent` owner references): one `referrers` query per reference and
+  batch of values, answered by the store;
+- decides, collection by collection and repeated until nothing changes (loops of references
+  included), which rows are the person's alone: a row is, when every owner reference it holds
+  points at a row that is the person's alone, and every row pointing at it through a parent
+  owner reference is too; a person row is, when the person's identity matched it, or when an
+  owner reference makes it belong to the person's rows (a profile to its user). Every test is a
+  set membership of the person's own values, never a query per row.
+
+The answer (`Ownership`) says for each collection which keys are the person's alone, which are
+shared and why (reason codes), which are reference data; what a shared row must withhold in an
+access package (Art. 15(4)); and gives the counts the preview and the certificate show. It holds
+the person's keys and reference values only, never a row's other data.
+"""
+
+from __future__ import annotations
+
+import decimal
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from requests.connectors.base import Connector, Record
+from requests.engine.graph import Node, declared_references
+from requests.engine.storemap import Collection, Follow, RefKind, Role, StoreMap
+
+ALONE = "alone"
+SHARED = "shared"
+REFERENCE = "reference"
+
+# Why a row is shared (codes in previews, packages and certificates; never data).
+SHARED_OWNER = "shared_owner"  # another person owns it too (a payment by one on another's rental)
+MENTION = "mention"  # it only mentions the person (an order the employee handled)
+SHARED_PARENT = "shared_parent"  # other people's rows point at it (an address shared with staff)
+REASONS = {
+    SHARED_OWNER: "another person's records own it too",
+    MENTION: "it only mentions the person",
+    SHARED_PARENT: "other people's records point at it",
+    REFERENCE: "reference data (catalogue, lookup): never erased",
+}
+
+WITHHELD = "[withheld: another person's data, Art. 15(4)]"
+
+# Values per `referrers` query.
+REFERRER_BATCH = 1000
+
+
+def norm(value: Any) -> Any:
+    """One form for a reference value, whichever driver or store it came from (42 and "42")."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | uuid.UUID | decimal.Decimal):
+        return str(value)
+    return value
+
+
+def norm_key(key: Sequence[Any]) -> tuple:
+    return tuple(norm(v) for v in key)
+
+
+@dataclass(frozen=True)
+class OwnerRef:
+    """An owner reference seen from one side: `node.field` holds values of `target.target_field`."""
+
+    node: Node
+    field: str
+    target: Node
+    target_field: str
+    nullable: bool
+
+
+@dataclass
+class _Row:
+    key: tuple
+    values: dict[str, Any]
+    matched: bool = False  # the person's identity matched it
+    owned_path: bool = False  # reached through an owner reference or identity (not only mention)
+
+
+class Model:
+    """The ownership edges of a set of maps (no data): built once per classification."""
+
+    def __init__(self, maps: Mapping[str, StoreMap]) -> None:
+        self.maps = maps
+        # Owner references a row holds (its owners are the rows they point at).
+        self.owners_out: dict[Node, list[OwnerRef]] = defaultdict(list)
+        # Parent owner references pointing at a collection (its rows belong to their referrers).
+        self.parents_in: dict[Node, list[OwnerRef]] = defaultdict(list)
+        self.mentions_out: dict[Node, list[OwnerRef]] = defaultdict(list)
+        self.watch: dict[Node, set[str]] = defaultdict(set)
+        for ref in declared_references(maps):
+            if ref.target.store not in maps:
+                continue
+            if ref.target.collection not in maps[ref.target.store].collections:
+                continue
+            source_role = self.role(ref.node)
+            target_role = self.role(ref.target)
+            edge = OwnerRef(
+                ref.node, ref.field, ref.target, ref.reference.field, ref.reference.nullable
+            )
+            self.watch[ref.node].add(ref.field)
+            self.watch[ref.target].add(ref.reference.field)
+            if ref.reference.kind == RefKind.MENTION:
+                self.mentions_out[ref.node].append(edge)
+                continue
+            if ref.reference.follow == Follow.NONE or Role.REFERENCE in (source_role, target_role):
+                continue
+            if ref.reference.follow.children:
+                self.owners_out[ref.node].append(edge)
+            if ref.reference.follow.parent:
+                self.parents_in[ref.target].append(edge)
+        for store, store_map in maps.items():
+            for cname, collection in store_map.collections.items():
+                self.watch[Node(store, cname)].update(collection.key)
+        self.can_own = self._collections_with_owners()
+
+    def collection(self, node: Node) -> Collection:
+        return self.maps[node.store].collections[node.collection]
+
+    def role(self, node: Node) -> Role:
+        return self.collection(node).effective_role
+
+    def _collections_with_owners(self) -> set[Node]:
+        """Collections whose rows can have owners at all: person collections, those pointed at
+        through parent owner references, and those with owner references to such collections.
+        A reference to any other collection (an inventory row nobody owns) adds no owner."""
+        can = {
+            Node(store, cname)
+            for store, store_map in self.maps.items()
+            for cname, c in store_map.collections.items()
+            if c.effective_role == Role.PERSON
+        }
+        can |= {node for node, refs in self.parents_in.items() if refs}
+        changed = True
+        while changed:
+            changed = False
+            for node, refs in self.owners_out.items():
+                if node not in can and any(r.target in can for r in refs):
+                    can.add(node)
+                    changed = True
+        return can
+
+
+class RowCollector:
+    def __init__(self, model: Model) -> None:
+        self.fields = {node: tuple(sorted(fs)) for node, fs in model.watch.items()}
+        self.rows: dict[Node, dict[tuple, _Row]] = defaultdict(dict)
+
+    def add(self, record: Record) -> None:
+        node = Node(record.store, record.collection)
+        nkey = norm_key(record.key)
+        row = self.rows[node].get(nkey)
+        if row is None:
+            data = record.data
+            values = {f: data.get(f) for f in self.fields.get(node, ())}
+            row = self.rows[node][nkey] = _Row(tuple(record.key), values)
+        if record.via == "identity":
+            row.matched = True
+        if record.via != "mention":
+            row.owned_path = True
+
+
+@dataclass
+class Ownership:
+    """The classification of every row the finder reached (keys and reference values only)."""
+
+    model: Model
+    rows: dict[Node, dict[tuple, _Row]]
+    state: dict[Node, dict[tuple, str]] = field(default_factory=dict)  # ALONE/SHARED/REFERENCE
+    reasons: dict[Node, dict[tuple, str]] = field(default_factory=dict)  # for SHARED rows
+    # (node, field) -> normalised values of that field on the person's alone rows.
+    alone_values: dict[tuple[Node, str], set[Any]] = field(default_factory=dict)
+
+    def of(self, node: Node, key: Sequence[Any]) -> str | None:
+        return self.state.get(Node(node.store, node.collection), {}).get(norm_key(key))
+
+    def keys(self, node: Node, what: str) -> list[tuple]:
+        rows = self.rows.get(node, {})
+        return [rows[k].key for k, s in self.state.get(node, {}).items() if s == what]
+
+    def points_at_person(self, ref: OwnerRef, value: Any) -> bool:
+        return norm(value) in self.alone_values.get((ref.target, ref.target_field), set())
+
+    def counts(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """store -> collection -> {"alone": n, "shared": n, "reference": n, "reasons": {...}}."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for node, states in sorted(self.state.items()):
+            entry = out.setdefault(node.store, {}).setdefault(
+                node.collection, {ALONE: 0, SHARED: 0, REFERENCE: 0, "reasons": {}}
+            )
+            for nkey, state in states.items():
+                entry[state] += 1
+                if state == SHARED:
+                    code = self.reasons[node][nkey]
+                    entry["reasons"][code] = entry["reasons"].get(code, 0) + 1
+        return out
+
+    def withheld(self, node: Node, key: Sequence[Any], data: Mapping[str, Any]) -> list[str]:
+        """The fields of a shared row that are other people's (Art. 15(4)): every field of
+        another person's own row except its references to the person's rows; in other rows,
+        identity and categorised fields and references to rows that are not the person's."""
+        collection = self.model.collection(node)
+        refs = collection.reference_fields()
+        mine = set()
+        for ref in self.model.owners_out.get(node, []) + self.model.mentions_out.get(node, []):
+            if self.points_at_person(ref, data.get(ref.field)):
+                mine.add(ref.field)
+        if collection.effective_role == Role.PERSON:
+            return [name for name in data if name not in mine]
+        out = []
+        for name in data:
+            spec = collection.fields.get(name)
+            if name in mine:
+                continue
+            if name in refs or (spec is not None and (spec.identity or spec.categories)):
+                out.append(name)
+        return out
+
+
+def classify(
+    connectors: Mapping[str, Connector],
+    identity: Mapping[str, Any],
+    *,
+    phone_region: str | None = None,
+) -> Ownership:
+    """Find and classify the person's rows in every searchable store (see the module docstring).
+    StoreError from a store that fails, naming it."""
+    from requests.engine.finder import find_person
+
+    searchable = {n: c for n, c in connectors.items() if c.searchable}
+    maps = {n: c.store_map for n, c in searchable.items()}
+    model = Model(maps)
+    collector = RowCollector(model)
+    find_person(searchable, identity, sink=collector.add, phone_region=phone_region, sample_size=0)
+    return decide(model, collector.rows, searchable)
+
+
+def decide(
+    model: Model, rows: dict[Node, dict[tuple, _Row]], connectors: Mapping[str, Connector]
+) -> Ownership:
+    result = Ownership(model, rows)
+    alone: dict[Node, set[tuple]] = {
+        node: {k for k, r in found.items() if r.owned_path}
+        for node, found in rows.items()
+        if model.role(node) != Role.REFERENCE
+    }
+    parent_referrers = _parent_referrers(model, rows, connectors)
+
+    def index() -> dict[tuple[Node, str], set[Any]]:
+        values: dict[tuple[Node, str], set[Any]] = defaultdict(set)
+        for node, keys in alone.items():
+            found = rows[node]
+            for fname in model.watch.get(node, ()):
+                bucket = values[(node, fname)]
+                for k in keys:
+                    value = found[k].values.get(fname)
+                    if value is not None:
+                        bucket.add(norm(value))
+        return values
+
+    changed = True
+    while changed:
+        changed = False
+        values = index()
+        for node, keys in alone.items():
+            person = model.role(node) == Role.PERSON
+            outgoing = model.owners_out.get(node, [])
+            incoming = model.parents_in.get(node, [])
+            for nkey in list(keys):
+                row = rows[node][nkey]
+                if person and row.matched:
+                    continue  # the person's own person rows: the roots of ownership
+                owned = ok = False
+                for ref in outgoing:
+                    value = row.values.get(ref.field)
+                    if value is None or ref.target not in model.can_own:
+                        continue
+                    if person and model.role(ref.target) != Role.PERSON:
+                        continue  # a customer's store does not own the customer
+                    if norm(value) in values.get((ref.target, ref.target_field), ()):
+                        owned = True
+                    else:
+                        ok = False
+                        break
+                else:
+                    ok = True
+                if ok:
+                    for ref in incoming:
+                        value = row.values.get(ref.target_field)
+                        referring = parent_referrers.get((ref, norm(value)), set())
+                        held = alone.get(ref.node, set())
+                        if any(r not in held for r in referring):
+                            ok = False
+                            break
+                        if referring:
+                            owned = True
+                if not (ok and owned):
+                    keys.discard(nkey)
+                    changed = True
+    values = index()
+    result.alone_values = values
+
+    for node, found in rows.items():
+        states = result.state.setdefault(node, {})
+        reasons = result.reasons.setdefault(node, {})
+        if model.role(node) == Role.REFERENCE:
+            for nkey in found:
+                states[nkey] = REFERENCE
+            continue
+        mine = alone.get(node, set())
+        for nkey, row in found.items():
+            if nkey in mine:
+                states[nkey] = ALONE
+                continue
+            reason = _link_to_person(model, node, row, values, parent_referrers, alone)
+            if reason is not None:
+                states[nkey] = SHARED
+                reasons[nkey] = reason
+    return result
+
+
+def _link_to_person(model, node, row, values, parent_referrers, alone) -> str | None:
+    """Why a row that is not the person's alone still concerns them, or None (then it is not
+    theirs at all: reached only through someone else's rows, and left out)."""
+    for ref in model.owners_out.get(node, []):
+        value = row.values.get(ref.field)
+        if value is not None and norm(value) in values.get((ref.target, ref.target_field), ()):
+            return SHARED_OWNER
+    for ref in model.parents_in.get(node, []):
+        referring = parent_referrers.get((ref, norm(row.values.get(ref.target_field))), set())
+        if referring & alone.get(ref.node, set()):
+            return SHARED_PARENT
+    for ref in model.mentions_out.get(node, []):
+        value = row.values.get(ref.field)
+        if value is not None and norm(value) in values.get((ref.target, ref.target_field), ()):
+            return MENTION
+    return None
+
+
+def _parent_referrers(model, rows, connectors) -> dict[tuple[OwnerRef, Any], set[tuple]]:
+    """Who points at each found row through parent owner references, asked of the store."""
+    out: dict[tuple[OwnerRef, Any], set[tuple]] = defaultdict(set)
+    for node, refs in model.parents_in.items():
+        found = rows.get(node)
+        if not found:
+            continue
+        for ref in refs:
+            connector = connectors.get(ref.node.store)
+            if connector is None:
+                continue
+            values = list(
+                dict.fromkeys(
+                    v for r in found.values() if (v := r.values.get(ref.target_field)) is not None
+                )
+            )
+            referring = model.collection(ref.node)
+            for start in range(0, len(values), REFERRER_BATCH):
+                batch = values[start : start + REFERRER_BATCH]
+                for key, value in connector.referrers(referring, ref.field, batch):
+                    out[(ref, norm(value))].add(norm_key(key))
+    return out
