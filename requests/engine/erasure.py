@@ -566,7 +566,8 @@ def erasure_order(
             store_map.collections[r.target.collection].effective_role,
         )
     ]
-    late = [r for r in refs if r.node.collection == r.target.collection]
+    # A non-nullable reference to its own collection cannot be cleared: a loop (masked) below.
+    late = [r for r in refs if r.node.collection == r.target.collection and r.reference.nullable]
     edges = [r for r in refs if r.node.collection != r.target.collection]
 
     def reaches(start: str, goal: str, edges: list[DeclaredReference]) -> bool:
