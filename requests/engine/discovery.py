@@ -12,16 +12,24 @@ sample of text values); `draft_map` turns that into a map:
   tel, cell; full names) and from sampled content (most sampled values are email addresses, or
   phone numbers in international form);
 - a nullable referencing column gives `nullable: true` (erasure may clear it);
-- `follow` is `children` (a customer's invoices are the customer's), except between people:
-  * a self-reference (employee.reports_to -> employee, comment.parent_id -> comment) is
-    `follow: none`: the row pointing at another row of its own table belongs to its own subject
-    (searching a manager must not return their reports);
-  * a reference from one person table to another (both hold identity fields of their own) is
-    `follow: none` when the column does not name the table it points at
-    (customer.support_rep_id -> employee): it is a relationship between two people, and
-    following it would hand a support rep the customers they serve. A column that names its
-    table (profile.user_id -> user, order.customer_id -> customer) is ownership and is followed.
-  Each such decision is listed in the map's `notes` so a reviewer sees it.
+- roles and reference kinds (the ownership model, requests.engine.storemap):
+  * a table whose rows carry identity fields is `person`;
+  * a reference is a `mention`, not ownership, when it points at a person table and: the row
+    points at another row of its own table (employee.reports_to, comment.parent_id); or both
+    tables describe people and the column does not name the table it points at
+    (customer.support_rep_id -> employee: following it as ownership would hand a support rep the
+    customers they serve); or it points at a supplier or vendor (a catalogue's supplier does not
+    own the catalogue); or it points at staff (employee, staff, agent, rep, manager, or a column
+    such as handled_by, approved_by) from a table that another reference already ties to a
+    person (payment.staff_id next to payment.customer_id: the staff member handled it). A column
+    that names its table (profile.user_id -> user, order.customer_id -> customer) is ownership;
+  * a table with no identity fields that other tables point at, and whose own references lead
+    to no person except through mentions, is `reference` data (products, categories,
+    countries): never erased, never walked onward;
+  * everything else is `owned`.
+  Mentions keep `follow: children`: the person mentioned sees those rows as shared rows, with
+  the other people's data withheld. Each decision is listed in the map's `notes` so a reviewer
+  sees it.
 """
 
 from __future__ import annotations
@@ -32,7 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from requests.engine.normalise import parse_phone
-from requests.engine.storemap import Collection, FieldMap, Follow, Reference, StoreMap
+from requests.engine.storemap import (
+    Collection,
+    FieldMap,
+    Follow,
+    Reference,
+    RefKind,
+    Role,
+    StoreMap,
+)
 
 Progress = Callable[[int, int, str], None]  # (tables done, tables in all, table just read)
 
@@ -268,7 +284,71 @@ def draft_map(tables: Iterable[TableInfo]) -> StoreMap:
             key=key,
             fields=fields,
         )
+    _draft_staff_mentions(collections, person_tables, notes)
+    _draft_roles(collections, person_tables, notes)
     return StoreMap(collections=collections, notes=notes)
+
+
+_STAFF_WORDS = {"employee", "employees", "staff", "agent", "agents", "rep", "representative"}
+_STAFF_WORDS |= {"salesperson", "manager", "handler", "approver", "reviewer", "operator"}
+_STAFF_WORDS |= {"assignee", "clerk", "cashier", "handled", "approved", "processed", "assigned"}
+_SUPPLIER_WORDS = {"supplier", "suppliers", "vendor", "vendors", "manufacturer", "manufacturers"}
+
+
+def _draft_staff_mentions(collections, person_tables, notes) -> None:
+    """References to staff from rows another reference ties to a person are mentions."""
+    for cname, collection in collections.items():
+        to_people = [
+            (fname, ref)
+            for fname, ref in collection.reference_fields().items()
+            if ref.collection in person_tables and ref.kind == RefKind.OWNER
+        ]
+        if len(to_people) < 2:
+            continue
+        staff = [
+            (fname, ref)
+            for fname, ref in to_people
+            if (set(words(fname)) | set(words(ref.collection.split(".")[-1]))) & _STAFF_WORDS
+        ]
+        if len(staff) == len(to_people):
+            continue  # nothing else owns the row: leave it to the reviewer
+        for fname, ref in staff:
+            ref.kind = RefKind.MENTION
+            notes.append(
+                f"{cname}.{fname} -> {ref.collection}: a mention (a member of staff who handled "
+                "a row that belongs to someone else), not ownership"
+            )
+
+
+def _draft_roles(collections, person_tables, notes) -> None:
+    referenced = {
+        ref.collection
+        for collection in collections.values()
+        for ref in collection.reference_fields().values()
+    }
+    reference = {name for name in collections if name not in person_tables and name in referenced}
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(reference):
+            for ref in collections[name].reference_fields().values():
+                if ref.kind == RefKind.MENTION or ref.collection == name:
+                    continue
+                if ref.collection in person_tables or ref.collection not in reference:
+                    reference.discard(name)
+                    changed = True
+                    break
+    for name, collection in collections.items():
+        if name in person_tables:
+            collection.role = Role.PERSON
+        elif name in reference:
+            collection.role = Role.REFERENCE
+            notes.append(
+                f"{name}: reference data (other tables point at it and it leads to no "
+                "person): never erased, never walked onward"
+            )
+        else:
+            collection.role = Role.OWNED
 
 
 def _collection_name(table: TableInfo) -> str:
@@ -309,23 +389,32 @@ def _inferred_target(
 
 
 def _add_reference(fields, column, target, target_field, cname, person_tables, notes, inferred):
-    follow = Follow.CHILDREN
+    kind = RefKind.OWNER
+    target_table = target.split(".")[-1]
     if target == cname:
-        follow = Follow.NONE
+        kind = RefKind.MENTION
         notes.append(
-            f"{cname}.{column.name} -> {target}: follow none (a row pointing at another row of "
+            f"{cname}.{column.name} -> {target}: a mention (a row pointing at another row of "
             "its own table belongs to its own subject)"
         )
     elif (
         cname in person_tables
         and target in person_tables
-        and not names_table(column.name, target.split(".")[-1])
+        and not names_table(column.name, target_table)
     ):
-        follow = Follow.NONE
+        kind = RefKind.MENTION
         notes.append(
-            f"{cname}.{column.name} -> {target}: follow none (both tables describe people and "
+            f"{cname}.{column.name} -> {target}: a mention (both tables describe people and "
             "the column does not name the table: a relationship between two people, not "
             "ownership)"
+        )
+    elif target in person_tables and (
+        (set(words(column.name)) | set(words(target_table))) & _SUPPLIER_WORDS
+    ):
+        kind = RefKind.MENTION
+        notes.append(
+            f"{cname}.{column.name} -> {target}: a mention (a supplier's contact does not own "
+            "the rows that name the supplier)"
         )
     if inferred:
         notes.append(f"{cname}.{column.name} -> {target}.{target_field}: inferred from its name")
@@ -333,8 +422,9 @@ def _add_reference(fields, column, target, target_field, cname, person_tables, n
     spec.references = Reference(
         collection=target,
         field=target_field,
-        follow=follow,
+        follow=Follow.CHILDREN,
         inferred=inferred,
         nullable=column.nullable,
+        kind=kind,
     )
     fields[column.name] = spec

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from requests.engine.discovery import discover
 from requests.engine.mapfile import dump_store_map, load_store_map
-from requests.engine.storemap import Follow, StoreMap
+from requests.engine.storemap import Follow, RefKind, StoreMap
 
 
 def discovered(connect, store) -> StoreMap:
@@ -47,18 +47,18 @@ def test_discovery_turns_foreign_keys_into_references_followed_to_children(conne
     assert line_ref.follow == Follow.CHILDREN
 
 
-def test_discovery_does_not_follow_references_between_people(connect, chinook_store):
+def test_discovery_makes_references_between_people_mentions(connect, chinook_store):
     """A customer's support rep and an employee's manager are other people, not their data."""
     draft = discovered(connect, chinook_store)
     s = chinook_store
 
     support_rep = draft.collections[s["customer"]].fields[s["support_rep_id"]].references
     assert support_rep.collection == s["employee"]
-    assert support_rep.follow == Follow.NONE
+    assert support_rep.kind == RefKind.MENTION
     assert support_rep.nullable  # the column allows NULL: erasure may clear it
 
     manager = draft.collections[s["employee"]].fields[s["reports_to"]].references
-    assert manager.follow == Follow.NONE
+    assert manager.kind == RefKind.MENTION
     assert any(s["support_rep_id"] in note for note in draft.notes)
 
 

@@ -16,7 +16,7 @@ from requests.engine.discovery import (
     words,
 )
 from requests.engine.finder import find_person
-from requests.engine.storemap import Follow, StoreMap
+from requests.engine.storemap import Follow, RefKind, StoreMap
 
 # A legacy shop without a single declared foreign key.
 LEGACY = [
@@ -95,9 +95,9 @@ def test_references_are_inferred_from_names_where_no_foreign_key_is_declared(con
     assert (items.collection, items.field, items.inferred) == ("orders", "order_id", True)
     # A text customer_id cannot point at an integer key: nothing is guessed.
     assert "customer_id" not in draft.collections["audit_log"].fields
-    # A table's own id is no reference; a self-reference is not followed.
+    # A table's own id is no reference; a self-reference is a mention, not ownership.
     category = draft.collections["categories"].fields["id_category"].references
-    assert category.collection == "categories" and category.follow == Follow.NONE
+    assert category.collection == "categories" and category.kind == RefKind.MENTION
     assert any("inferred from its name" in note for note in draft.notes)
 
 
@@ -131,7 +131,7 @@ def table(name, *columns, pk=("id",), fks=()):
     )
 
 
-def test_references_between_people_are_not_followed_but_ownership_is():
+def test_references_between_people_are_mentions_but_ownership_is_ownership():
     users = table("users", ("id", "integer", False), ("email", "text", True))
     profiles = table(
         "profiles",
@@ -151,10 +151,10 @@ def test_references_between_people_are_not_followed_but_ownership_is():
     draft = draft_map([users, profiles, referrals])
 
     # Both hold identities, but `user_id` names the table: the profile is the user's.
-    assert draft.collections["profiles"].fields["user_id"].references.follow == Follow.CHILDREN
+    assert draft.collections["profiles"].fields["user_id"].references.kind == RefKind.OWNER
     # `referred_by` is a relationship with another person.
-    assert draft.collections["users_referrals"].fields["referred_by"].references.follow == (
-        Follow.NONE
+    assert draft.collections["users_referrals"].fields["referred_by"].references.kind == (
+        RefKind.MENTION
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from requests.engine.erasure import erase_person, find_remaining
 from requests.engine.storemap import StoreMap
-from tests.engine.erasure_helpers import HASH_KEY, counts, fresh_database, rows
+from tests.engine.erasure_helpers import HASH_KEY, fresh_database, rows
 
 ADA_EMAIL = "ada@example.com"
 
