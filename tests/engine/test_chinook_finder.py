@@ -6,6 +6,8 @@ import pytest
 
 from requests.engine.discovery import discover
 from requests.engine.finder import find_person
+from requests.engine.graph import Node
+from requests.engine.ownership import classify
 from requests.engine.storemap import StoreMap
 from tests.engine.chinook import LUIS_COUNTS, LUIS_EMAIL
 
@@ -76,17 +78,30 @@ def test_finder_matches_a_phone_typed_differently_from_the_stored_one(chinook):
     assert luis_counts(store, result) == LUIS_COUNTS
 
 
-def test_searching_an_employee_does_not_return_the_customers_they_support(chinook):
-    """Jane Peacock supports Luís and many others: those customers are not her data."""
+def test_the_customers_an_employee_supports_are_only_shared_rows_that_lead_nowhere(chinook):
+    """Jane Peacock supports Luís and many others: those customers are not her data. They only
+    mention her (support_rep_id), so she may see that they do, with everything else withheld,
+    and nothing of theirs (invoices) is reached through them."""
     store, connector = chinook
+    found = []
 
-    result = find_person({"chinook": connector}, {"email": "jane@chinookcorp.com"})
+    result = find_person(
+        {"chinook": connector}, {"email": "jane@chinookcorp.com"}, sink=found.append
+    )
+    ownership = classify({"chinook": connector}, {"email": "jane@chinookcorp.com"})
 
     assert result.count("chinook", store["employee"]) == 1
-    assert result.count("chinook", store["customer"]) == 0
     assert result.count("chinook", store["invoice"]) == 0
-    # Nor her manager or the employees who report to her.
-    assert result.total == 1
+    customers = [r for r in found if r.collection == store["customer"]]
+    assert customers and all(r.via == "mention" for r in customers)
+    counts = ownership.counts()["chinook"]
+    assert counts[store["customer"]]["alone"] == 0
+    assert counts[store["customer"]]["reasons"] == {"mention": len(customers)}
+    assert counts[store["employee"]]["alone"] == 1
+    # What her package would show of a customer: the reference to her row, nothing else.
+    sample = customers[0]
+    withheld = ownership.withheld(Node("chinook", sample.collection), sample.key, sample.data)
+    assert set(sample.data) - set(withheld) == {store["support_rep_id"]}
 
 
 def test_an_unknown_email_finds_nothing_in_one_lookup_per_email_field(chinook):
