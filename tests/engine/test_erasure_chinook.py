@@ -180,14 +180,20 @@ def _columns(store, table: str) -> list[str]:
         engine.dispose()
 
 
-def test_an_employee_the_customers_still_refer_to_is_masked_and_their_rows_are_untouched(
+def test_an_employee_is_deleted_and_the_rows_that_mention_her_only_lose_that_reference(
     chinook, connect
 ):
-    """Jane Peacock supports 21 customers (Customer.SupportRepId, a reference the finder does
-    not follow): her row cannot go, so the fallback masks it; their rows do not change."""
+    """Jane Peacock supports 21 customers and has reports (Customer.SupportRepId and
+    Employee.ReportsTo, mentions): those rows are other people's, shared with her only by the
+    mention. Both columns allow null, so only that reference is cleared and her row goes;
+    every other value of theirs stays (issue 9)."""
     store, draft = chinook
     tables = list(draft.collections)
     before = counts(store.url, tables)
+    customer_columns = _columns(store, store["customer"])
+    employee_columns = _columns(store, store["employee"])
+    rep = customer_columns.index(store["support_rep_id"])
+    boss = employee_columns.index(store["reports_to"])
     customers = rows(store.url, store["customer"])
     colleagues = rows(store.url, store["employee"], f"{store['employee_id']} <> 3")
     connector = connect(store.kind, store.url, draft, name="chinook")
@@ -200,13 +206,18 @@ def test_an_employee_the_customers_still_refer_to_is_masked_and_their_rows_are_u
     )
 
     employee = result.collections[store["employee"]]
-    assert (employee.deleted, employee.masked) == (0, 1)
-    assert employee.notes[0].startswith(
-        "masked instead of deleted: 1 record(s) referenced by 21 record(s) of others"
-    )
-    assert counts(store.url, tables) == before
-    assert rows(store.url, store["customer"]) == customers
-    assert rows(store.url, store["employee"], f"{store['employee_id']} <> 3") == colleagues
-    (jane,) = rows(store.url, store["employee"], f"{store['employee_id']} = 3")
-    assert "jane@chinookcorp.com" not in jane and "Peacock" not in jane
+    assert (employee.deleted, employee.masked) == (1, 0)
+    shared = result.collections[store["customer"]]
+    assert (shared.kept, shared.deleted, shared.masked) == (21, 0, 0)
+    assert any("mention" in note for note in shared.notes)
+    assert counts(store.url, tables) == {**before, store["employee"]: before[store["employee"]] - 1}
+
+    def without_jane(row, index):
+        return tuple(None if i == index and row[i] == 3 else v for i, v in enumerate(row))
+
+    assert rows(store.url, store["customer"]) == [without_jane(r, rep) for r in customers]
+    assert rows(store.url, store["employee"], f"{store['employee_id']} <> 3") == [
+        without_jane(r, boss) for r in colleagues
+    ]
+    assert rows(store.url, store["employee"], f"{store['employee_id']} = 3") == []
     assert find_remaining({"chinook": connector}, {"email": "jane@chinookcorp.com"}) == {}
