@@ -289,6 +289,17 @@ def draft_map(tables: Iterable[TableInfo]) -> StoreMap:
     return StoreMap(collections=collections, notes=notes)
 
 
+def _personal_details(name: str, collection: Collection) -> bool:
+    """A table of personal details (addresses) rather than a catalogue: named so, or with two
+    or more fields of personal data categories (a city table's one `city` column is not)."""
+    if {"address", "addresses"} & set(words(name.split(".")[-1])):
+        return True
+    personal = [
+        f for f in collection.fields.values() if any(c.startswith("user.") for c in f.categories)
+    ]
+    return len(personal) >= 2
+
+
 _STAFF_WORDS = {"employee", "employees", "staff", "agent", "agents", "rep", "representative"}
 _STAFF_WORDS |= {"salesperson", "manager", "handler", "approver", "reviewer", "operator"}
 _STAFF_WORDS |= {"assignee", "clerk", "cashier", "handled", "approved", "processed", "assigned"}
@@ -326,7 +337,11 @@ def _draft_roles(collections, person_tables, notes) -> None:
         for collection in collections.values()
         for ref in collection.reference_fields().values()
     }
-    reference = {name for name in collections if name not in person_tables and name in referenced}
+    candidates = {n for n in collections if n not in person_tables and n in referenced}
+    # An address row holds personal data and points at no person: it belongs to the rows that
+    # point at it (a customer's own, or one shared by a customer and a member of staff).
+    details = {n for n in candidates if _personal_details(n, collections[n])}
+    reference = candidates - details
     changed = True
     while changed:
         changed = False
@@ -338,6 +353,16 @@ def _draft_roles(collections, person_tables, notes) -> None:
                     reference.discard(name)
                     changed = True
                     break
+    for name in sorted(details):
+        for other, collection in collections.items():
+            for fname, ref in collection.reference_fields().items():
+                if ref.collection != name or other == name or other in reference:
+                    continue
+                ref.follow = Follow.PARENT
+                notes.append(
+                    f"{other}.{fname} -> {name}: follow parent (the row pointed at holds "
+                    "personal details and belongs to the rows pointing at it)"
+                )
     for name, collection in collections.items():
         if name in person_tables:
             collection.role = Role.PERSON
@@ -407,6 +432,16 @@ def _add_reference(fields, column, target, target_field, cname, person_tables, n
             f"{cname}.{column.name} -> {target}: a mention (both tables describe people and "
             "the column does not name the table: a relationship between two people, not "
             "ownership)"
+        )
+    elif (
+        target in person_tables
+        and not names_table(column.name, target_table)
+        and set(words(column.name)) & _STAFF_WORDS
+    ):
+        kind = RefKind.MENTION
+        notes.append(
+            f"{cname}.{column.name} -> {target}: a mention (a member of staff named by their "
+            "function, such as a manager, does not own the row)"
         )
     elif target in person_tables and (
         (set(words(column.name)) | set(words(target_table))) & _SUPPLIER_WORDS

@@ -205,23 +205,30 @@ class Ownership:
         return out
 
     def withheld(self, node: Node, key: Sequence[Any], data: Mapping[str, Any]) -> list[str]:
-        """The fields of a shared row that are other people's (Art. 15(4)): every field of
-        another person's own row except its references to the person's rows; in other rows,
-        identity and categorised fields and references to rows that are not the person's."""
+        """The fields of a shared row that are other people's (Art. 15(4)). Of another person's
+        own row that only mentions the person: everything but the references to the person's
+        rows. Of a row that only mentions the person: also its personal data fields (an order
+        an employee handled keeps the customer's delivery city). Of a row the person shares
+        with others (a payment on another's rental, a message, a shared address): the others'
+        identity values and the references to their rows."""
         collection = self.model.collection(node)
         refs = collection.reference_fields()
         mine = set()
         for ref in self.model.owners_out.get(node, []) + self.model.mentions_out.get(node, []):
             if self.points_at_person(ref, data.get(ref.field)):
                 mine.add(ref.field)
-        if collection.effective_role == Role.PERSON:
+        reason = self.reasons.get(node, {}).get(norm_key(key))
+        if collection.effective_role == Role.PERSON and reason == MENTION:
             return [name for name in data if name not in mine]
         out = []
         for name in data:
             spec = collection.fields.get(name)
             if name in mine:
                 continue
-            if name in refs or (spec is not None and (spec.identity or spec.categories)):
+            personal = spec is not None and (
+                spec.identity or (reason == MENTION and spec.categories)
+            )
+            if name in refs or personal:
                 out.append(name)
         return out
 
@@ -368,3 +375,37 @@ def _parent_referrers(model, rows, connectors) -> dict[tuple[OwnerRef, Any], set
                 for key, value in connector.referrers(referring, ref.field, batch):
                     out[(ref, norm(value))].add(norm_key(key))
     return out
+
+
+def find_owned(
+    connectors: Mapping[str, Connector],
+    identity: Mapping[str, Any],
+    *,
+    sink,
+    phone_region: str | None = None,
+) -> Ownership:
+    """Every row of the person for an access package, classified: `sink(record)` gets each of
+    the person's own rows in full, each shared row once with the other people's fields replaced
+    by WITHHELD (Art. 15(4)), and each reference row the walk reached; rows reached only through
+    other people's rows are left out. Two walks: the first decides ownership from keys and
+    reference values, the second streams the rows (nothing but keys is held between them)."""
+    from requests.engine.finder import find_person
+
+    ownership = classify(connectors, identity, phone_region=phone_region)
+    sent: dict[Node, set[tuple]] = defaultdict(set)
+
+    def classified(record: Record) -> None:
+        node = Node(record.store, record.collection)
+        nkey = norm_key(record.key)
+        state = ownership.state.get(node, {}).get(nkey)
+        if state is None or nkey in sent[node]:
+            return
+        sent[node].add(nkey)
+        if state == SHARED:
+            withheld = set(ownership.withheld(node, record.key, record.data))
+            data = {k: WITHHELD if k in withheld else v for k, v in record.data.items()}
+            record = Record(record.store, record.collection, record.key, data, record.via)
+        sink(record)
+
+    find_person(connectors, identity, sink=classified, phone_region=phone_region)
+    return ownership

@@ -143,9 +143,10 @@ def _find_into(identity: dict, connectors: dict[str, Connector], sink: _PartSink
 
     A store that fails raises its StoreError (transient: the job is retried; permanent: staff
     see it): an access answer must be complete, never silently partial."""
-    from requests.engine.finder import find_person
+    from requests.engine.ownership import find_owned
 
-    find_person(connectors, identity, sink=sink, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION)
+    # Only the person's own rows in full; shared rows with the others' data withheld (issue 9).
+    find_owned(connectors, identity, sink=sink, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION)
 
 
 def _manual_waiting_reason(store: ConnectedStore) -> str:

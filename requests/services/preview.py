@@ -8,6 +8,8 @@ from typing import Any
 from django.conf import settings
 
 from requests.assurance import identifier_states, searchable_identity, unproven_identity
+from requests.connectors.base import StoreError
+from requests.engine.erasure import loop_warnings
 from requests.models import ConnectedStore, DataRequest
 from requests.services.candidates import ProvenRecords, find_candidates
 from requests.services.errors import ServiceError
@@ -20,6 +22,32 @@ from requests.services.stores import (
 from requests.states import Status
 
 PREVIEW_SAMPLE_SIZE = 3
+
+
+def _classified_samples(connectors, identity, result) -> dict:
+    """Ownership counts per store and collection, and samples as the package shows them (the
+    person's rows in full, shared rows with the others' data withheld) in place of the walk's."""
+    from requests.engine.finder import json_value
+    from requests.engine.ownership import find_owned
+
+    samples: dict[str, dict[str, list]] = {}
+
+    def keep(record) -> None:
+        bucket = samples.setdefault(record.store, {}).setdefault(record.collection, [])
+        if len(bucket) < PREVIEW_SAMPLE_SIZE:
+            bucket.append({k: json_value(v) for k, v in record.data.items()})
+
+    try:
+        ownership = find_owned(
+            connectors, identity, sink=keep, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION
+        )
+    except StoreError as exc:
+        result.warnings.append(f"ownership could not be decided: {exc}")
+        return {}
+    for store, per in result.samples.items():
+        for name in per:
+            per[name] = samples.get(store, {}).get(name, [])
+    return ownership.counts()
 
 
 def request_preview(*, request: DataRequest) -> dict[str, Any]:
@@ -55,6 +83,9 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
             connectors, unproven_identity(request=request), proven, phone_region=region
         )
         maps = {name: connector.store_map for name, connector in connectors.items()}
+        # What the package and the erasure will see: the same classification (issue 9).
+        working = {n: c for n, c in connectors.items() if n not in result.errors}
+        ownership = _classified_samples(working, searchable_identity(request=request), result)
     preview = result.to_json()
     preview_add_store_failures(preview, failures)
     proven.annotate(preview)
@@ -64,10 +95,25 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
         stored_map = maps.get(store_name)
         for collection_name, entry in store["collections"].items():
             collection = stored_map.collections.get(collection_name) if stored_map else None
+            classified = ownership.get(store_name, {}).get(collection_name)
+            if classified is not None:
+                entry["ownership"] = classified
+                entry["count"] = classified["alone"] + classified["shared"]
+                entry["count"] += classified["reference"]
             if collection is not None:
                 entry["erasure"] = collection.erasure.action.value
                 if collection.erasure.basis:
                     entry["hold_basis"] = collection.erasure.basis
+    preview["erasure_warnings"] = {
+        name: warnings
+        for name, stored_map in maps.items()
+        if (warnings := loop_warnings(name, stored_map))
+    }
+    preview["total"] = sum(
+        entry["count"]
+        for store in preview["stores"].values()
+        for entry in store["collections"].values()
+    )
     preview["manual"] = [
         {"store": store.name, "system": store_map(store).system or store.name}
         for store in ConnectedStore.objects.filter(enabled=True, kind__in=UNSEARCHABLE_KINDS)
