@@ -338,21 +338,27 @@ def _draft_roles(collections, person_tables, notes) -> None:
         for ref in collection.reference_fields().values()
     }
     candidates = {n for n in collections if n not in person_tables and n in referenced}
+
+    def leading_to_no_person(reference: set[str]) -> set[str]:
+        reference = set(reference)
+        changed = True
+        while changed:
+            changed = False
+            for name in sorted(reference):
+                for ref in collections[name].reference_fields().values():
+                    if ref.kind == RefKind.MENTION or ref.collection == name:
+                        continue
+                    if ref.collection in person_tables or ref.collection not in reference:
+                        reference.discard(name)
+                        changed = True
+                        break
+        return reference
+
+    reference = leading_to_no_person(candidates)
     # An address row holds personal data and points at no person: it belongs to the rows that
     # point at it (a customer's own, or one shared by a customer and a member of staff).
-    details = {n for n in candidates if _personal_details(n, collections[n])}
-    reference = candidates - details
-    changed = True
-    while changed:
-        changed = False
-        for name in sorted(reference):
-            for ref in collections[name].reference_fields().values():
-                if ref.kind == RefKind.MENTION or ref.collection == name:
-                    continue
-                if ref.collection in person_tables or ref.collection not in reference:
-                    reference.discard(name)
-                    changed = True
-                    break
+    details = {n for n in reference if _personal_details(n, collections[n])}
+    reference = leading_to_no_person(reference - details)
     for name in sorted(details):
         for other, collection in collections.items():
             for fname, ref in collection.reference_fields().items():
