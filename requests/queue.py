@@ -59,6 +59,7 @@ class QueueFilters:
     kind: str = ""
     due: str = ""
     flagged: bool = False
+    mine: bool = False  # assigned to the staff member looking
     q: str = ""
     sort: str = DEFAULT_SORT
 
@@ -110,9 +111,10 @@ def _search(queryset: QuerySet[DataRequest], text: str) -> QuerySet[DataRequest]
     return queryset.filter(reference=text)
 
 
-def queue_requests(filters: QueueFilters, *, today: date) -> QuerySet[DataRequest]:
-    """The requests the filters select, in the chosen order, each with `earlier_same_kind`."""
-    queryset = with_history(DataRequest.objects.all())
+def queue_requests(filters: QueueFilters, *, today: date, user=None) -> QuerySet[DataRequest]:
+    """The requests the filters select, in the chosen order, each with `earlier_same_kind`.
+    `user` is who looks: the one `mine` means."""
+    queryset = with_history(DataRequest.objects.select_related("assigned_to"))
     text = filters.q.strip()
     if text:
         queryset = _search(queryset, text)
@@ -131,6 +133,8 @@ def queue_requests(filters: QueueFilters, *, today: date) -> QuerySet[DataReques
         )
     if filters.flagged:
         queryset = queryset.filter(earlier_same_kind__gte=flagged_threshold())
+    if filters.mine:
+        queryset = queryset.filter(assigned_to=user) if user is not None else queryset.none()
     return queryset.order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]))
 
 

@@ -42,6 +42,22 @@ def demo_mail() -> QuerySet[DemoMail]:
     return DemoMail.objects.all()
 
 
+def staff_deciders():
+    """Active staff who may decide requests (DPOs and reviewers): who a request can be given."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    from requests.permissions import DPO, REVIEWER
+
+    return (
+        get_user_model()
+        .objects.filter(is_staff=True, is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=[DPO, REVIEWER]))
+        .distinct()
+        .order_by("username")
+    )
+
+
 def staff_users():
     """Staff accounts, active ones first, then by name, with their groups for their roles."""
     from django.contrib.auth import get_user_model

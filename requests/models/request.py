@@ -51,6 +51,15 @@ class DataRequest(models.Model):
     # When the identity above was emptied (expiry, or the retention period after closing).
     identity_purged_at = models.DateTimeField(null=True, blank=True)
 
+    # The staff member handling the request (a DPO or reviewer); set through
+    # `requests.services.assignment`, audited.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_requests",
+    )
     rejection_reason = models.CharField(max_length=32, choices=RejectionReason.choices, blank=True)
     staff_message = models.TextField(blank=True)
     attention_reason = models.TextField(blank=True)

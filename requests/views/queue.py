@@ -22,13 +22,14 @@ from requests.views.console import staff_only, staff_page
 
 PAGE_SIZE = 50
 
-# (sort key, column label) in the order of the table's columns.
+# (sort key or None, column label) in the order of the table's columns.
 COLUMNS = [
     ("reference", _("Reference")),
     ("kind", _("Kind")),
     ("status", _("Status")),
     ("received", _("Received")),
     ("due", _("Due")),
+    (None, _("Assigned to")),
 ]
 
 
@@ -61,6 +62,7 @@ class QueueForm(forms.Form):
         error_messages={"invalid_choice": _("Choose one of the due dates given.")},
     )
     flagged = forms.BooleanField(label=_("Possibly excessive only"), required=False)
+    mine = forms.BooleanField(label=_("Assigned to me"), required=False)
     sort = forms.ChoiceField(
         required=False,
         choices=[(key, key) for key in queue_selectors.SORTS],
@@ -76,6 +78,7 @@ class QueueForm(forms.Form):
             kind=data.get("kind") or "",
             due=data.get("due") or "",
             flagged=bool(data.get("flagged")),
+            mine=bool(data.get("mine")),
             q=data.get("q") or "",
             sort=data.get("sort") or queue_selectors.DEFAULT_SORT,
         )
@@ -89,6 +92,7 @@ def _query(filters: QueueFilters, **changes) -> str:
         "kind": filters.kind,
         "due": filters.due,
         "flagged": "on" if filters.flagged else "",
+        "mine": "on" if filters.mine else "",
         "sort": "" if filters.sort == queue_selectors.DEFAULT_SORT else filters.sort,
     }
     values.update(changes)
@@ -98,6 +102,9 @@ def _query(filters: QueueFilters, **changes) -> str:
 def _columns(filters: QueueFilters) -> list[dict]:
     columns = []
     for key, label in COLUMNS:
+        if key is None:
+            columns.append({"label": label, "query": "", "aria_sort": ""})
+            continue
         current = filters.sort.lstrip("-") == key
         descending = filters.sort.startswith("-")
         next_sort = f"-{key}" if current and not descending else key
@@ -133,7 +140,7 @@ def queue(request):
     filters = form.filters()
     today = clock.today()
     try:
-        requests = queue_selectors.queue_requests(filters, today=today)
+        requests = queue_selectors.queue_requests(filters, today=today, user=request.user)
     except SearchError as exc:
         form.add_error("q", exc.args[0])
         requests = queue_selectors.queue_requests(QueueFilters(), today=today).none()

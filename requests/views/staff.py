@@ -25,6 +25,7 @@ from requests.services import lifecycle
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
 from requests.states import Status, can_transition
+from requests.views.assign import assign_form
 from requests.views.console import require, staff_only, staff_page
 
 MAIL_PAGE_SIZE = 20
@@ -165,6 +166,7 @@ def request_detail(request, reference):
                 else {}
             ),
             "forms": forms,
+            "assign_form": assign_form(data_request),
             "days_left": clock.days_left(data_request.due_on, today=clock.today()),
         },
         status=status,
