@@ -65,6 +65,17 @@ class StoreInUse(ServiceError):
     code = "store_in_use"
 
 
+class InvalidMap(ServiceError):
+    """The map is not valid. `problems` holds each problem as (line or None, text naming the
+    line), so a page can show each one beside the line it is about."""
+
+    code = "invalid_map"
+
+    def __init__(self, message: str, *, problems: list[tuple[int | None, str]]):
+        super().__init__(message, field="map")
+        self.problems = problems
+
+
 def parse_map(
     map_yaml: str, *, store_names: set[str] | None = None, kind: str | None = None
 ) -> StoreMap:
@@ -85,7 +96,7 @@ def parse_map(
             field="map",
         ) from None
     except mapfile.MapError as exc:
-        raise ServiceError(str(exc), field="map", code="invalid_map") from exc
+        raise InvalidMap(str(exc), problems=[(p.line, str(p)) for p in exc.problems]) from exc
     if kind is not None:
         _check_map_fits_kind(parsed, kind)
     return parsed

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from requests.views import assign, dashboard, queue, staff, users
+from requests.views import assign, dashboard, queue, staff, stores_pages, users
 
 urlpatterns = [
     path(
@@ -18,4 +18,10 @@ urlpatterns = [
     path("mail/", staff.mail, name="staff-mail"),
     path("users/", users.users, name="staff-users"),
     path("dashboard/", dashboard.dashboard_page, name="staff-dashboard"),
+    path("stores/", stores_pages.store_list, name="staff-stores"),
+    path("stores/<str:name>/", stores_pages.store_detail, name="staff-store"),
+    path("stores/<str:name>/map/", stores_pages.store_map_save, name="staff-store-map"),
+    path("stores/<str:name>/check/", stores_pages.store_check_run, name="staff-store-check"),
+    path("stores/<str:name>/enabled/", stores_pages.store_enabled, name="staff-store-enabled"),
+    path("stores/<str:name>/delete/", stores_pages.store_remove, name="staff-store-delete"),
 ]
