@@ -231,9 +231,31 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# Access packages and their parts (`requests.storage`): PORTAL_DATA_DIR on this machine, or with
+# PORTAL_S3_BUCKET an S3-compatible bucket that web and workers on several machines share. Keys
+# left unset are found the way boto3 finds them (AWS_* variables, an instance role).
+PORTAL_S3_BUCKET = env_str("PORTAL_S3_BUCKET", "")
+if PORTAL_S3_BUCKET:
+    _packages_storage = {
+        "BACKEND": "requests.storage.PortalS3Storage",
+        "OPTIONS": {
+            "bucket_name": PORTAL_S3_BUCKET,
+            "location": (env_str("PORTAL_S3_PREFIX", "") or "").strip("/"),
+            "endpoint_url": env_str("PORTAL_S3_ENDPOINT_URL"),
+            "region_name": env_str("PORTAL_S3_REGION"),
+            "access_key": env_str("PORTAL_S3_ACCESS_KEY_ID"),
+            "secret_key": env_str("PORTAL_S3_SECRET_ACCESS_KEY"),
+            "addressing_style": env_choice(
+                "PORTAL_S3_ADDRESSING_STYLE", "auto", ("auto", "path", "virtual")
+            ),
+        },
+    }
+else:
+    _packages_storage = {"BACKEND": "requests.storage.PortalFileSystemStorage"}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "packages": _packages_storage,
 }
 WHITENOISE_USE_FINDERS = True
 

@@ -16,6 +16,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
+from requests import storage
 from requests.engine.package import verify_package
 from requests.models import AccessPackage, AuditEvent, DataRequest, DownloadCode, Job
 from requests.services import access, packages
@@ -354,7 +355,8 @@ def test_the_package_is_built_once_even_if_the_request_is_advanced_twice(complet
 
 
 def test_the_parts_are_removed_once_the_package_is_built(completed, settings):
-    assert not access.parts_dir(completed.reference).exists()
+    assert storage.names_under(access.parts_prefix(completed.reference)) == []
+    assert not (settings.DATA_DIR / access.parts_prefix(completed.reference)).exists()
     assert (settings.DATA_DIR / completed.package.path).exists()
 
 

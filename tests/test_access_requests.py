@@ -9,7 +9,7 @@ import pytest
 from django.core import mail
 from django.db.models import F
 
-from requests import tasks
+from requests import storage, tasks
 from requests.models import AccessPackage, AuditEvent, DataRequest, Job
 from requests.services import access, jobs, processing
 from requests.services.jobs import JobOutcome
@@ -235,7 +235,7 @@ def test_a_worker_that_lost_its_jobs_lease_stops_writing_and_leaves_the_job_to_i
     assert detail["status"] == "processing"
     job = Job.objects.get(request__reference=reference)
     assert (job.state, job.attempts, job.error) == ("running", 2, "")
-    assert not access.part_path(reference, "shop").exists()
+    assert not storage.exists(access.part_name(reference, "shop"))
     assert not AccessPackage.objects.exists()
 
 

@@ -26,6 +26,10 @@ Two steps, so each store's job can run on its own worker and the package is buil
    - `index.html`: the readable report, rendered by the caller;
    - `manifest.json`: the size and SHA-256 of every other member.
 
+Parts may be read from anywhere (another machine's files through a storage): `read_part` and
+`write_package` take an `open_file` that opens a part's or a file's name as a binary stream; by
+default it is a path on this machine's disk.
+
 Memory stays flat whatever the number of records: records are only ever held a batch at a time,
 and `data.json` is copied from the part files' bytes without decoding them.
 
@@ -51,7 +55,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import islice
 from operator import itemgetter
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any
 
 PART_FORMAT = "dsr-part/1"
@@ -78,6 +82,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NOT_PLAIN = re.compile(rb':(?:[tf\[{]|"(?:[=+\-@]|\\[tr]))')
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+# Opens a part's (or a part's file's) name as a binary stream read from the start.
+Opener = Callable[[PurePath], IO[bytes]]
+
+
+def open_local(path: PurePath) -> IO[bytes]:
+    return Path(path).open("rb")
 
 
 class PackageError(Exception):
@@ -151,10 +163,15 @@ class PartFile:
 @dataclass
 class PartSummary:
     store: str
-    path: Path
+    path: PurePath  # a file on disk, or a name `open_file` opens
     collections: list[CollectionPart] = field(default_factory=list)
     files: list[PartFile] = field(default_factory=list)
     files_dir: str | None = None
+    size: int | None = None  # bytes of the part file, when known
+
+    def file_name(self, part_file: PartFile) -> PurePath:
+        """Where one of the person's files lies, beside the part."""
+        return self.path.parent / (self.files_dir or "") / part_file.spooled
 
     @property
     def counts(self) -> dict[str, int]:
@@ -308,6 +325,7 @@ class PartWriter:
             collections=collections,
             files=list(self._files),
             files_dir=files_dir,
+            size=self.path.stat().st_size,
         )
 
     def abort(self) -> None:
@@ -319,23 +337,29 @@ class PartWriter:
         shutil.rmtree(self._work, ignore_errors=True)
 
 
-def read_part(path: Path) -> PartSummary:
+def read_part(
+    path: PurePath, *, open_file: Opener = open_local, size: int | None = None
+) -> PartSummary:
     """The header of a committed part."""
+    name = PurePath(path).name
     try:
-        with Path(path).open("rb") as source:
+        with open_file(path) as source:
             header = json.loads(source.readline())
     except FileNotFoundError:
-        raise PackageError(f"the part {Path(path).name} is missing") from None
+        raise PackageError(f"the part {name} is missing") from None
     except (OSError, ValueError) as exc:
-        raise PackageError(f"the part {Path(path).name} cannot be read ({exc})") from None
+        raise PackageError(f"the part {name} cannot be read ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != PART_FORMAT:
-        raise PackageError(f"the part {Path(path).name} is not a {PART_FORMAT} file")
+        raise PackageError(f"the part {name} is not a {PART_FORMAT} file")
+    if size is None and open_file is open_local:
+        size = Path(path).stat().st_size
     return PartSummary(
         store=header["store"],
-        path=Path(path),
+        path=path,
         collections=[CollectionPart(**c) for c in header["collections"]],
         files=[PartFile(**f) for f in header.get("files") or []],
         files_dir=header.get("files_dir"),
+        size=size,
     )
 
 
@@ -459,7 +483,7 @@ def _read_lines(source: IO[bytes], count: int, what: str) -> Iterable[list[bytes
 
 
 def _write_data_json(
-    out: _MemberWriter, parts: Sequence[PartSummary], meta: Mapping[str, Any]
+    out: _MemberWriter, parts: Sequence[PartSummary], meta: Mapping[str, Any], open_file: Opener
 ) -> None:
     head = encode_record(dict(meta))
     out.write_bytes(head[:-1].encode() + (b',"stores":{' if meta else b'"stores":{'))
@@ -467,7 +491,7 @@ def _write_data_json(
         if s_index:
             out.write_bytes(b",")
         out.write_bytes(b"\n" + encode_record(part.store).encode() + b":{")
-        with part.path.open("rb") as source:
+        with open_file(part.path) as source:
             source.readline()  # the header
             for c_index, collection in enumerate(part.collections):
                 prefix = b"," if c_index else b""
@@ -523,13 +547,16 @@ def write_package(
     parts: Sequence[PartSummary],
     index_html: str,
     meta: Mapping[str, Any] | None = None,
+    open_file: Opener = open_local,
 ) -> PackageResult:
-    """Build the ZIP at `path` from committed parts; it appears whole or not at all."""
+    """Build the ZIP at `path` from committed parts; it appears whole or not at all.
+
+    The parts are read through `open_file`, each one front to back, one at a time."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     staged = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     archive = None
-    building = _Build(parts)
+    building = _Build(parts, open_file)
     try:
         # Created readable by the portal's user only: it is a copy of someone's personal data.
         os.close(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -567,9 +594,10 @@ def write_package(
 class _Build:
     """The members of one package, written in order; knows which one is open if it fails."""
 
-    def __init__(self, parts: Sequence[PartSummary]) -> None:
+    def __init__(self, parts: Sequence[PartSummary], open_file: Opener) -> None:
         self.parts = parts
-        total = sum(p.path.stat().st_size for p in parts if p.path.exists())
+        self.open_file = open_file
+        total = sum(p.size or 0 for p in parts)
         self.zip64 = total > ZIP64_ABOVE
         self.names = _MemberNames()
         self.csv_names = _csv_names(parts, self.names)
@@ -588,11 +616,11 @@ class _Build:
 
     def write(self, archive: zipfile.ZipFile, *, index_html: str, meta: Mapping[str, Any]) -> None:
         writer = self._member(archive, "data.json", zip64=self.zip64)
-        _write_data_json(writer, self.parts, meta)
+        _write_data_json(writer, self.parts, meta, self.open_file)
         self._close(writer)
         for part in self.parts:
             self.counts[part.store] = part.counts
-            with part.path.open("rb") as source:
+            with self.open_file(part.path) as source:
                 source.readline()
                 for collection in part.collections:
                     name = self.csv_names[(part.store, collection.name)]
@@ -600,11 +628,10 @@ class _Build:
                     _write_csv(writer, source, collection, part.store)
                     self._close(writer)
             for part_file in part.files:
-                spooled = part.path.parent / (part.files_dir or "") / part_file.spooled
                 segments = [s for s in part_file.path.split("/") if s]
                 name = self.names.take(part.store, part_file.collection, "files", *segments)
                 writer = self._member(archive, name, zip64=True)
-                with spooled.open("rb") as source:
+                with self.open_file(part.file_name(part_file)) as source:
                     while chunk := source.read(CHUNK):
                         writer.write_bytes(chunk)
                 self._close(writer)

@@ -3,9 +3,10 @@
 1. Approval creates one access job per enabled store (`requests.services.jobs`). A job runs the
    finder across every enabled store, because a store's records can be reachable only through
    another's (the CRM's contacts through the shop's customer ids), and keeps this store's records,
-   streaming them to PORTAL_DATA_DIR/packages/<reference>/parts/<store>.jsonl
-   (`requests.engine.package.PartWriter`: written under a temporary name, flushed, renamed, so a
-   second delivery or a crash never leaves half a part, and a re-run replaces it). The job's counts
+   streaming them to a part, `packages/<reference>/parts/<store>.jsonl` in the package storage
+   (`requests.engine.package.PartWriter` writes it on this machine's scratch disk; it is then
+   stored whole, its files first, so a second delivery or a crash never leaves half a part, and a
+   re-run replaces it). The job's counts
    per collection are its result. Manual stores wait for staff, who search the system by hand and
    confirm with a note (`job_confirm_manual`, shared by every kind, in `requests.services.jobs`).
 2. Once every job is done, the finaliser streams the parts into the ZIP (`write_package`):
@@ -14,8 +15,9 @@
    PORTAL_PACKAGE_TTL_DAYS. Erasures of the same person held until this package existed are then
    moved on (see `requests.services.processing`).
 
-The parts and the package live on the file system under PORTAL_DATA_DIR: workers that run jobs on
-other machines (site queues) must share that folder with the worker that finalises.
+The parts and the package live in the package storage (`requests.storage`): PORTAL_DATA_DIR on
+one machine, or an S3-compatible bucket that workers on other machines (site queues) and the web
+servers share. The finaliser reads the parts as streams and builds the ZIP on its scratch disk.
 """
 
 from __future__ import annotations
@@ -23,20 +25,22 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath, PurePosixPath
+from typing import IO, Any
 
 from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from requests import storage
 from requests.assurance import searchable_identity
-from requests.connectors.base import Connector, PermanentStoreError, Record
+from requests.connectors.base import Connector, PermanentStoreError, Record, TransientStoreError
 from requests.engine.package import (
     PackageError,
     PartSummary,
@@ -73,26 +77,73 @@ class LeaseLost(PermanentStoreError):
     """The job's lease ran out and another worker took it; this run stops writing."""
 
 
-def package_dir(reference: str) -> Path:
-    return Path(settings.DATA_DIR) / PACKAGES_FOLDER / reference
+# Names in the package storage (`requests.storage`), the same on every backend.
 
 
-def parts_dir(reference: str) -> Path:
-    return package_dir(reference) / "parts"
+def package_prefix(reference: str) -> str:
+    return f"{PACKAGES_FOLDER}/{reference}"
 
 
-def part_path(reference: str, store_name: str) -> Path:
-    """Where a store's part goes; the folders on the way are made private to the portal's user."""
-    folder = parts_dir(reference)
+def parts_prefix(reference: str) -> str:
+    return f"{package_prefix(reference)}/parts"
+
+
+def part_name(reference: str, store_name: str) -> str:
+    return f"{parts_prefix(reference)}/{store_name}.jsonl"
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private folder on this machine for a part or package being built, removed after."""
     try:
-        folder.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for path in (folder.parent, folder):
-            path.mkdir(mode=0o700, exist_ok=True)
+        folder = storage.scratch_dir()
     except OSError as exc:
         raise ServiceError(
             f"The packages folder cannot be written ({exc.strerror or type(exc).__name__})."
         ) from None
-    return folder / f"{store_name}.jsonl"
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _storage_failed(exc: Exception) -> str:
+    # The kind of error only: a storage's messages can name its host, bucket or paths.
+    reason = getattr(exc, "strerror", None) or type(exc).__name__
+    return f"the package storage could not be used ({reason})"
+
+
+def _publish_part(reference: str, summary: PartSummary) -> None:
+    """Store a committed part: its files first, then the part that names them, then drop the
+    files of this store's earlier runs, which the new part no longer names."""
+    prefix = parts_prefix(reference)
+    try:
+        if summary.files_dir:
+            for part_file in summary.files:
+                storage.put_file(
+                    f"{prefix}/{summary.files_dir}/{part_file.spooled}",
+                    Path(summary.file_name(part_file)),
+                )
+        storage.put_file(part_name(reference, summary.store), Path(summary.path))
+        earlier = {name[len(prefix) + 1 :].split("/", 1)[0] for name in storage.names_under(prefix)}
+        for folder in earlier:
+            if folder.startswith(f"{summary.store}.files-") and folder != summary.files_dir:
+                storage.delete_tree(f"{prefix}/{folder}")
+    except Exception as exc:  # OSError locally; botocore's errors from a bucket
+        raise TransientStoreError(_storage_failed(exc)) from None
+
+
+def _open_stored(name: PurePath) -> IO[bytes]:
+    return storage.open_stream(str(name))
+
+
+def _stored_part(reference: str, store_name: str) -> PartSummary:
+    name = part_name(reference, store_name)
+    try:
+        size = storage.size(name)
+    except FileNotFoundError:
+        raise PackageError(f"the part {store_name}.jsonl is missing") from None
+    return read_part(PurePosixPath(name), open_file=_open_stored, size=size)
 
 
 # --- the job in one store ----------------------------------------------------------------------
@@ -163,10 +214,11 @@ def access_execute(job: Job) -> JobOutcome:
         return JobOutcome(waiting_reason=_manual_waiting_reason(job.store))
     request = job.request
     with ExitStack() as stack:
+        scratch = stack.enter_context(_scratch())
         # The job's own store is searched even if it was disabled after approval.
         connectors = stack.enter_context(kept_connectors(extra=job.store))
         part = stack.enter_context(
-            PartWriter(part_path(request.reference, job.store.name), store=job.store.name)
+            PartWriter(scratch / f"{job.store.name}.jsonl", store=job.store.name)
         )
         sink = _PartSink(job, part, connectors[job.store.name])
         # Only what the person proved (or staff confirmed) is searched: never a typed phone.
@@ -176,6 +228,7 @@ def access_execute(job: Job) -> JobOutcome:
             summary = part.commit()
         except PackageError as exc:
             raise ServiceError(str(exc)) from None
+        _publish_part(request.reference, summary)
     return JobOutcome(counts=_job_counts(summary))
 
 
@@ -317,7 +370,7 @@ def access_finalise(request: DataRequest) -> dict:
 
     The request row stays locked while the package is written, so two deliveries of the advance
     task never build it twice; the parts are removed once the package is committed."""
-    with transaction.atomic():
+    with ExitStack() as stack, transaction.atomic():
         locked = DataRequest.objects.select_for_update().get(pk=request.pk)
         existing = AccessPackage.objects.filter(request=locked).first()
         if existing is not None:
@@ -329,7 +382,7 @@ def access_finalise(request: DataRequest) -> dict:
         )
         try:
             parts = {
-                job.store.name: read_part(part_path(locked.reference, job.store.name))
+                job.store.name: _stored_part(locked.reference, job.store.name)
                 for job in jobs
                 if job.store.kind != StoreKind.MANUAL
             }
@@ -340,9 +393,11 @@ def access_finalise(request: DataRequest) -> dict:
             index_html = render_index(
                 request=locked, reports=reports, generated_at=now, expires_at=expires_at
             )
-            path = package_dir(locked.reference) / PACKAGE_FILE
+            scratch = stack.enter_context(_scratch())
+            path = scratch / PACKAGE_FILE
             result = write_package(
                 path=path,
+                open_file=_open_stored,
                 parts=ordered,
                 index_html=index_html,
                 meta={
@@ -354,11 +409,18 @@ def access_finalise(request: DataRequest) -> dict:
             )
             if settings.PORTAL_PACKAGE_ENCRYPTION:
                 path = _encrypt_at_rest(path)
+            stored = f"{package_prefix(locked.reference)}/{path.name}"
+            storage.put_file(stored, path)
         except PackageError as exc:
             raise ServiceError(f"The access package could not be built: {exc}") from None
+        except Exception as exc:  # the storage: OSError locally, botocore's errors from a bucket
+            log.warning("package of request %s not stored: %s", locked.pk, type(exc).__name__)
+            raise ServiceError(
+                f"The access package could not be built: {_storage_failed(exc)}"
+            ) from None
         package = AccessPackage.objects.create(
             request=locked,
-            path=str(path.relative_to(Path(settings.DATA_DIR))),
+            path=stored,
             size=result.size,
             sha256=result.sha256,
             records=result.records,
@@ -380,7 +442,7 @@ def access_finalise(request: DataRequest) -> dict:
             },
         )
         reference = locked.reference
-        transaction.on_commit(partial(shutil.rmtree, parts_dir(reference), ignore_errors=True))
+        transaction.on_commit(partial(storage.delete_tree, parts_prefix(reference)), robust=True)
         release_erasures_held_for(access_request=locked)
     return _package_details(package)
 

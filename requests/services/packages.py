@@ -6,6 +6,9 @@ PORTAL_DOWNLOAD_CODE_TTL_MINUTES, and stops after PORTAL_DOWNLOAD_CODE_MAX_ATTEM
 a new one can be asked for once per PORTAL_RESEND_INTERVAL_SECONDS. Staff download it through the
 API. Every download is an audit event (who, and how; never what the package holds). After
 PORTAL_PACKAGE_TTL_DAYS a scheduled task deletes the file.
+
+The file is read from the package storage (`requests.storage`: PORTAL_DATA_DIR or an S3 bucket)
+as a stream, and decrypted on the way when it was stored encrypted.
 """
 
 from __future__ import annotations
@@ -14,17 +17,16 @@ import hashlib
 import hmac
 import logging
 import secrets
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from requests import storage
 from requests.filecrypt import ENCRYPTED_SUFFIX, DecryptingReader, EncryptedFileError
 from requests.models import AccessPackage, DataRequest, DownloadCode
 from requests.queueing import enqueue
@@ -51,10 +53,6 @@ def _hash_code(code: str) -> str:
     ).hexdigest()
 
 
-def package_file(package: AccessPackage) -> Path:
-    return Path(settings.DATA_DIR) / package.path
-
-
 def download_filename(package: AccessPackage) -> str:
     return f"personal-data-{timezone.localdate(package.created_at).isoformat()}.zip"
 
@@ -79,12 +77,12 @@ def _available_package(request: DataRequest, *, lock: bool = False) -> AccessPac
     return package
 
 
-def _open(package: AccessPackage) -> BinaryIO | DecryptingReader:
-    path = package_file(package)
+def _open(package: AccessPackage) -> IO[bytes] | DecryptingReader:
     try:
-        if path.name.endswith(ENCRYPTED_SUFFIX):  # built with PORTAL_PACKAGE_ENCRYPTION
-            return DecryptingReader(path.open("rb"))
-        return path.open("rb")
+        stream = storage.open_stream(package.path)
+        if package.path.endswith(ENCRYPTED_SUFFIX):  # built with PORTAL_PACKAGE_ENCRYPTION
+            return DecryptingReader(stream)
+        return stream
     except FileNotFoundError:
         raise PackageGone("The package's file is no longer there.") from None
     except EncryptedFileError as exc:
@@ -94,7 +92,7 @@ def _open(package: AccessPackage) -> BinaryIO | DecryptingReader:
 
 @dataclass
 class OpenedPackage:
-    file: BinaryIO | DecryptingReader
+    file: IO[bytes] | DecryptingReader
     filename: str
     size: int
 
@@ -278,8 +276,11 @@ def send_download_code(request: DataRequest, issued: IssuedDownloadCode) -> None
 
 
 def package_delete(*, package: AccessPackage, reason: str = "expired") -> bool:
-    """Delete a package's files (its folder, with any parts left) and record it. Idempotent."""
-    from requests.services.access import package_dir
+    """Delete a package's files (its folder, with any parts left) and record it. Idempotent.
+
+    The row is marked deleted only once the storage confirms, so a storage that is down leaves
+    the package for the next sweep."""
+    from requests.services.access import package_prefix
 
     with transaction.atomic():
         locked = (
@@ -290,7 +291,7 @@ def package_delete(*, package: AccessPackage, reason: str = "expired") -> bool:
         )
         if locked is None:
             return False
-        shutil.rmtree(package_dir(locked.request.reference), ignore_errors=True)
+        storage.delete_tree(package_prefix(locked.request.reference))
         locked.deleted_at = timezone.now()
         locked.save(update_fields=["deleted_at"])
         DownloadCode.objects.filter(package=locked).update(code_hash="", send_pending=False)
