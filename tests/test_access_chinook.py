@@ -137,7 +137,7 @@ def test_an_erasure_approved_first_runs_only_after_the_access_package_holds_the_
     erasure_ref = file_and_verify(public_api, file_request, kind="erasure", email=LUIS_EMAIL)
     held = approve(staff_api, capture, erasure_ref)
     assert held["status"] == "processing"
-    assert [job["state"] for job in held["jobs"]] == ["waiting"]
+    assert [job["state"] for job in held["jobs"]] == ["held"]
     assert luis_rows() == 1  # nothing erased while the access request is open
 
     approve(staff_api, capture, access_ref)

@@ -71,7 +71,7 @@ def test_an_erasure_approved_while_the_access_is_open_waits_for_the_package(
 
     detail = approve(staff_api, capture, erasure_ref)
     assert detail["status"] == "processing"
-    assert [job["state"] for job in detail["jobs"]] == ["waiting"]
+    assert [(job["state"], job["held_for"]) for job in detail["jobs"]] == [("held", "access")]
     assert access_ref in detail["jobs"][0]["error"]
     assert erasures == []
     # Nothing runs them: a delivered task, the advance and the reconciler leave them held.
@@ -81,7 +81,7 @@ def test_an_erasure_approved_while_the_access_is_open_waits_for_the_package(
         tasks.request_process.delay(job.request_id)
         jobs.jobs_reconcile()
     job.refresh_from_db()
-    assert (job.state, job.attempts) == ("waiting", 0)
+    assert (job.state, job.attempts) == ("held", 0)
     assert erasures == []
 
     approve(staff_api, capture, access_ref)

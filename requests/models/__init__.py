@@ -5,7 +5,7 @@ from requests.models.identifiers import (
     IdentifierState,
     IdentifierVerification,
 )
-from requests.models.jobs import Job, JobKind, JobState
+from requests.models.jobs import HeldFor, Job, JobKind, JobState
 from requests.models.mail import DemoMail
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.request import DataRequest
@@ -23,6 +23,7 @@ __all__ = [
     "DemoMail",
     "DownloadCode",
     "ErasureCertificate",
+    "HeldFor",
     "IdentifierMethod",
     "IdentifierState",
     "IdentifierVerification",

@@ -9,6 +9,9 @@ class JobKind(models.TextChoices):
 
 
 class JobState(models.TextChoices):
+    # Not to run yet: it waits for other work (`held_for` says which). Nothing claims it and the
+    # reconciler does not queue it; `requests.services.jobs.jobs_release` does.
+    HELD = "held", "Held"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     # Handed to someone else: a manual task for staff, or a downstream service still working.
@@ -17,15 +20,47 @@ class JobState(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-OPEN_JOB_STATES = frozenset({JobState.QUEUED, JobState.RUNNING, JobState.WAITING})
+class HeldFor(models.TextChoices):
+    NOTHING = "", "Nothing"
+    # The same person's access package is built first: the copy is made before the erasure.
+    ACCESS = "access", "The same person's access package"
+    # Stores whose records are found through this store's are erased first.
+    ORDER = "order", "Stores erased before this one"
+
+
+OPEN_JOB_STATES = frozenset({JobState.HELD, JobState.QUEUED, JobState.RUNNING, JobState.WAITING})
+
+# Every move a job may make; `requests.services.jobs` (the only writer of jobs) checks each
+# against this table. RUNNING -> RUNNING is a claim of a job whose worker's lease ran out.
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobState.HELD: frozenset({JobState.QUEUED}),  # released
+    JobState.QUEUED: frozenset({JobState.HELD, JobState.RUNNING}),  # held at start; claimed
+    JobState.RUNNING: frozenset(
+        {
+            JobState.RUNNING,  # claimed again once the lease ran out
+            JobState.QUEUED,  # a transient failure, tried again later
+            JobState.WAITING,  # handed over to staff or a downstream service
+            JobState.DONE,
+            JobState.FAILED,
+        }
+    ),
+    JobState.WAITING: frozenset({JobState.DONE, JobState.FAILED}),  # confirmed, or recipient's word
+    JobState.DONE: frozenset({JobState.FAILED}),  # the verification sweep found records left
+    JobState.FAILED: frozenset({JobState.HELD, JobState.QUEUED}),  # staff retry
+}
+
+
+def job_can_move(current: str, target: str) -> bool:
+    return target in JOB_TRANSITIONS.get(current, frozenset())
 
 
 class Job(models.Model):
     """The work of one request in one store. The database, not the broker, is its truth.
 
-    A worker claims a job by a conditional UPDATE (queued -> running, with a lease); a second
-    delivery of the same task finds it claimed and does nothing. A job whose lease ran out (its
-    worker died) or whose message the broker lost is queued again by the reconciler.
+    A state machine (`JOB_TRANSITIONS`), written only by `requests.services.jobs`. A worker claims
+    a job by a conditional UPDATE (queued -> running, with a lease); a second delivery of the same
+    task finds it claimed and does nothing. A job whose lease ran out (its worker died) or whose
+    message the broker lost is queued again by the reconciler.
     """
 
     request = models.ForeignKey(
@@ -38,6 +73,8 @@ class Job(models.Model):
     state = models.CharField(
         max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
     )
+    held_for = models.CharField(max_length=16, choices=HeldFor.choices, default="", blank=True)
+    # How many times a worker claimed the job since it was last (re)started; capped.
     attempts = models.PositiveIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True)
@@ -59,6 +96,10 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=models.Q(state__in=JobState.values), name="job_state_valid"
             ),
+            models.CheckConstraint(
+                condition=models.Q(state=JobState.HELD) | models.Q(held_for=""),
+                name="job_held_for_only_when_held",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -70,6 +111,7 @@ class Job(models.Model):
             "store_kind": self.store.kind,
             "kind": self.kind,
             "state": self.state,
+            "held_for": self.held_for,
             "attempts": self.attempts,
             "counts": self.counts,
             "error": self.error,

@@ -48,7 +48,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -69,7 +69,7 @@ from requests.connectors.base import (
     TransientStoreError,
 )
 from requests.crypto import keyed_hash
-from requests.engine.erasure import store_dependencies, store_order
+from requests.engine.erasure import store_order
 from requests.engine.storemap import StoreMap
 from requests.models import (
     AuditEvent,
@@ -85,6 +85,7 @@ from requests.queueing import enqueue
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import NotFound, ServiceError
+from requests.services.job_holds import request_maps
 from requests.services.jobs import JobOutcome
 from requests.services.stores import UNSEARCHABLE_KINDS, kept_connectors, open_connectors, store_map
 from requests.states import Kind, Status
@@ -106,93 +107,6 @@ class LeaseLost(PermanentStoreError):
 
 
 # --- order across stores -----------------------------------------------------------------------
-
-
-def _request_maps(request: DataRequest) -> dict[str, StoreMap]:
-    maps = {}
-    for job in Job.objects.filter(request=request).select_related("store"):
-        try:
-            maps[job.store.name] = store_map(job.store)
-        except ServiceError:
-            maps[job.store.name] = StoreMap()  # its job fails with the map's problem
-    return maps
-
-
-def _order_reason(store: str, befores: Iterable[str]) -> str:
-    names = ", ".join(sorted(befores))
-    return (
-        f"Waits for the erasure in {names}: records there are found through {store}'s, so "
-        f"{store} is erased after."
-    )
-
-
-def _prerequisite_done(job: Job | None) -> bool:
-    if job is None or job.state == JobState.DONE:
-        return True
-    # A downstream service that accepted the erasure has every identifier it needs.
-    return (
-        job.state == JobState.WAITING
-        and job.attempts > 0
-        and job.store.kind == StoreKind.WEBHOOK
-        and bool(_downstream(job).get("jobs"))
-    )
-
-
-def erasure_order_hold(*, request: DataRequest, jobs: list[Job]) -> int:
-    """Called by `request_start` for a new erasure: hold the jobs that must wait for others.
-
-    Held jobs are WAITING with `attempts == 0`, which nothing claims; `request_advance` queues
-    them (`erasure_ready_jobs`) once the stores before them are done."""
-    if request.kind != Kind.ERASURE or len(jobs) < 2:
-        return 0
-    order = store_dependencies(_request_maps(request))
-    held = 0
-    for job in jobs:
-        befores = order.get(job.store.name, set())
-        if befores:
-            Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(
-                state=JobState.WAITING, error=_order_reason(job.store.name, befores)
-            )
-            held += 1
-    if held:
-        audit_record(
-            action="request.erasure_ordered",
-            actor=SYSTEM,
-            request=request,
-            details={
-                "order": {
-                    store: sorted(befores) for store, befores in sorted(order.items()) if befores
-                }
-            },
-        )
-    return held
-
-
-def erasure_ready_jobs(*, request: DataRequest, held: list[Job]) -> list[Job]:
-    """Of an erasure's held jobs, those whose stores may be erased now; the others get the reason
-    they wait (it may have been the access package's until now)."""
-    if request.kind != Kind.ERASURE:
-        return held
-    order = store_dependencies(_request_maps(request))
-    by_store = {
-        job.store.name: job for job in Job.objects.filter(request=request).select_related("store")
-    }
-    ready = []
-    for job in held:
-        waiting_for = {
-            before
-            for before in order.get(job.store.name, set())
-            if not _prerequisite_done(by_store.get(before))
-        }
-        if waiting_for:
-            reason = _order_reason(job.store.name, waiting_for)
-            if job.error != reason:
-                Job.objects.filter(pk=job.pk, state=JobState.WAITING, attempts=0).update(
-                    error=reason
-                )
-        else:
-            ready.append(job)
-    return ready
 
 
 # --- the job in one store ----------------------------------------------------------------------
@@ -323,7 +237,7 @@ def task_due_on(job: Job) -> date | None:
 
 def _handed_over_jobs():
     return (
-        Job.objects.filter(state=JobState.WAITING, attempts__gt=0)
+        Job.objects.filter(state=JobState.WAITING)
         .filter(Q(store__kind=StoreKind.MANUAL) | Q(store__kind=StoreKind.WEBHOOK))
         .filter(request__status__in=[Status.PROCESSING, Status.NEEDS_ATTENTION])
         .select_related("store", "request")
@@ -371,17 +285,13 @@ def request_job_summaries(*, request: DataRequest) -> list[dict[str, Any]]:
     out = []
     for job in request.jobs.select_related("store", "request").order_by("pk"):
         entry = job.summary()
-        if job.state == JobState.WAITING:
-            if job.attempts == 0:
-                entry["waiting_for"] = "other_work"  # the access package, or stores erased first
-            elif job.store.kind == StoreKind.MANUAL:
-                entry["waiting_for"] = "staff"
-            else:
-                entry["waiting_for"] = "recipient"
-            if job.attempts:
-                due = task_due_on(job)
-                entry["due_on"] = due
-                entry["overdue"] = due is not None and due < clock.today()
+        if job.state == JobState.HELD:
+            entry["waiting_for"] = "other_work"  # `held_for`: the access package, or other stores
+        elif job.state == JobState.WAITING:
+            entry["waiting_for"] = "staff" if job.store.kind == StoreKind.MANUAL else "recipient"
+            due = task_due_on(job)
+            entry["due_on"] = due
+            entry["overdue"] = due is not None and due < clock.today()
         out.append(entry)
     return out
 
@@ -431,7 +341,7 @@ def _check_downstream(job: Job) -> str:
                 statuses[remote] = answer["status"]
                 erased[remote] = int(answer.get("erased") or 0)
                 if answer["status"] == "failed":
-                    failure = str(answer.get("reason") or "no reason given")[:500]
+                    failure = recipient_failure(answer.get("reason"))
                     break
     except TransientStoreError as exc:
         log.info("recipient %s did not answer (%s); asking again later", job.store.name, exc)
@@ -454,43 +364,31 @@ def _check_downstream(job: Job) -> str:
         checked_at=now.isoformat(),
     )
     counts = {**(job.counts or {}), "downstream": downstream}
-    current = Job.objects.filter(pk=job.pk, state=JobState.WAITING, attempts=job.attempts)
     if state == "pending":
-        current.update(counts=counts)
+        job_service.job_note_recipient(job=job, counts=counts)
         return "pending"
-    with transaction.atomic():
-        if state == "done":
-            if not current.update(state=JobState.DONE, counts=counts, error="", finished_at=now):
-                return "raced"
-            audit_record(
-                action="job.done",
-                actor=SYSTEM,
-                request=job.request,
-                details={
-                    "store": job.store.name,
-                    "kind": job.kind,
-                    "recipient": "done",
-                    "erased": downstream["erased"],
-                },
-            )
-            _advance_on_commit(job.request_id)
-            return "done"
-        # The service's own words are for staff only (they may quote data): not in the audit.
-        reason = f"the recipient reported that its erasure failed: {failure}"
-        if not current.update(state=JobState.FAILED, counts=counts, error=reason, finished_at=now):
-            return "raced"
-        audit_record(
-            action="job.failed",
-            actor=SYSTEM,
-            request=job.request,
-            details={
-                "store": job.store.name,
-                "kind": job.kind,
-                "reason": "the recipient reported that its erasure failed",
-            },
-        )
-        _flag(job.request_id, f"{job.store.name}: {reason}")
-        return "failed"
+    if not job_service.job_recipient_answered(
+        job=job,
+        counts=counts,
+        done=state == "done",
+        reason=failure,
+        erased=downstream["erased"],
+    ):
+        return "raced"
+    return state
+
+
+def recipient_failure(reason: Any) -> str:
+    """What the portal keeps of a recipient's failure: never the service's own words (they may
+    quote the person's data), only their length and a keyed hash, so staff can match them with
+    the service's logs."""
+    text = str(reason or "")
+    if not text:
+        return "the recipient reported that its erasure failed, with no reason"
+    return (
+        "the recipient reported that its erasure failed (its reason: "
+        f"{len(text)} characters, keyed hash {keyed_hash(text, purpose='recipient-reason')[:16]})"
+    )
 
 
 def _flag(request_id: int, reason: str) -> bool:
@@ -585,29 +483,6 @@ def erasure_sweep(*, request: DataRequest) -> SweepResult:
     return SweepResult(ran_at=timezone.now(), stores=stores, not_checked=not_checked, maps=maps)
 
 
-@transaction.atomic
-def _fail_for_sweep(request: DataRequest, store_name: str, reason: str) -> None:
-    """Mark a store's job failed after the sweep, so that staff's retry runs that store again."""
-    store = ConnectedStore.objects.filter(name=store_name).first()
-    if store is None:
-        return
-    job, _ = Job.objects.get_or_create(
-        request=request,
-        store=store,
-        kind=request.kind,
-        defaults={"state": JobState.FAILED, "error": reason, "finished_at": timezone.now()},
-    )
-    Job.objects.filter(pk=job.pk).exclude(state=JobState.RUNNING).update(
-        state=JobState.FAILED, error=reason
-    )
-    audit_record(
-        action="job.failed",
-        actor=SYSTEM,
-        request=request,
-        details={"store": store_name, "kind": request.kind, "reason": reason[:500]},
-    )
-
-
 def _describe_left_over(left: dict[str, dict[str, int]]) -> str:
     parts = [
         f"{store}.{collection}: {count}"
@@ -630,10 +505,10 @@ def erasure_finalise(request: DataRequest) -> dict:
     left = sweep.left_over()
     if left:
         for store_name, per in left.items():
-            _fail_for_sweep(
-                request,
-                store_name,
-                "The verification sweep found records left: "
+            job_service.job_fail_for_sweep(
+                request=request,
+                store_name=store_name,
+                reason="The verification sweep found records left: "
                 + ", ".join(f"{name}: {count}" for name, count in sorted(per.items())),
             )
         audit_record(
@@ -754,7 +629,7 @@ def certificate_content(
     maps = dict(sweep.maps)
     for job in jobs:
         if job.store.name not in maps:  # manual stores, and stores disabled since
-            maps.update(_request_maps(request))
+            maps.update(request_maps(request))
             break
     stores = [_store_entry(job, maps) for job in jobs]
     totals = dict.fromkeys(COUNT_NAMES, 0)

@@ -1,9 +1,25 @@
-"""Jobs: the work of an approved request in each connected store.
+"""Jobs: the work of an approved request in each connected store, as a state machine.
 
-The database is the source of truth. A job moves queued -> running -> done (or waiting, or
-failed) only through these functions; workers claim a job with a conditional UPDATE and hold a
-lease they renew while working, so a second delivery of a task does nothing and a job whose
-worker died is taken up again once its lease runs out.
+This module is the only writer of jobs. Each move is checked against `JOB_TRANSITIONS`
+(`requests.models.jobs`), made by a conditional UPDATE (so two workers never both make it) and
+audited:
+
+    hold      queued/failed -> held     it waits for other work (`requests.services.job_holds`)
+    release   held -> queued            what held it is done
+    claim     queued -> running         a worker takes it, with a lease it renews while working;
+              running -> running        ... or takes over one whose lease ran out
+    hand over running -> waiting        a manual task for staff, a downstream service still erasing
+    finish    running/waiting -> done
+    retry     running -> queued         a transient failure, tried again after a backoff
+    fail      running/waiting/done -> failed
+    restart   failed -> queued/held     staff retry, through the same holds as the start
+
+Lock order, on every path: the request row, then the job rows, then the audit chain's head
+(`audit_record` takes it last). A path that needs only some of them takes them in this order, so
+two paths never wait for each other.
+
+Claims are capped (PORTAL_JOB_MAX_ATTEMPTS): a job whose workers keep dying or whose store keeps
+failing stops being taken up and fails with the reason, for staff to look at.
 """
 
 from __future__ import annotations
@@ -18,11 +34,13 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from requests.models import ConnectedStore, DataRequest, Job, JobState, StoreKind
-from requests.models.jobs import OPEN_JOB_STATES
+from requests.models import ConnectedStore, DataRequest, HeldFor, Job, JobState, StoreKind
+from requests.models.jobs import OPEN_JOB_STATES, job_can_move
 from requests.queueing import enqueue
+from requests.services import job_holds
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import NotFound, ServiceError, TransitionNotAllowed
+from requests.services.lifecycle import request_flag_attention, request_resume
 from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
@@ -41,6 +59,43 @@ Executor = Callable[[Job], JobOutcome]
 # Returns details for the completion event, or raises ServiceError to flag the request for staff.
 Finaliser = Callable[[DataRequest], dict]
 
+# Longest reason kept on a job (reasons are the portal's own words; never a service's).
+MAX_REASON = 500
+
+
+def _lock_request(request_id: int) -> DataRequest:
+    """First lock of every path that writes a job (see the lock order above)."""
+    return DataRequest.objects.select_for_update().get(pk=request_id)
+
+
+def _move(job: Job, to: str, *, from_states: tuple[str, ...] | None = None, **fields) -> bool:
+    """Move `job` from its current state (or any of `from_states`) to `to`, if it is still there
+    and, when it is running, still this worker's (same claim). False when it moved meanwhile."""
+    sources = from_states or (job.state,)
+    for source in sources:
+        if not job_can_move(source, to):
+            raise TransitionNotAllowed(f"A job that is {source} cannot become {to}.")
+    current = Job.objects.filter(pk=job.pk, state__in=sources)
+    if JobState.RUNNING in sources:
+        current = current.filter(attempts=job.attempts)
+    if to != JobState.HELD:
+        fields.setdefault("held_for", HeldFor.NOTHING)
+    moved = current.update(state=to, **fields) == 1
+    if moved:
+        job.state = to
+        for name, value in fields.items():
+            setattr(job, name, value)
+    return moved
+
+
+def _audit(job: Job, action: str, *, actor: str = SYSTEM, **details) -> None:
+    audit_record(
+        action=action,
+        actor=actor,
+        request=job.request,
+        details={"store": job.store.name, "kind": job.kind, **details},
+    )
+
 
 def _enqueue_job(job: Job) -> None:
     countdown = 0.0
@@ -49,37 +104,167 @@ def _enqueue_job(job: Job) -> None:
     enqueue("job_run", job.pk, queue=job.store.queue or None, countdown=countdown)
 
 
-def jobs_create_for_request(*, request: DataRequest) -> list[Job]:
-    """One job per enabled store, queued on commit. Runs inside the approval's transaction."""
-    jobs = []
-    for store in ConnectedStore.objects.filter(enabled=True).order_by("name"):
-        job, created = Job.objects.get_or_create(request=request, store=store, kind=request.kind)
-        if created:
-            jobs.append(job)
+def _advance_on_commit(request_id: int) -> None:
+    enqueue("request_process", request_id)
+
+
+# --- start, hold and release -------------------------------------------------------------------
+
+
+def _schedule(request: DataRequest, jobs: list[Job], *, actor: str) -> tuple[list[Job], list[Job]]:
+    """Hold the jobs that must wait and queue the others (on commit). Shared by the start and the
+    staff retry, so a retry keeps the order between stores. The request row is locked."""
+    holds = job_holds.holds_for(request, jobs)
+    queued, held = [], []
     for job in jobs:
-        _enqueue_job(job)
-    return jobs
+        job.request = request
+        hold = holds.get(job.pk)
+        if hold is not None:
+            held_for, reason = hold
+            if job.state != JobState.HELD and _move(
+                job, JobState.HELD, held_for=held_for, error=reason, not_before=None
+            ):
+                _audit(job, "job.held", actor=actor, held_for=held_for)
+                held.append(job)
+        elif job.state == JobState.QUEUED or _move(
+            job, JobState.QUEUED, error="", not_before=None, finished_at=None
+        ):
+            queued.append(job)
+            _enqueue_job(job)
+    return queued, held
+
+
+@transaction.atomic
+def jobs_start(*, request: DataRequest) -> list[Job]:
+    """Called on approval: one job per enabled store, held or queued. The request is locked."""
+    locked = _lock_request(request.pk)
+    created = []
+    for store in ConnectedStore.objects.filter(enabled=True).order_by("name"):
+        job, made = Job.objects.get_or_create(request=locked, store=store, kind=locked.kind)
+        if made:
+            created.append(job)
+    _, held = _schedule(locked, created, actor=SYSTEM)
+    if held and held[0].held_for == HeldFor.ACCESS:
+        access = job_holds.access_first(locked)
+        audit_record(
+            action="request.held_for_access",
+            actor=SYSTEM,
+            request=locked,
+            details={"access_request": access.reference if access else None, "jobs": len(held)},
+        )
+    elif held:
+        audit_record(
+            action="request.erasure_ordered",
+            actor=SYSTEM,
+            request=locked,
+            details={"order": job_holds.erasure_order(locked)},
+        )
+    if not created and not locked.jobs.exists():
+        _advance_on_commit(locked.pk)
+    return created
+
+
+def jobs_release(*, request: DataRequest) -> int:
+    """Queue the request's held jobs that nothing holds any more; the others keep (or get) the
+    reason they wait. Runs with the request row locked (by `request_advance`)."""
+    held = list(Job.objects.filter(request=request, state=JobState.HELD).select_related("store"))
+    if not held:
+        return 0
+    holds = job_holds.holds_for(request, held)
+    released = []
+    for job in held:
+        job.request = request
+        hold = holds.get(job.pk)
+        if hold is not None:
+            held_for, reason = hold
+            if (job.held_for, job.error) != hold:
+                Job.objects.filter(pk=job.pk, state=JobState.HELD).update(
+                    held_for=held_for, error=reason
+                )
+            continue
+        if _move(job, JobState.QUEUED, error=""):
+            _audit(job, "job.released")
+            _enqueue_job(job)
+            released.append(job)
+    if released:
+        audit_record(
+            action="request.released_for_erasure",
+            actor=SYSTEM,
+            request=request,
+            details={"jobs": len(released)},
+        )
+    return len(released)
+
+
+def release_erasures_held_for(*, access_request: DataRequest) -> None:
+    """Move on the person's erasures held for this access request (on commit)."""
+    if not access_request.subject_key:
+        return
+    held = (
+        DataRequest.objects.filter(
+            subject_key=access_request.subject_key,
+            kind=Kind.ERASURE,
+            status=Status.PROCESSING,
+            jobs__state=JobState.HELD,
+        )
+        .values_list("pk", flat=True)
+        .distinct()
+    )
+    for request_id in held:
+        _advance_on_commit(request_id)
+
+
+# --- a worker's run ----------------------------------------------------------------------------
+
+
+def _claims_exhausted(job: Job) -> str:
+    return (
+        f"claimed {job.attempts} times without finishing: its worker stopped or lost its lease "
+        f"each time (at most {settings.PORTAL_JOB_MAX_ATTEMPTS} claims)"
+    )
 
 
 def job_claim(*, job_id: int) -> Job | None:
-    """Take a job for this worker; None when another worker holds it or it is finished."""
+    """Take a job for this worker; None when another worker holds it, it is finished, or it was
+    claimed too often (then it fails, with that reason)."""
     now = timezone.now()
     claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    claimed = (
+    request_id = (
         Job.objects.filter(claimable, pk=job_id)
         .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .filter(request__status=Status.PROCESSING)
-        .update(
-            state=JobState.RUNNING,
+        .values_list("request_id", flat=True)
+        .first()
+    )
+    if request_id is None:
+        return None
+    with transaction.atomic():
+        request = _lock_request(request_id)
+        if request.status != Status.PROCESSING:
+            return None
+        job = (
+            Job.objects.filter(claimable, pk=job_id)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .select_related("store")
+            .first()
+        )
+        if job is None:
+            return None
+        job.request = request
+        if job.state == JobState.RUNNING and job.attempts >= settings.PORTAL_JOB_MAX_ATTEMPTS:
+            _fail(job, request, _claims_exhausted(job), from_states=(job.state,))
+            return None
+        if not _move(
+            job,
+            JobState.RUNNING,
             attempts=F("attempts") + 1,
             lease_expires_at=now + settings.PORTAL_JOB_LEASE,
             started_at=now,
             error="",
-        )
-    )
-    if claimed != 1:
-        return None
-    return Job.objects.select_related("request", "store").get(pk=job_id)
+        ):
+            return None
+        job.refresh_from_db(fields=["attempts"])
+        _audit(job, "job.claimed", attempt=job.attempts)
+    return job
 
 
 def job_renew_lease(*, job: Job) -> bool:
@@ -92,23 +277,20 @@ def job_renew_lease(*, job: Job) -> bool:
 
 @transaction.atomic
 def job_finish(*, job: Job, counts: dict, waiting_reason: str = "") -> bool:
-    """Record a job's result. False if the job is no longer this worker's to finish."""
+    """Record a job's result: done, or handed over (waiting, with the reason). False if the job
+    is no longer this worker's to finish."""
+    _lock_request(job.request_id)
     state = JobState.WAITING if waiting_reason else JobState.DONE
-    finished = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
-        state=state,
+    if not _move(
+        job,
+        state,
         counts=counts,
         error=waiting_reason,
         finished_at=None if waiting_reason else timezone.now(),
         lease_expires_at=None,
-    )
-    if finished != 1:
+    ):
         return False
-    audit_record(
-        action="job.waiting" if waiting_reason else "job.done",
-        actor=SYSTEM,
-        request=job.request,
-        details={"store": job.store.name, "kind": job.kind, "counts": counts},
-    )
+    _audit(job, "job.waiting" if waiting_reason else "job.done", counts=counts)
     _advance_on_commit(job.request_id)
     return True
 
@@ -118,54 +300,110 @@ def job_retry_later(*, job: Job, reason: str) -> bool:
     """A transient failure: queue the job again after a backoff, or fail it past the cap."""
     if job.attempts >= settings.PORTAL_JOB_MAX_ATTEMPTS:
         return job_fail(job=job, reason=f"{reason} (gave up after {job.attempts} attempts)")
+    _lock_request(job.request_id)
     delay = min(
         settings.PORTAL_JOB_RETRY_BASE * (2 ** (job.attempts - 1)), settings.PORTAL_JOB_RETRY_MAX
     )
     not_before = timezone.now() + timedelta(seconds=delay)
-    updated = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
-        state=JobState.QUEUED, error=reason, not_before=not_before, lease_expires_at=None
-    )
-    if updated != 1:
+    if not _move(
+        job,
+        JobState.QUEUED,
+        error=reason[:MAX_REASON],
+        not_before=not_before,
+        lease_expires_at=None,
+    ):
         return False
-    audit_record(
-        action="job.retry_scheduled",
-        actor=SYSTEM,
-        request=job.request,
-        details={"store": job.store.name, "attempt": job.attempts, "in_seconds": delay},
-    )
-    job.not_before = not_before
+    _audit(job, "job.retry_scheduled", attempt=job.attempts, in_seconds=delay)
     _enqueue_job(job)
+    return True
+
+
+def _fail(job: Job, request: DataRequest, reason: str, **move) -> bool:
+    if not _move(
+        job,
+        JobState.FAILED,
+        error=reason[:MAX_REASON],
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        **move,
+    ):
+        return False
+    _audit(job, "job.failed", reason=reason[:MAX_REASON])
+    if request.status == Status.PROCESSING:
+        request_flag_attention(request=request, reason=f"{job.store.name}: {reason}"[:MAX_REASON])
     return True
 
 
 @transaction.atomic
 def job_fail(*, job: Job, reason: str) -> bool:
-    """A permanent failure: the request needs staff, who see the reason and can retry."""
-    from requests.services.lifecycle import request_flag_attention
+    """A permanent failure of a running job: the request needs staff, who see the reason and can
+    retry. `reason` is the portal's own words (a code, counts), never a store's text."""
+    request = _lock_request(job.request_id)
+    return _fail(job, request, reason)
 
-    failed = Job.objects.filter(pk=job.pk, state=JobState.RUNNING, attempts=job.attempts).update(
-        state=JobState.FAILED, error=reason, finished_at=timezone.now(), lease_expires_at=None
-    )
-    if failed != 1:
+
+@transaction.atomic
+def job_recipient_answered(
+    *, job: Job, counts: dict, done: bool, reason: str = "", erased: int = 0
+) -> bool:
+    """A downstream service said how its erasure stands: done, or failed (`reason`, the portal's
+    words only). False when the job moved meanwhile."""
+    request = _lock_request(job.request_id)
+    job.request = request
+    now = timezone.now()
+    if done:
+        if not _move(job, JobState.DONE, counts=counts, error="", finished_at=now):
+            return False
+        _audit(job, "job.done", recipient="done", erased=erased)
+        _advance_on_commit(job.request_id)
+        return True
+    if not _move(job, JobState.FAILED, counts=counts, error=reason[:MAX_REASON], finished_at=now):
         return False
-    audit_record(
-        action="job.failed",
-        actor=SYSTEM,
-        request=job.request,
-        details={"store": job.store.name, "kind": job.kind, "reason": reason},
-    )
-    request = DataRequest.objects.select_for_update().get(pk=job.request_id)
+    _audit(job, "job.failed", reason=reason[:MAX_REASON])
     if request.status == Status.PROCESSING:
-        request_flag_attention(request=request, reason=f"{job.store.name}: {reason}")
+        request_flag_attention(request=request, reason=f"{job.store.name}: {reason}"[:MAX_REASON])
     return True
+
+
+def job_note_recipient(*, job: Job, counts: dict) -> bool:
+    """Keep what a downstream service still erasing last said (no state change)."""
+    return (
+        Job.objects.filter(pk=job.pk, state=JobState.WAITING, attempts=job.attempts).update(
+            counts=counts
+        )
+        == 1
+    )
+
+
+@transaction.atomic
+def job_fail_for_sweep(*, request: DataRequest, store_name: str, reason: str) -> None:
+    """The verification sweep found records left in a store: its job fails, so that staff's retry
+    runs that store again."""
+    request = _lock_request(request.pk)
+    store = ConnectedStore.objects.filter(name=store_name).first()
+    if store is None:
+        return
+    job, made = Job.objects.get_or_create(
+        request=request,
+        store=store,
+        kind=request.kind,
+        defaults={"state": JobState.FAILED, "error": reason, "finished_at": timezone.now()},
+    )
+    job.request = request
+    moved = made or job.state == JobState.FAILED
+    if not moved and not _move(job, JobState.FAILED, error=reason[:MAX_REASON]):
+        return
+    _audit(job, "job.failed", reason=reason[:MAX_REASON])
+
+
+# --- staff ---------------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataRequest:
-    """Staff retry: failed jobs are queued again and the request goes back to processing."""
-    from requests.services.lifecycle import _transition
-
-    locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+    """Staff retry: failed jobs start again, through the same holds as at the start (so stores
+    keep their order), and the request goes back to processing."""
+    locked = _lock_request(request.pk)
     if locked.status != Status.NEEDS_ATTENTION:
         raise TransitionNotAllowed("Only a request that needs attention can be retried.")
     failed = list(Job.objects.filter(request=locked, state=JobState.FAILED).select_related("store"))
@@ -177,30 +415,26 @@ def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataReques
             )
         # Every job is done: what failed came after them (building the package, the sweep).
         # Going back to processing runs that last step again.
-        updated = _transition(
-            locked,
-            to=Status.PROCESSING,
-            actor=actor,
-            action="request.retried",
-            details={"jobs": 0},
-            attention_reason="",
+        updated = request_resume(
+            request=locked, actor=actor, action="request.retried", details={"jobs": 0}
         )
         _advance_on_commit(updated.pk)
         return updated
-    Job.objects.filter(pk__in=[j.pk for j in failed]).update(
-        state=JobState.QUEUED, attempts=0, error="", not_before=None, finished_at=None
+    updated = request_resume(
+        request=locked, actor=actor, action="request.retried", details={"jobs": len(failed)}
     )
-    updated = _transition(
-        locked,
-        to=Status.PROCESSING,
-        actor=actor,
-        action="request.retried",
-        details={"jobs": len(failed)},
-        attention_reason="",
-    )
+    # A restarted job has all its claims again; its earlier counts are kept until it runs.
+    Job.objects.filter(pk__in=[job.pk for job in failed]).update(attempts=0)
     for job in failed:
-        job.not_before = None
-        _enqueue_job(job)
+        job.attempts = 0
+    _, held = _schedule(updated, failed, actor=actor)
+    if held:
+        audit_record(
+            action="request.erasure_ordered",
+            actor=SYSTEM,
+            request=updated,
+            details={"order": job_holds.erasure_order(updated), "retry": True},
+        )
     return updated
 
 
@@ -216,14 +450,12 @@ def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, not
     access report), never written to the audit trail or an erasure certificate (it may name the
     person). A request that needs attention only because a task was overdue goes back to
     processing once it is confirmed (it stays for staff while a job has failed)."""
-    from requests.services.lifecycle import _transition
-
     note = (note or "").strip()
     if not note:
         raise ServiceError("Say what was done in this system.", field="note")
     if len(note) > MAX_NOTE_LENGTH:
         raise ServiceError(f"At most {MAX_NOTE_LENGTH} characters.", field="note")
-    locked = DataRequest.objects.select_for_update().get(pk=request.pk)
+    locked = _lock_request(request.pk)
     job = (
         Job.objects.select_for_update()
         .select_related("store", "request")
@@ -240,36 +472,22 @@ def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, not
         )
     if locked.status not in (Status.PROCESSING, Status.NEEDS_ATTENTION):
         raise TransitionNotAllowed(f"The request is {locked.status}, not processing.")
-    if job.state != JobState.WAITING or job.attempts == 0:
+    if job.state != JobState.WAITING:
         raise TransitionNotAllowed(f"This job is {job.state}, not waiting for confirmation.")
     now = timezone.now()
-    job.state = JobState.DONE
-    job.counts = {
-        **(job.counts or {}),
-        "confirmed_by": actor,
-        "confirmed_at": now.isoformat(),
-        "note": note,
-    }
-    job.error = ""
-    job.finished_at = now
-    job.save(update_fields=["state", "counts", "error", "finished_at", "updated_at"])
-    audit_record(
-        action="job.confirmed",
-        actor=actor,
-        request=locked,
-        details={"store": job.store.name, "kind": job.kind},
-    )
+    counts = {**(job.counts or {}), "confirmed_by": actor, "confirmed_at": now.isoformat()}
+    if not _move(job, JobState.DONE, counts={**counts, "note": note}, error="", finished_at=now):
+        raise TransitionNotAllowed("This job changed meanwhile; look again.")
+    _audit(job, "job.confirmed", actor=actor)
     if (
         locked.status == Status.NEEDS_ATTENTION
         and not Job.objects.filter(request=locked, state=JobState.FAILED).exists()
     ):
-        _transition(
-            locked,
-            to=Status.PROCESSING,
+        request_resume(
+            request=locked,
             actor=actor,
             action="request.resumed",
             details={"confirmed": job.store.name},
-            attention_reason="",
         )
         for queued in Job.objects.filter(request=locked, state=JobState.QUEUED).select_related(
             "store"
@@ -277,10 +495,6 @@ def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, not
             _enqueue_job(queued)
     _advance_on_commit(locked.pk)
     return job
-
-
-def _advance_on_commit(request_id: int) -> None:
-    enqueue("request_process", request_id)
 
 
 # The reconciler looks at jobs in pages of this size so a backlog never loads at once.
@@ -326,6 +540,7 @@ def jobs_reconcile() -> dict[str, int]:
     settled = (
         DataRequest.objects.filter(status=Status.PROCESSING, updated_at__lt=stale)
         .exclude(jobs__state__in=[JobState.QUEUED, JobState.RUNNING])
+        .order_by("pk")
         .values_list("pk", flat=True)[:RECONCILE_BATCH]
     )
     for request_id in settled:
@@ -336,22 +551,3 @@ def jobs_reconcile() -> dict[str, int]:
 
 def open_jobs(request: DataRequest):
     return request.jobs.filter(state__in=OPEN_JOB_STATES)
-
-
-def release_erasures_held_for(*, access_request: DataRequest) -> None:
-    """Move on the person's erasures held for this access request (on commit)."""
-    if not access_request.subject_key:
-        return
-    held = (
-        DataRequest.objects.filter(
-            subject_key=access_request.subject_key,
-            kind=Kind.ERASURE,
-            status=Status.PROCESSING,
-            jobs__state=JobState.WAITING,
-            jobs__attempts=0,
-        )
-        .values_list("pk", flat=True)
-        .distinct()
-    )
-    for request_id in held:
-        enqueue("request_process", request_id)

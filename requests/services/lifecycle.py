@@ -262,6 +262,21 @@ def request_complete(*, request: DataRequest, details: dict[str, Any] | None = N
 
 
 @transaction.atomic
+def request_resume(
+    *, request: DataRequest, actor: str, action: str, details: dict[str, Any] | None = None
+) -> DataRequest:
+    """A request that needed staff goes back to processing (a retry, a confirmed task)."""
+    return _transition(
+        request,
+        to=Status.PROCESSING,
+        actor=actor,
+        action=action,
+        details=details,
+        attention_reason="",
+    )
+
+
+@transaction.atomic
 def request_flag_attention(*, request: DataRequest, reason: str) -> DataRequest:
     return _transition(
         request,

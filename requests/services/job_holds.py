@@ -1,0 +1,124 @@
+"""What holds a job back: the rules, read only. `requests.services.jobs` applies them.
+
+Two things hold a job (state HELD, `held_for` saying which):
+
+- Access before erasure (`HeldFor.ACCESS`). When a person asked for a copy of their data and also
+  for its erasure, the copy is made first. An erasure whose person (same `subject_key`) has a
+  verified access request still open and without a package waits for that package; an access
+  request closed without one (rejected, withdrawn) holds nothing any more.
+- Order across stores (`HeldFor.ORDER`). When store B's map references store A, B's records are
+  found through A's (the shop's customer ids lead to the CRM's contacts), so A must not be erased
+  before B (`requests.engine.erasure.store_dependencies` reads the rule from the maps). A store
+  waits while a store before it is not done; a downstream service that accepted the erasure counts
+  as done (it has every identifier it needs).
+
+The same rules hold jobs at the start and at a staff retry, and release them: a retry of two
+dependent stores that both failed runs them in their order again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from requests.engine.erasure import store_dependencies
+from requests.engine.storemap import StoreMap
+from requests.models import DataRequest, HeldFor, Job, JobState, StoreKind
+from requests.services.errors import ServiceError
+from requests.services.stores import store_map
+from requests.states import Kind, Status
+
+# Access requests that hold back the same person's erasure until their package exists: verified
+# and not closed (one still awaiting verification may not be the person's, and could be filed
+# only to delay an erasure).
+ACCESS_FIRST_STATUSES = (
+    Status.IN_REVIEW,
+    Status.AWAITING_INFORMATION,
+    Status.PROCESSING,
+    Status.NEEDS_ATTENTION,
+)
+HELD_FOR_ACCESS = "Held until the access package of the same person's request {reference} is built."
+
+# A hold: what the job is held for, and the reason staff read.
+Hold = tuple[str, str]
+
+
+def access_first(request: DataRequest) -> DataRequest | None:
+    """The person's open access request whose package must exist before this erasure runs."""
+    if request.kind != Kind.ERASURE or not request.subject_key:
+        return None
+    return (
+        DataRequest.objects.filter(
+            subject_key=request.subject_key,
+            kind=Kind.ACCESS,
+            status__in=ACCESS_FIRST_STATUSES,
+            package__isnull=True,
+        )
+        .exclude(pk=request.pk)
+        .order_by("received_at")
+        .first()
+    )
+
+
+def request_maps(request: DataRequest) -> dict[str, StoreMap]:
+    """The maps of the stores the request has jobs in (an unreadable map counts as empty: its
+    job fails with the map's problem)."""
+    maps = {}
+    for job in Job.objects.filter(request=request).select_related("store"):
+        try:
+            maps[job.store.name] = store_map(job.store)
+        except ServiceError:
+            maps[job.store.name] = StoreMap()
+    return maps
+
+
+def erasure_order(request: DataRequest) -> dict[str, list[str]]:
+    """For each store that waits: the stores erased before it."""
+    order = store_dependencies(request_maps(request))
+    return {store: sorted(befores) for store, befores in sorted(order.items()) if befores}
+
+
+def order_reason(store: str, befores: Iterable[str]) -> str:
+    names = ", ".join(sorted(befores))
+    return (
+        f"Waits for the erasure in {names}: records there are found through {store}'s, so "
+        f"{store} is erased after."
+    )
+
+
+def _prerequisite_done(job: Job | None) -> bool:
+    if job is None or job.state == JobState.DONE:
+        return True
+    downstream = (job.counts or {}).get("downstream")
+    # A downstream service that accepted the erasure has every identifier it needs.
+    return (
+        job.state == JobState.WAITING
+        and job.store.kind == StoreKind.WEBHOOK
+        and isinstance(downstream, dict)
+        and bool(downstream.get("jobs"))
+    )
+
+
+def holds_for(request: DataRequest, jobs: list[Job]) -> dict[int, Hold]:
+    """Which of `jobs` (about to run, or held) must wait, and for what: {job id: hold}."""
+    if request.kind != Kind.ERASURE or not jobs:
+        return {}
+    access = access_first(request)
+    if access is not None:
+        reason = HELD_FOR_ACCESS.format(reference=access.reference)
+        return {job.pk: (HeldFor.ACCESS, reason) for job in jobs}
+    if len(jobs) < 2 and not Job.objects.filter(request=request).exclude(pk=jobs[0].pk).exists():
+        return {}
+    order = store_dependencies(request_maps(request))
+    by_store = {
+        job.store.name: job for job in Job.objects.filter(request=request).select_related("store")
+    }
+    holds = {}
+    for job in jobs:
+        waiting_for = {
+            before
+            for before in order.get(job.store.name, set())
+            if not _prerequisite_done(by_store.get(before))
+        }
+        if waiting_for:
+            holds[job.pk] = (HeldFor.ORDER, order_reason(job.store.name, waiting_for))
+    return holds
