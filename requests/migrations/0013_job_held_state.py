@@ -21,7 +21,7 @@ def held_jobs_wait_again(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('requests', '0011_store_delete_and_check_code'),
+        ('requests', '0012_request_assigned_to'),
     ]
 
     operations = [
