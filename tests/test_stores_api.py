@@ -137,3 +137,32 @@ def test_a_redis_map_that_asks_to_mask_is_refused_when_saved(staff_api, redis_se
     assert response.json()["error"]["field"] == "map"
     assert "cannot mask" in response.json()["error"]["message"]
     assert not ConnectedStore.objects.filter(name="sessions").exists()
+
+
+LOOPED_MAP = """\
+collections:
+  shop:
+    location: "shop:{id}"
+    key: [id]
+    fields:
+      manager_id: {references: {collection: staff, field: id}}
+  staff:
+    location: "staff:{id}"
+    key: [id]
+    fields:
+      email: {identity: email}
+      shop_id: {references: {collection: shop, field: id}}
+"""
+
+
+def test_a_loop_of_non_nullable_references_is_saved_and_the_check_says_what_erasure_will_do(
+    staff_api, redis_server_url
+):
+    response = _create(staff_api, name="shops", url=redis_server_url, map=LOOPED_MAP)
+    assert response.status_code == 201, response.content
+
+    body = staff_api.post("/api/v1/staff/stores/shops/check/").json()
+
+    (warning,) = [w for w in body["warnings"] if "loop" in w]
+    assert "shop.manager_id -> staff" in warning and "staff.shop_id -> shop" in warning
+    assert "masks the person's records" in warning

@@ -71,6 +71,7 @@ class FindResult:
     # store -> why it could not be searched (only with skip_failed_stores; the result is then
     # incomplete for that store and whatever is reached through it).
     errors: dict[str, str] = field(default_factory=dict)
+    transient: set[str] = field(default_factory=set)  # stores in `errors` worth a retry
     unsearchable: list[str] = field(default_factory=list)  # stores handled by hand (manual)
     warnings: list[str] = field(default_factory=list)
 
@@ -319,6 +320,8 @@ class _Walk:
                 error.store = node.store
                 raise error from None
             self.result.errors[node.store] = message
+            if exc.transient:
+                self.result.transient.add(node.store)
             for waiting in [e for e in self.pending if e.node.store == node.store]:
                 del self.pending[waiting]
         finally:

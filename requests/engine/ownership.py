@@ -29,7 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests.connectors.base import Connector, Record
+from requests.connectors.base import (
+    Connector,
+    PermanentStoreError,
+    Record,
+    TransientStoreError,
+)
 from requests.engine.graph import Node, declared_references
 from requests.engine.storemap import Collection, Follow, RefKind, Role, StoreMap
 
@@ -179,6 +184,7 @@ class Ownership:
     reasons: dict[Node, dict[tuple, str]] = field(default_factory=dict)  # for SHARED rows
     # (node, field) -> normalised values of that field on the person's alone rows.
     alone_values: dict[tuple[Node, str], set[Any]] = field(default_factory=dict)
+    searched: dict[str, Connector] = field(default_factory=dict)  # the stores it searched
 
     def of(self, node: Node, key: Sequence[Any]) -> str | None:
         return self.state.get(Node(node.store, node.collection), {}).get(norm_key(key))
@@ -238,17 +244,39 @@ def classify(
     identity: Mapping[str, Any],
     *,
     phone_region: str | None = None,
+    required: str | None = None,
 ) -> Ownership:
     """Find and classify the person's rows in every searchable store (see the module docstring).
-    StoreError from a store that fails, naming it."""
+
+    StoreError from a store that fails, naming it. With `required` (the store whose job this
+    is), only that store's failure raises: another store that cannot be searched is left out of
+    the walk (and of the answer), so one broken store never fails the other stores' jobs."""
     from requests.engine.finder import find_person
 
     searchable = {n: c for n, c in connectors.items() if c.searchable}
     maps = {n: c.store_map for n, c in searchable.items()}
     model = Model(maps)
     collector = RowCollector(model)
-    find_person(searchable, identity, sink=collector.add, phone_region=phone_region, sample_size=0)
-    return decide(model, collector.rows, searchable)
+    result = find_person(
+        searchable,
+        identity,
+        sink=collector.add,
+        phone_region=phone_region,
+        sample_size=0,
+        skip_failed_stores=required is not None,
+    )
+    if required in result.errors:
+        transient = required in result.transient
+        error = (TransientStoreError if transient else PermanentStoreError)(result.errors[required])
+        error.store = required
+        raise error
+    for failed in result.errors:
+        searchable.pop(failed, None)
+        for node in [n for n in collector.rows if n.store == failed]:
+            del collector.rows[node]
+    ownership = decide(model, collector.rows, searchable)
+    ownership.searched = dict(searchable)
+    return ownership
 
 
 def decide(
@@ -383,15 +411,17 @@ def find_owned(
     *,
     sink,
     phone_region: str | None = None,
+    required: str | None = None,
 ) -> Ownership:
     """Every row of the person for an access package, classified: `sink(record)` gets each of
     the person's own rows in full, each shared row once with the other people's fields replaced
     by WITHHELD (Art. 15(4)), and each reference row the walk reached; rows reached only through
     other people's rows are left out. Two walks: the first decides ownership from keys and
-    reference values, the second streams the rows (nothing but keys is held between them)."""
+    reference values, the second streams the rows (nothing but keys is held between them).
+    `required`: see `classify`."""
     from requests.engine.finder import find_person
 
-    ownership = classify(connectors, identity, phone_region=phone_region)
+    ownership = classify(connectors, identity, phone_region=phone_region, required=required)
     sent: dict[Node, set[tuple]] = defaultdict(set)
 
     def classified(record: Record) -> None:
@@ -407,5 +437,5 @@ def find_owned(
             record = Record(record.store, record.collection, record.key, data, record.via)
         sink(record)
 
-    find_person(connectors, identity, sink=classified, phone_region=phone_region)
+    find_person(ownership.searched, identity, sink=classified, phone_region=phone_region)
     return ownership

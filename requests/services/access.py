@@ -196,8 +196,15 @@ def _find_into(identity: dict, connectors: dict[str, Connector], sink: _PartSink
     see it): an access answer must be complete, never silently partial."""
     from requests.engine.ownership import find_owned
 
-    # Only the person's own rows in full; shared rows with the others' data withheld (issue 9).
-    find_owned(connectors, identity, sink=sink, phone_region=settings.PORTAL_DEFAULT_PHONE_REGION)
+    # Only the person's own rows in full; shared rows with the others' data withheld. Another
+    # store that cannot be searched is left out rather than failing this store's job (issue 9).
+    find_owned(
+        connectors,
+        identity,
+        sink=sink,
+        phone_region=settings.PORTAL_DEFAULT_PHONE_REGION,
+        required=sink.store,
+    )
 
 
 def _manual_waiting_reason(store: ConnectedStore) -> str:

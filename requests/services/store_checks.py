@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from requests.connectors.base import CheckResult, Connector, StoreError
 from requests.connectors.files import RootNotAllowed
 from requests.connectors.webhook import AddressNotAllowed
+from requests.engine.erasure import loop_warnings
 from requests.models import ConnectedStore
 from requests.services.errors import ServiceError
 
@@ -123,6 +124,8 @@ def check_connector(store: ConnectedStore, connector: Connector) -> StoreCheck:
         except Exception as exc:  # a driver's surprise must not turn a check into a 500
             log.exception("store %s: the check failed unexpectedly", store.name)
             return failed(store, "unavailable", type(exc).__name__)
+    # What erasure will do about loops of non-nullable references, said before anyone approves.
+    result.warnings.extend(loop_warnings(store.name, connector.store_map))
     if result.ok:
         warnings = [redact(w, store.url) for w in result.warnings]
         return StoreCheck(True, "ok", CHECK_MESSAGES["ok"], [], warnings)

@@ -602,7 +602,19 @@ def kept_connectors(*, extra: ConnectedStore | None = None) -> Iterator[dict[str
                 continue
             if kept is not None:
                 _close_quietly(_KEPT.by_store.pop(store.pk)[2])
-            connector = store_connector(store)
+            try:
+                connector = store_connector(store)
+            except (StoreError, ServiceError) as exc:
+                if extra is None or store.pk == extra.pk:
+                    raise
+                # Another store that cannot be opened (a bad map or URL) must not fail this
+                # store's job (issue 9): the job goes on without it; its own job says why.
+                log.warning(
+                    "store %s left out of another store's job (%s)",
+                    store.name,
+                    exc.code if isinstance(exc, ServiceError) else type(exc).__name__,
+                )
+                continue
             _KEPT.by_store[store.pk] = (fingerprint, now, connector)
             connectors[store.name] = connector
         for pk in set(_KEPT.by_store) - wanted:  # disabled or removed since
