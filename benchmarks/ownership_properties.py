@@ -40,15 +40,12 @@ def main() -> int:
         if not examples:
             continue
 
-        @settings(
+        property_holds = settings(
             max_examples=examples,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
             database=None,
-        )
-        @given(schema=prop.schemas())
-        def property_holds(schema, run=run):
-            run(schema)
+        )(given(schema=prop.schemas())(run))
 
         started = time.monotonic()
         try:
