@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from html import unescape as html_unescape
 
 import pytest
 from django.test import Client
@@ -70,7 +71,7 @@ def _add_shop(client, url: str):
 def _text(response) -> str:
     """The page's text without tags, spaces collapsed, for reading sentences."""
     html = response.content.decode()
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+    return html_unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
 
 
 def _map_line(text: str, needle: str) -> int:
@@ -95,14 +96,35 @@ def test_a_dpo_adds_a_store_with_discovery_and_is_taken_to_its_drafted_map(dpo, 
     assert "customers" in table and "orders" in table
     assert "email : email" in table
     assert "customer_id → customers.id" in table
+    assert "owner: the record belongs to it" in table
     assert "Delete" in table
+    assert "People" in _text_of(page, "collection-customers")
+    assert "Owned by people" in _text_of(page, "collection-orders")
+
+
+def test_the_table_shows_a_mention_and_a_role_the_map_sets(dpo, shop_url):
+    _add_shop(dpo, shop_url)
+    edited = (
+        "collections:\n"
+        "  customers:\n    key: [id]\n    fields:\n      email: {identity: email}\n"
+        "  orders:\n    role: reference\n    key: [id]\n    fields:\n"
+        "      customer_id:\n"
+        "        references: {collection: customers, field: id, kind: mention, follow: none}\n"
+        "    erasure: {action: hold, basis: Tax law}\n"
+    )
+    assert dpo.post("/staff/stores/shop/map/", {"edit-map": edited}).status_code == 302
+    table = _text_of(dpo.get("/staff/stores/shop/"), "map-table")
+    assert "Reference data" in table
+    assert "mention only: not the person's record" in table
+    assert "not followed" in table
+    assert "Keep (legal hold): Tax law" in table
 
 
 def _text_of(response, element_id: str) -> str:
     html = response.content.decode()
     match = re.search(rf'<(\w+)[^>]*id="{element_id}"[^>]*>(.*?)</\1>', html, re.S)
     assert match, f"no element #{element_id}"
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(2)))
+    return html_unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(2))))
 
 
 def test_the_connection_url_is_never_shown_back_on_any_page(dpo, shop_url):

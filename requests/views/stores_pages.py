@@ -165,8 +165,7 @@ def _map_view(store: ConnectedStore) -> dict:
         return {"collections": [], "notes": [], "invalid": exc.message}
     rows = []
     for name, collection in parsed.collections.items():
-        effective_role = getattr(collection, "effective_role", None)
-        role = str(effective_role() if callable(effective_role) else "")
+        role = str(getattr(collection, "effective_role", "") or "")
         rows.append(
             {
                 "name": name,
@@ -259,7 +258,8 @@ def store_map_save(request, name: str):
     form = MapForm(request.POST, prefix="edit")
     if not form.is_valid():  # pragma: no cover - a CharField that may be empty is always valid
         return _detail(request, store, map_form=form, status=400)
-    text = form.cleaned_data["map"]
+    # Browsers send a text box's lines ending in CR LF; the map keeps the LF the API uses.
+    text = form.cleaned_data["map"].replace("\r\n", "\n")
     try:
         stores.store_update_map(store=store, map_yaml=text, actor=actor_for_user(request.user))
     except stores.InvalidMap as exc:
