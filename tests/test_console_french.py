@@ -12,6 +12,9 @@ APOSTROPHE = "\N{RIGHT SINGLE QUOTATION MARK}"
 
 @pytest.fixture
 def staff_client(client, staff_user):
+    from requests.services import lifecycle
+
+    lifecycle.request_file(kind="access", identity={"email": "ada@example.com"})
     client.force_login(staff_user)
     return client
 
@@ -20,6 +23,7 @@ def staff_client(client, staff_user):
     ("page", "phrases"),
     [
         ("/staff/", ["Afficher les demandes", "Référence ou adresse e-mail", "Demandes en cours"]),
+        ("/staff/", ["Qui me sont attribuées", "Refuser les demandes sélectionnées"]),
         ("/staff/?status=lost", [f"Il n{APOSTROPHE}existe pas d{APOSTROPHE}état « lost »"]),
         ("/staff/dashboard/", ["Tableau de bord", "Délai médian de réponse", "Demandes par mois"]),
         ("/staff/users/", [f"Comptes de l{APOSTROPHE}équipe", "chaque rôle", "Instructeur"]),

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 
 from requests import clock, permissions
 from requests import queue as queue_selectors
+from requests.forms import RejectForm
 from requests.queue import ALL, DUE_THIS_WEEK, OPEN, OVERDUE, QueueFilters, SearchError
 from requests.states import Kind, Status
 from requests.views.console import staff_only, staff_page
@@ -156,6 +157,7 @@ def queue(request):
             "counts": _count_links(filters, queue_selectors.queue_counts()),
             "page_query": _query(filters),
             "flag_from": queue_selectors.flagged_threshold(),
+            "bulk_form": RejectForm(prefix="bulk"),
             "today": today,
         },
     )

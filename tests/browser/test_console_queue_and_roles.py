@@ -32,7 +32,15 @@ def test_the_queue_keeps_its_column_names_on_a_phone(live_portal, new_page):
     labels = row.locator("th, td").evaluate_all(
         "cells => cells.map(cell => getComputedStyle(cell, '::before').content)"
     )
-    assert labels == ['"Reference"', '"Kind"', '"Status"', '"Received"', '"Due"', '"Assigned to"']
+    assert labels == [
+        '"Reference"',
+        '"Kind"',
+        '"Status"',
+        '"Received"',
+        '"Due"',
+        '"Assigned to"',
+        '"Select"',
+    ]
     # Stacked, not squeezed: the row is no wider than the phone's screen.
     assert row.bounding_box()["width"] <= PHONE["width"]
 
