@@ -103,6 +103,7 @@ def bucket(s3_endpoint, settings, tmp_path):
     )
     resource.create_bucket(Bucket=name)
     settings.DATA_DIR = tmp_path / "web"
+    settings.DATA_DIR.mkdir(mode=0o700)
     settings.STORAGES = {
         **settings.STORAGES,
         "packages": {"BACKEND": "requests.storage.PortalS3Storage", "OPTIONS": options},
@@ -271,3 +272,80 @@ def test_reading_a_large_object_streams_it_in_chunks_without_holding_it_in_memor
         storage.open_stream("packages/large/missing.zip")
     storage.delete_tree("packages/large")
     assert _keys(bucket) == []
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_site_worker_and_a_central_worker_on_separate_disks_share_the_package_through_the_bucket(
+    bucket, s3_endpoint, public_api, file_request, staff_api, django_capture_on_commit_callbacks,
+    settings, tmp_path,
+):  # fmt: skip
+    """Two machines: a worker at the store's site that listens only to the store's queue, and a
+    central one for everything else, each with its own data folder. The part goes from the
+    site's disk to the bucket, the central worker builds the package from it, and the web
+    (this process, a third folder) streams it to staff."""
+    from django.conf import settings as live
+
+    from requests.demo import demo_store_seed
+    from requests.models import ConnectedStore, DataRequest
+    from tests.processes import celery_worker, portal_env
+    from tests.servers import redis_url
+    from tests.test_celery_worker import sending_over
+
+    demo_store_seed()
+    reference = file_and_verify(public_api, file_request, email="ada@demo.example")
+    database = live.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        db_url = f"sqlite:///{database['NAME']}"
+    else:
+        db_url = (
+            f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}/"
+            f"{database['NAME']}"
+        )
+    options = live.STORAGES["packages"]["OPTIONS"]
+    with sending_over(redis_url(), {"visibility_timeout": 3600}) as (broker, central_queue):
+        site_queue = f"{central_queue}-site"
+        ConnectedStore.objects.update(queue=site_queue)
+
+        def machine(name: str) -> dict[str, str]:
+            return portal_env(
+                DATABASE_URL=db_url,
+                CELERY_BROKER_URL=broker,
+                PORTAL_QUEUE=central_queue,
+                SECRET_KEY=live.SECRET_KEY,
+                PORTAL_ENCRYPTION_KEYS=",".join(live.PORTAL_ENCRYPTION_KEYS),
+                PORTAL_DATA_DIR=str(tmp_path / name),
+                PORTAL_S3_BUCKET=options["bucket_name"],
+                PORTAL_S3_PREFIX=options["location"],
+                PORTAL_S3_ENDPOINT_URL=s3_endpoint,
+                PORTAL_S3_REGION="us-east-1",
+                PORTAL_S3_ACCESS_KEY_ID="test-key",
+                PORTAL_S3_SECRET_ACCESS_KEY="test-secret",
+                PORTAL_S3_ADDRESSING_STYLE="path",
+            )
+
+        site_log, central_log = tmp_path / "site.log", tmp_path / "central.log"
+        with (
+            celery_worker(machine("site"), site_log, "--pool", "solo", "-Q", site_queue),
+            celery_worker(machine("central"), central_log, "--pool", "solo", "-Q", central_queue),
+        ):
+            response = staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
+            assert response.status_code == 200, response.content
+            deadline = time.monotonic() + 120
+            while DataRequest.objects.get(reference=reference).status != "completed":
+                assert time.monotonic() < deadline, (
+                    f"not completed:\n{site_log.read_text()[-2000:]}\n"
+                    f"{central_log.read_text()[-2000:]}"
+                )
+                time.sleep(0.1)
+
+    assert "requests.tasks.job_run[" in site_log.read_text()
+    assert "requests.tasks.job_run[" not in central_log.read_text()
+    assert "requests.tasks.request_process[" in central_log.read_text()
+    assert not list((tmp_path / "site").rglob("*.jsonl")), "the part left the site's disk"
+    assert not (tmp_path / "central" / "packages").exists()
+    package = AccessPackage.objects.get(request__reference=reference)
+    assert _keys(bucket) == [f"portal/{package.path}"]
+    content = _download(staff_api, reference)
+    assert hashlib.sha256(content).hexdigest() == package.sha256
+    assert "ada@demo.example" in open_zip(content).read("data.json").decode()
