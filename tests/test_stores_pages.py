@@ -179,6 +179,7 @@ def test_a_bad_map_edit_is_refused_with_its_line_shown_in_place_then_a_fixed_one
     html = refused.content.decode()
     assert f'data-map-line="{bad_line}"' in html
     assert 'aria-invalid="true"' in html
+    assert 'aria-describedby="id_edit-map_helptext id_edit-map_error map-problems"' in html
     assert "identity: emial" in html  # the text sent stays in the box, to be fixed
     store.refresh_from_db()
     assert store.map_yaml == drafted

@@ -226,6 +226,12 @@ def _detail(
 ):
     if map_form is None:
         map_form = MapForm(initial={"map": store.map_yaml}, prefix="edit")
+    if problems:
+        # Screen readers announce the problems with the text box they are about.
+        box = map_form["map"].auto_id
+        map_form.fields["map"].widget.attrs["aria-describedby"] = (
+            f"{box}_helptext {box}_error map-problems"
+        )
     return staff_page(
         request,
         "staff/stores_detail.html",
