@@ -21,6 +21,14 @@ Identity types: `email` is email, `phone_number` is phone, anything else is kept
 (declared under `identity_types`). References to other datasets become cross-store references to
 the store of the same name, or to the name given in `store_names`.
 
+Roles: a collection with identity fields is `person`; one whose data categories are all
+`system.*` (nothing personal: a catalogue, a lookup table) and whose references lead to no
+person is `reference` data, never erased and
+never walked onward, as Fides leaves it alone; the rest are `owned`. `fill_from_live` completes
+an imported map from the live store's discovered one: keys where the dataset declares no primary
+key (Fides erases such collections by their references; the portal needs a key), and `nullable`
+references where the column allows null (`manage.py stores import-fides FILE --store NAME`).
+
 Not carried over, and listed in the map's `notes`: nested fields (document stores), a field's
 second and later references, and erasure behaviour (Fides masks by policy; every imported
 collection starts with the portal's default, delete, for staff to review).
@@ -47,6 +55,8 @@ from requests.engine.storemap import (
     FieldMap,
     Follow,
     Reference,
+    RefKind,
+    Role,
     StoreMap,
 )
 
@@ -174,6 +184,15 @@ class _Importer:
                     rpath = (*fpath, _meta_key(fspec), "references", k)
                     self.reference(collections, key, cname, fspec["name"], ref, rpath)
 
+        for collection in collections.values():
+            collection.role = _role_from_categories(collection)
+        _own_what_leads_to_people(collections)
+        for cname, collection in collections.items():
+            if collection.role == Role.REFERENCE:
+                self.notes.append(
+                    f"{cname}: reference data (every category is system.*): never erased, "
+                    "never walked onward"
+                )
         store_map = StoreMap(
             collections=collections,
             identity_types=sorted(custom_types),
@@ -274,6 +293,92 @@ class _Importer:
         if len(parts) >= 4 and parts[0] == "collections" and parts[2] == "fields":
             return self.origins.get((parts[1], parts[3]))
         return None
+
+
+def _role_from_categories(collection: Collection) -> Role:
+    """Fides leaves alone a collection none of whose fields is personal: reference data here."""
+    if collection.identity_fields():
+        return Role.PERSON
+    categories = list(collection.categories)
+    for spec in collection.fields.values():
+        categories.extend(spec.categories)
+    if categories and all(c.startswith("system.") for c in categories):
+        return Role.REFERENCE
+    return Role.OWNED
+
+
+def _own_what_leads_to_people(collections: dict[str, Collection]) -> None:
+    """A collection with only system.* categories whose references lead to the person (order
+    lines pointing at orders) is walked and erased with them: owned, not reference data."""
+    changed = True
+    while changed:
+        changed = False
+        for collection in collections.values():
+            if collection.role != Role.REFERENCE:
+                continue
+            for ref in collection.reference_fields().values():
+                target = collections.get(ref.collection)
+                if ref.store or target is None or target.role == Role.REFERENCE:
+                    continue
+                if ref.follow.children:
+                    collection.role = Role.OWNED
+                    changed = True
+                    break
+
+
+def fill_from_live(imported: StoreMap, discovered: StoreMap) -> StoreMap:
+    """The imported map completed from the live store's discovered one: a collection the
+    dataset gives no primary key gets the store's key, and a reference whose column allows null
+    is marked `nullable` (Fides does not say). Each change is noted; nothing else is touched."""
+    result = imported.model_copy(deep=True)
+    live = {}
+    for name, collection in discovered.collections.items():
+        live[collection.physical_name.lower()] = collection
+        live[name.lower()] = collection
+    for name, collection in result.collections.items():
+        found = live.get(collection.physical_name.lower()) or live.get(name.lower())
+        if found is None:
+            result.notes.append(f"{name}: not found in the live store")
+            continue
+        if not collection.key and found.key:
+            collection.key = list(found.key)
+            result.notes.append(f"{name}: keyed by {found.key}, the live store's primary key")
+        for fname, live_spec in found.fields.items():
+            live_ref = live_spec.references
+            if live_ref is None or live_ref.store:
+                continue
+            spec = collection.fields.get(fname)
+            if spec is not None and spec.references is not None:
+                if live_ref.nullable:
+                    spec.references.nullable = True
+                continue
+            target = _imported_name(result, discovered, live_ref.collection)
+            if target is None:
+                continue
+            # A foreign key the dataset does not declare: recorded so erasure respects it, never
+            # walked and never making a row anyone's (Fides would not search through it).
+            spec = collection.fields.setdefault(fname, FieldMap())
+            spec.references = Reference(
+                collection=target,
+                field=live_ref.field,
+                follow=Follow.NONE,
+                kind=RefKind.MENTION,
+                nullable=live_ref.nullable,
+            )
+            result.notes.append(
+                f"{name}.{fname} -> {target}: a foreign key of the live store the dataset does "
+                "not declare; kept so erasure respects it, not followed"
+            )
+    return result
+
+
+def _imported_name(imported: StoreMap, discovered: StoreMap, live_name: str) -> str | None:
+    live = discovered.collections.get(live_name)
+    wanted = {live_name.lower(), (live.physical_name if live else live_name).lower()}
+    for name, collection in imported.collections.items():
+        if name.lower() in wanted or collection.physical_name.lower() in wanted:
+            return name
+    return None
 
 
 def _meta_key(spec: dict) -> str:

@@ -371,3 +371,90 @@ def by_table(keys) -> dict[str, set]:
     for table, i in keys:
         out[table].add(i)
     return out
+
+
+# The order system described by a Fides dataset as its authors write them: primary keys declared
+# only where they thought of it (none on orders and order_details), references only for what
+# leads to the customer, catalogue collections whose categories are all system.*.
+ORDERS_FIDES = """\
+dataset:
+  - fides_key: shop
+    name: Shop
+    collections:
+      - name: customers
+        fields:
+          - name: id
+            data_categories: [user.unique_id]
+            fides_meta: {primary_key: true}
+          - name: email
+            data_categories: [user.contact.email]
+            fides_meta: {identity: email}
+          - name: contact_name
+            data_categories: [user.name]
+      - name: employees
+        fields:
+          - name: id
+            data_categories: [user.unique_id]
+            fides_meta: {primary_key: true}
+          - name: email
+            data_categories: [user.contact.email]
+            fides_meta: {identity: email}
+          - name: last_name
+            data_categories: [user.name]
+      - name: suppliers
+        fields:
+          - name: id
+            data_categories: [system.operations]
+          - name: company
+            data_categories: [system.operations]
+          - name: contact_name
+            data_categories: [user.name]
+          - name: phone
+            data_categories: [user.contact.phone_number]
+      - name: orders
+        fields:
+          - name: id
+            data_categories: [system.operations]
+          - name: customer_id
+            data_categories: [user.unique_id]
+            fides_meta:
+              references:
+                - {field: customers.id, direction: from}
+          - name: ship_city
+            data_categories: [user.contact.address.city]
+      - name: order_details
+        fields:
+          - name: id
+            data_categories: [system.operations]
+          - name: order_id
+            data_categories: [system.operations]
+            fides_meta:
+              references:
+                - {field: orders.id, direction: from}
+          - name: quantity
+            data_categories: [system.operations]
+      - name: products
+        fields:
+          - name: id
+            data_categories: [system.operations]
+          - name: product_name
+            data_categories: [system.operations]
+          - name: unit_price
+            data_categories: [system.operations]
+      - name: categories
+        fields:
+          - name: id
+            data_categories: [system.operations]
+          - name: label
+            data_categories: [system.operations]
+"""
+FIDES_PEOPLE = {
+    "maria": ORDER_PEOPLE["maria"],
+    "nancy": ORDER_PEOPLE["nancy"],
+}
+FIDES_TRUTH = {
+    "person_tables": ORDER_TRUTH["person_tables"],
+    "owner": ORDER_TRUTH["owner"],
+    "reference": {"products", "categories"},
+}
+FIDES_PATTERN = Pattern("orders_fides", ALL_KINDS, {"*": ORDERS}, FIDES_PEOPLE, **FIDES_TRUTH)

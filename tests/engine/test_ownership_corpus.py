@@ -22,23 +22,58 @@ import pytest
 
 from requests.engine.discovery import discover
 from requests.engine.erasure import erase_person, find_remaining
+from requests.engine.fides import fill_from_live, import_fides_dataset
 from requests.engine.finder import json_value
 from requests.engine.mapfile import check_store_map, dump_store_map, load_store_map
 from requests.engine.ownership import WITHHELD, find_owned
-from requests.engine.storemap import StoreMap
+from requests.engine.storemap import Follow, Role, StoreMap
 from tests.engine.erasure_helpers import HASH_KEY, fresh_database
-from tests.engine.ownership_corpus import Oracle, cases, read_all
+from tests.engine.ownership_corpus import (
+    FIDES_PATTERN,
+    FIDES_PEOPLE,
+    ORDERS,
+    ORDERS_FIDES,
+    Oracle,
+    cases,
+    read_all,
+)
 
 CASES = cases()
+FIDES_CASES = [(FIDES_PATTERN, kind, who) for kind in FIDES_PATTERN.kinds for who in FIDES_PEOPLE]
 
 
-@pytest.fixture(params=CASES, ids=[f"{p.name}-{kind}-{who}" for p, kind, who in CASES])
+@pytest.fixture(
+    params=CASES + FIDES_CASES,
+    ids=[f"{p.name}-{kind}-{who}" for p, kind, who in CASES + FIDES_CASES],
+)
 def case(request, tmp_path, connect):
+    """A pattern's schema in a fresh database, connected with the map discovery drafts (or, for
+    the Fides pattern, the dataset imported and completed from the live store), untouched."""
     pattern, kind, who = request.param
     kind, url = fresh_database(kind, request, tmp_path, pattern.name, *pattern.statements(kind))
     draft = discover(connect(kind, url, StoreMap()))
+    if pattern is FIDES_PATTERN:
+        draft = fill_from_live(import_fides_dataset(ORDERS_FIDES), draft)
     connector = connect(kind, url, draft, name="app")
     return pattern, who, url, draft, connector
+
+
+def test_a_fides_dataset_without_keys_is_keyed_from_the_live_store_and_its_catalogue_is_reference(
+    tmp_path, connect, request
+):
+    kind, url = fresh_database("sqlite", request, tmp_path, "fides", *ORDERS)
+    imported = import_fides_dataset(ORDERS_FIDES)
+    assert imported.collections["orders"].key == []
+
+    completed = fill_from_live(imported, discover(connect(kind, url, StoreMap())))
+
+    assert completed.collections["orders"].key == ["id"]
+    assert completed.collections["order_details"].key == ["id"]
+    assert completed.collections["products"].effective_role == Role.REFERENCE
+    assert completed.collections["customers"].effective_role == Role.PERSON
+    handled = completed.collections["orders"].fields["employee_id"].references
+    assert (handled.collection, handled.follow) == ("employees", Follow.NONE)
+    assert check_store_map(completed, store_name="app") == []
 
 
 def test_the_discovered_map_is_valid_as_it_is(case):

@@ -37,6 +37,11 @@ class Command(BaseCommand):
             "import-fides", help="Turn a Fides dataset YAML into a map and print it."
         )
         fides.add_argument("file", type=Path)
+        fides.add_argument(
+            "--store",
+            help="complete the map from this connected store: its keys where the dataset gives "
+            "none, and which references may be null",
+        )
         for action, text in [
             ("enable", "Search the store again."),
             ("disable", "Stop searching the store (jobs it already has still run)."),
@@ -118,6 +123,12 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
         try:
-            self.stdout.write(stores.dump_map(import_fides_dataset(text)))
+            imported = import_fides_dataset(text)
         except MapError as exc:
             raise CommandError(str(exc)) from None
+        if options.get("store"):
+            from requests.engine.fides import fill_from_live
+
+            store = self._store(options["store"])
+            imported = fill_from_live(imported, stores.store_discover(store=store))
+        self.stdout.write(stores.dump_map(imported))
