@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.conftest import code_from
+from tests.conftest import body_of, code_from
 
 pytestmark = pytest.mark.slow
 
@@ -84,3 +84,42 @@ def test_a_person_files_an_erasure_and_a_dpo_approves_it_in_the_browser_until_it
     assert median.locator(".tile__figure").inner_text() == "0.0"
     assert "over 1 request answered" in median.inner_text()
     assert dpo.locator("svg.chart__svg rect.chart__bar--erasure").count() == 12
+
+
+def test_a_dpo_rejects_a_request_with_a_legal_reason_and_the_person_gets_it_by_email(
+    live_portal, new_page
+):
+    # The person's browser asks for French: the decision reaches them in French, though the DPO
+    # works in English.
+    person = new_page(locale="fr-FR")
+    person.goto(live_portal.url("/"))
+    person.get_by_label("Accès (une copie de mes données)").check()
+    person.get_by_label("Adresse e-mail").fill("grace@example.com")
+    person.get_by_role("button", name="Envoyer ma demande").click()
+    person.wait_for_url(re.compile(r"/r/[^/]+/filed/$"))
+    reference = person.locator("strong.reference").inner_text().strip()
+    person.get_by_label("Code reçu par e-mail").fill(code_from(live_portal.inbox.wait_for(1)))
+    person.get_by_role("button", name="Confirmer ma demande").click()
+    person.wait_for_url(re.compile(rf"/r/{re.escape(reference)}/status/"))
+
+    dpo = new_page()
+    sign_in(dpo, live_portal, username="dpo", password=live_portal.demo_password)
+    dpo.get_by_role("link", name=reference).click()
+    reject = dpo.locator("form.action--danger")
+    reject.get_by_role("button", name="Reject the request").click()
+    assert "Choose the legal reason for the refusal." in reject.inner_text()
+
+    reject = dpo.locator("form.action--danger")
+    reject.get_by_label("Legal reason").select_option(value="manifestly_unfounded")
+    reject.get_by_label("Message to the person").fill("Votre demande ne concerne pas nos services.")
+    reject.get_by_role("button", name="Reject the request").click()
+    assert "the person is told" in dpo.get_by_role("status").inner_text()
+    assert dpo.locator("dt:text-is('Status') + dd").inner_text().strip() == "Rejected"
+
+    message = live_portal.inbox.wait_for(2)
+    body = body_of(message)
+    assert message["To"] == "grace@example.com"
+    assert "Demande manifestement infondée (art. 12(5))" in body
+    assert "Votre demande ne concerne pas nos services." in body
+    assert "réclamation" in body
+    assert f"/r/{reference}/status/" in body
