@@ -19,6 +19,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -44,6 +45,24 @@ def scratch_dir() -> Path:
     root = Path(settings.DATA_DIR) / "scratch"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=root))  # made 0700
+
+
+def scratch_remove_stale(*, older_than: float) -> int:
+    """Remove scratch folders last changed more than `older_than` seconds ago: left by a worker
+    that was killed while building (they hold personal data). Returns how many were removed."""
+    root = Path(settings.DATA_DIR) / "scratch"
+    if not root.is_dir():
+        return 0
+    removed = 0
+    limit = time.time() - older_than
+    for folder in root.iterdir():
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < limit:
+                shutil.rmtree(folder)
+                removed += 1
+        except FileNotFoundError:  # another process removed it meanwhile
+            continue
+    return removed
 
 
 class PortalFileSystemStorage(FileSystemStorage):

@@ -305,7 +305,11 @@ def package_delete(*, package: AccessPackage, reason: str = "expired") -> bool:
 
 
 def packages_delete_expired() -> int:
-    """Delete every package past its expiry; safe to run from several schedulers at once."""
+    """Delete every package past its expiry; safe to run from several schedulers at once.
+
+    Also removes this machine's scratch folders that a killed worker left behind: no task
+    builds for longer than its hard time limit."""
+    storage.scratch_remove_stale(older_than=settings.CELERY_TASK_TIME_LIMIT)
     deleted = 0
     while True:
         batch = list(
