@@ -13,7 +13,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect
-from django.utils.translation import gettext as _t
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -133,7 +133,7 @@ def store_list(request):
                 if data["discover"]:
                     messages.success(
                         request,
-                        _t(
+                        gettext(
                             "Store %(name)s added. Discovery drafted its map: review it below "
                             "and edit it if anything is wrong."
                         )
@@ -142,7 +142,8 @@ def store_list(request):
                 else:
                     messages.success(
                         request,
-                        _t("Store %(name)s added. Give it a map below.") % {"name": store.name},
+                        gettext("Store %(name)s added. Give it a map below.")
+                        % {"name": store.name},
                     )
                 return redirect("staff-store", name=store.name)
         status = 400
@@ -271,7 +272,7 @@ def store_map_save(request, name: str):
     except stores.InvalidMap as exc:
         form.add_error(
             "map",
-            _t("The map was not saved: %(count)s problem(s), listed below.")
+            gettext("The map was not saved: %(count)s problem(s), listed below.")
             % {"count": len(exc.problems)},
         )
         return _detail(
@@ -284,7 +285,7 @@ def store_map_save(request, name: str):
     except ServiceError as exc:
         form.add_error("map", exc.message)
         return _detail(request, store, map_form=form, status=exc.status_code)
-    messages.success(request, _t("The map is saved."))
+    messages.success(request, gettext("The map is saved."))
     return redirect("staff-store", name=store.name)
 
 
@@ -310,11 +311,11 @@ def store_enabled(request, name: str):
         store=store, enabled=wanted == "true", actor=actor_for_user(request.user)
     )
     if store.enabled:
-        messages.success(request, _t("The store is enabled: new requests search it."))
+        messages.success(request, gettext("The store is enabled: new requests search it."))
     else:
         messages.success(
             request,
-            _t(
+            gettext(
                 "The store is disabled: requests approved from now on leave it out; work it "
                 "already has still runs."
             ),
@@ -332,11 +333,11 @@ def store_remove(request, name: str):
     except stores.StoreInUse as exc:
         return _detail(request, store, delete_error=exc.message, status=exc.status_code)
     if removed:
-        messages.success(request, _t("Store %(name)s deleted.") % {"name": name})
+        messages.success(request, gettext("Store %(name)s deleted.") % {"name": name})
     else:
         messages.success(
             request,
-            _t(
+            gettext(
                 "Store %(name)s deleted. Past requests used it, so it is kept for their records, "
                 "disabled and with its connection wiped; its name stays taken."
             )
@@ -351,7 +352,7 @@ def store_remove(request, name: str):
 def _actor_text(actor: str) -> str:
     if actor.startswith("staff:"):
         return actor.removeprefix("staff:")
-    return _t("The portal")
+    return gettext("The portal")
 
 
 def _history_row(event) -> dict:
@@ -361,16 +362,16 @@ def _history_row(event) -> dict:
     if action == "store.created":
         count = details.get("collections", 0)
         if details.get("discovered"):
-            text = _t(
+            text = gettext(
                 "%(who)s added the store; discovery drafted a map of %(count)s collection(s)."
             )
         elif count:
-            text = _t("%(who)s added the store with a map of %(count)s collection(s).")
+            text = gettext("%(who)s added the store with a map of %(count)s collection(s).")
         else:
-            text = _t("%(who)s added the store without a map.")
+            text = gettext("%(who)s added the store without a map.")
         text = text % {"who": who, "count": count}
     elif action == "store.map_updated":
-        text = _t("%(who)s saved the map (%(count)s collection(s)).") % {
+        text = gettext("%(who)s saved the map (%(count)s collection(s)).") % {
             "who": who,
             "count": details.get("collections", 0),
         }
@@ -378,21 +379,25 @@ def _history_row(event) -> dict:
         enabled = action == "store.enabled"
         if details.get("changed", True):
             text = (
-                _t("%(who)s enabled the store.") if enabled else _t("%(who)s disabled the store.")
+                gettext("%(who)s enabled the store.")
+                if enabled
+                else gettext("%(who)s disabled the store.")
             )
         elif enabled:
-            text = _t("%(who)s enabled the store (it already was).")
+            text = gettext("%(who)s enabled the store (it already was).")
         else:
-            text = _t("%(who)s disabled the store (it already was).")
+            text = gettext("%(who)s disabled the store (it already was).")
         text = text % {"who": who}
     elif action == "store.deleted":
         if details.get("kept_for_records"):
-            text = _t("%(who)s deleted the store; it is kept for the records of past requests.")
+            text = gettext(
+                "%(who)s deleted the store; it is kept for the records of past requests."
+            )
         else:
-            text = _t("%(who)s deleted the store.")
+            text = gettext("%(who)s deleted the store.")
         text = text % {"who": who}
     elif action == "store.changed":
-        text = _t("%(who)s changed the store in the admin site.") % {"who": who}
+        text = gettext("%(who)s changed the store in the admin site.") % {"who": who}
     else:
-        text = _t("%(who)s: %(action)s.") % {"who": who, "action": action}
+        text = gettext("%(who)s: %(action)s.") % {"who": who, "action": action}
     return {"at": event.created_at, "text": text, "sequence": event.sequence}
