@@ -349,3 +349,22 @@ def test_signed_out_visitors_are_sent_to_the_login_page(client):
 def test_only_dpos_see_the_stores_link(dpo, signed_in):
     assert 'href="/staff/stores/"' in dpo.get("/staff/").content.decode()
     assert 'href="/staff/stores/"' not in signed_in(REVIEWER).get("/staff/").content.decode()
+
+
+# In French
+
+
+def test_the_stores_pages_speak_french_with_french_dates(dpo, shop_url):
+    _add_shop(dpo, shop_url)
+    dpo.post("/staff/stores/shop/check/")
+    listing = _text(dpo.get("/staff/stores/", HTTP_ACCEPT_LANGUAGE="fr"))
+    assert "Sources connectées" in listing
+    assert "Ajouter une source" in listing
+    assert re.search(r"\b\d{1,2} \w+ \d{4} à \d{2}:\d{2}", listing)  # 29 novembre 2026 à 03:58
+    page = dpo.get("/staff/stores/shop/", HTTP_ACCEPT_LANGUAGE="fr")
+    assert "Ce que dit la carte" in _text(page)
+    assert "Personnes" in _text_of(page, "collection-customers")
+    assert (
+        "dpo-user a ajouté la source ; la découverte a rédigé une carte de 2 collection(s)."
+        in _text_of(page, "history")
+    )
