@@ -368,3 +368,30 @@ def test_the_stores_pages_speak_french_with_french_dates(dpo, shop_url):
         "dpo-user a ajouté la source ; la découverte a rédigé une carte de 2 collection(s)."
         in _text_of(page, "history")
     )
+
+
+def test_discovery_asked_of_a_manual_system_is_refused_beside_the_checkbox(dpo):
+    response = dpo.post(
+        "/staff/stores/",
+        {"new-name": "paper", "new-kind": "manual", "new-discover": "on"},
+    )
+    assert response.status_code == 400
+    assert 'id="id_new-discover_error"' in response.content.decode()
+    assert not ConnectedStore.objects.filter(name="paper").exists()
+
+
+def test_a_webhook_stores_signing_secret_is_kept_and_never_shown_back(dpo, settings):
+    settings.PORTAL_WEBHOOK_ALLOW_PRIVATE = True
+    response = dpo.post(
+        "/staff/stores/",
+        {
+            "new-name": "billing",
+            "new-kind": "webhook",
+            "new-url": "http://127.0.0.1:9/dsr",
+            "new-secret": "s3cret-signing-key",
+        },
+    )
+    assert response.status_code == 302
+    assert ConnectedStore.objects.get(name="billing").secret == "s3cret-signing-key"
+    page = dpo.get("/staff/stores/billing/").content.decode()
+    assert "s3cret-signing-key" not in page and "127.0.0.1:9" not in page

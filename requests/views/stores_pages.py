@@ -27,6 +27,9 @@ from requests.views.console import staff_only, staff_page
 
 dpo_only = staff_only(permissions.access_manage_stores)
 
+# Taller maps scroll inside their box.
+MAP_BOX_MAX_ROWS = 60
+
 ROLE_LABELS = {
     "person": _("People"),
     "owned": _("Owned by people"),
@@ -80,6 +83,16 @@ class StoreAddForm(forms.Form):
             render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
         ),
     )
+    secret = forms.CharField(
+        label=_("Signing secret (webhook stores)"),
+        required=False,
+        max_length=500,
+        strip=False,
+        help_text=_("The downstream service checks every call with it. Never shown again."),
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
     discover = forms.BooleanField(
         label=_("Draft the map from the store's schema (discovery)"),
         required=False,
@@ -124,6 +137,7 @@ def store_list(request):
                     name=data["name"],
                     kind=data["kind"],
                     url=data["url"],
+                    secret=data["secret"],
                     discover=data["discover"],
                     actor=actor_for_user(request.user),
                 )
@@ -227,6 +241,9 @@ def _detail(
 ):
     if map_form is None:
         map_form = MapForm(initial={"map": store.map_yaml}, prefix="edit")
+    # The box is as tall as the map (within reason), so its lines need no inner scrolling.
+    lines = (map_form["map"].value() or "").count("\n") + 2
+    map_form.fields["map"].widget.attrs["rows"] = min(max(lines, 12), MAP_BOX_MAX_ROWS)
     if problems:
         # Screen readers announce the problems with the text box they are about.
         box = map_form["map"].auto_id
