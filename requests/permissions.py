@@ -5,9 +5,10 @@ page and every staff API endpoint asks one of the `access_*` functions below, so
 here and nowhere else.
 
 - `dpo`: everything, including connected stores and staff accounts;
-- `reviewer`: reads requests and decides them (approve, reject, extend, ask, retry, confirm);
-- `auditor`: reads requests, their timelines, certificates and stores; changes nothing and does
-  not download people's data packages.
+- `reviewer`: reads requests and decides them (approve, reject, extend, ask, retry, confirm,
+  assign, write internal notes), and reveals a request's masked identity (audited);
+- `auditor`: reads requests, their timelines, certificates and stores; changes nothing, does
+  not download people's data packages and sees identities masked only.
 
 Defaults, chosen so nobody gains power by accident:
 - a superuser is a DPO (the account `createsuperuser` makes must be able to set everything up);
@@ -95,6 +96,13 @@ def access_view_requests(user) -> bool:
 
 def access_decide_request(user) -> bool:
     """Approve, reject, extend, ask for information, retry, confirm a manual task."""
+    return _has(user, DPO, REVIEWER)
+
+
+def access_reveal_identity(user) -> bool:
+    """See a request's identity in clear (each time audited). Auditors check that requests were
+    handled, which the masked identity and the timeline show; they never need the person's
+    details, so only who handles requests may reveal them."""
     return _has(user, DPO, REVIEWER)
 
 

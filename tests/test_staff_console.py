@@ -176,18 +176,24 @@ def test_the_queue_shows_fifty_requests_a_page(staff_client):
 # A request's page
 
 
-def test_the_request_page_shows_the_identity_and_the_timeline(staff_client, make_request):
+def test_the_request_page_shows_the_identity_masked_and_the_timeline_as_sentences(
+    staff_client, make_request
+):
     data_request = make_request(email="ada@example.com", phone="+33612345678")
 
     response = staff_client.get(detail_url(data_request))
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert "ada@example.com" in html and "+33612345678" in html
+    assert "ada@example.com" not in html and "+33612345678" not in html
+    assert "a***@example.com" in html
     timeline = html.split('id="timeline-title"', 1)[1]
-    assert timeline.index("request.filed") < timeline.index("request.verified")
-    assert "subject" in timeline
-    assert "email, phone" in timeline  # the identity types given, never their values
+    assert timeline.index("Request for access filed") < timeline.index(
+        "The person confirmed their email address"
+    )
+    assert "The person" in timeline
+    assert "Email address, Phone number" in timeline  # the types given, never their values
+    assert "request.filed" not in timeline
 
 
 def test_an_unknown_reference_is_not_found(staff_client):

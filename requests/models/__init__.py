@@ -7,6 +7,7 @@ from requests.models.identifiers import (
 )
 from requests.models.jobs import HeldFor, Job, JobKind, JobState
 from requests.models.mail import DemoMail
+from requests.models.notes import RequestNote
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.request import DataRequest
 from requests.models.stores import ConnectedStore, StoreKind
@@ -31,6 +32,7 @@ __all__ = [
     "Job",
     "JobKind",
     "JobState",
+    "RequestNote",
     "StoreKind",
     "SuppressionEntry",
 ]

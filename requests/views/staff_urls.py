@@ -1,7 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from requests.views import assign, bulk, dashboard, queue, staff, stores_pages, users
+from requests.views import (
+    assign,
+    bulk,
+    dashboard,
+    queue,
+    request_page,
+    staff,
+    stores_pages,
+    users,
+)
 
 urlpatterns = [
     path(
@@ -14,7 +23,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
     path("", queue.queue, name="staff-queue"),
     path("bulk-reject/", bulk.bulk_reject, name="staff-bulk-reject"),
-    path("requests/<str:reference>/", staff.request_detail, name="staff-request"),
+    path("requests/<str:reference>/", request_page.request_detail, name="staff-request"),
     path("requests/<str:reference>/assign/", assign.assign, name="staff-request-assign"),
     path("mail/", staff.mail, name="staff-mail"),
     path("users/", users.users, name="staff-users"),
