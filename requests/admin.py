@@ -74,7 +74,7 @@ class ConnectedStoreAdmin(admin.ModelAdmin):
     @admin.action(description="Check the connection of the selected stores")
     def check_stores(self, request, queryset):
         for store in queryset:
-            result = stores.store_check(store=store)
+            result = stores.store_check(store=store, actor=actor_for_user(request.user))
             level = messages.SUCCESS if result.ok else messages.ERROR
             self.message_user(request, f"{store.name}: {result.message}", level)
 

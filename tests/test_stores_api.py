@@ -113,6 +113,18 @@ def test_checking_a_store_that_answers_reports_ok(staff_api, redis_server_url):
     assert ConnectedStore.objects.get(name="sessions").last_check_ok is True
 
 
+def test_a_check_asked_for_by_staff_is_audited_under_their_name_with_its_code_only(
+    staff_api, redis_server_url
+):
+    from requests.models import AuditEvent
+
+    _create(staff_api, name="sessions", url=redis_server_url, map=SESSIONS_MAP)
+    staff_api.post("/api/v1/staff/stores/sessions/check/")
+    event = AuditEvent.objects.get(action="store.checked")
+    assert event.actor == "staff:dpo"
+    assert event.details == {"store": "sessions", "ok": True, "code": "ok"}
+
+
 def test_checking_a_store_that_is_down_gives_a_clear_reason_without_the_password(staff_api):
     url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
     _create(staff_api, name="sessions", url=url, map=SESSIONS_MAP)

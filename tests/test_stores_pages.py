@@ -212,6 +212,8 @@ def test_the_check_button_shows_the_result_and_the_list_shows_it_as_the_last_che
     assert ConnectedStore.objects.get(name="shop").last_check_code == "ok"
     listing = _text_of(dpo.get("/staff/stores/"), "stores")
     assert "OK ok" in listing
+    history = _text_of(dpo.get("/staff/stores/shop/"), "history")
+    assert "dpo-user checked the connection: it passed (ok)." in history
 
 
 def test_a_failed_check_says_why_in_the_portals_words(dpo, shop_url, tmp_path):

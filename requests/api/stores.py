@@ -202,5 +202,5 @@ class StoreCheckView(APIView):
 
     @extend_schema(request=None, responses=CheckResultSerializer, summary="Check the connection")
     def post(self, request, name: str):
-        result = stores.store_check(store=_store(name))
+        result = stores.store_check(store=_store(name), actor=actor_for_user(request.user))
         return Response(CheckResultSerializer(result).data)

@@ -469,16 +469,26 @@ def _run_check(store: ConnectedStore) -> StoreCheck:
     return check_connector(store, connector)
 
 
-def store_check(*, store: ConnectedStore) -> StoreCheck:
+def store_check(*, store: ConnectedStore, actor: str | None = None) -> StoreCheck:
     """Connect, and check that the store holds what its map names. Never raises for a bad store;
-    the outcome names no host, port, path or credentials."""
+    the outcome names no host, port, path or credentials.
+
+    The outcome is kept on the store (its last check). With `actor` (a staff member asked for it)
+    the check is also an audit event, with its code only: it is a staff action on the store."""
     result = _run_check(store)
-    ConnectedStore.objects.filter(pk=store.pk).update(
-        last_check_ok=result.ok,
-        last_check_code=result.code,
-        last_check_message=result.message,
-        last_checked_at=timezone.now(),
-    )
+    with transaction.atomic():
+        ConnectedStore.objects.filter(pk=store.pk).update(
+            last_check_ok=result.ok,
+            last_check_code=result.code,
+            last_check_message=result.message,
+            last_checked_at=timezone.now(),
+        )
+        if actor is not None:
+            audit_record(
+                action="store.checked",
+                actor=actor,
+                details={"store": store.name, "ok": result.ok, "code": result.code},
+            )
     return result
 
 

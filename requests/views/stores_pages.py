@@ -311,7 +311,7 @@ def store_map_save(request, name: str):
 @require_http_methods(["POST"])
 def store_check_run(request, name: str):
     store = _store_or_404(name)
-    result = stores.store_check(store=store)
+    result = stores.store_check(store=store, actor=actor_for_user(request.user))
     store.refresh_from_db()
     return _detail(request, store, check=result)
 
@@ -413,6 +413,12 @@ def _history_row(event) -> dict:
         else:
             text = gettext("%(who)s deleted the store.")
         text = text % {"who": who}
+    elif action == "store.checked":
+        if details.get("ok"):
+            text = gettext("%(who)s checked the connection: it passed (%(code)s).")
+        else:
+            text = gettext("%(who)s checked the connection: it failed (%(code)s).")
+        text = text % {"who": who, "code": details.get("code", "")}
     elif action == "store.changed":
         text = gettext("%(who)s changed the store in the admin site.") % {"who": who}
     else:
