@@ -307,6 +307,9 @@ PORTAL_ORGANISATION_NAME = env_str("PORTAL_ORGANISATION_NAME", "Example Organisa
 PORTAL_SUPERVISORY_AUTHORITY = env_str(
     "PORTAL_SUPERVISORY_AUTHORITY", "your national data protection authority"
 )
+# Where people write for the rights the portal does not take (rectification, restriction,
+# objection), named in the access package's report and on the status page.
+PORTAL_CONTACT_EMAIL = env_str("PORTAL_CONTACT_EMAIL", DEFAULT_FROM_EMAIL)
 PORTAL_DEFAULT_PHONE_REGION = env_str("PORTAL_DEFAULT_PHONE_REGION")
 # Text messages carrying a phone's verification code (requests.sms): the organisation's SMS
 # gateway over a signed webhook, or the demo's console sender (kept for the staff Mail page).

@@ -202,3 +202,14 @@ class AskInformationForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         error_messages={"required": _("Say what information is needed.")},
     )
+
+
+class SubjectReplyForm(forms.Form):
+    """The person's answer to staff's request for more information (status page)."""
+
+    message = forms.CharField(
+        label=_("Your reply"),
+        max_length=MAX_MESSAGE_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": _("Write the information we asked for.")},
+    )

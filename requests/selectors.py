@@ -68,3 +68,9 @@ def staff_users():
         .prefetch_related("groups")
         .order_by("-is_active", "username")
     )
+
+
+def request_subject_replies(*, request: DataRequest):
+    """The person's replies to staff's requests for information, oldest first, each with the
+    question it answers (`question`, `body`, `received_at`); decrypted as they are read."""
+    return request.subject_replies.order_by("received_at", "pk")

@@ -9,6 +9,7 @@ from requests.models.jobs import HeldFor, Job, JobKind, JobState
 from requests.models.mail import DemoMail
 from requests.models.notes import RequestNote
 from requests.models.packages import AccessPackage, DownloadCode
+from requests.models.replies import SubjectReply
 from requests.models.request import DataRequest
 from requests.models.stores import ConnectedStore, StoreKind
 from requests.models.tokens import ApiToken
@@ -34,5 +35,6 @@ __all__ = [
     "JobState",
     "RequestNote",
     "StoreKind",
+    "SubjectReply",
     "SuppressionEntry",
 ]

@@ -241,9 +241,15 @@ def request_ask_information(*, request: DataRequest, actor: str, message: str) -
 
 
 @transaction.atomic
-def request_information_received(*, request: DataRequest, actor: str) -> DataRequest:
+def request_information_received(
+    *, request: DataRequest, actor: str, details: dict[str, Any] | None = None
+) -> DataRequest:
     return _transition(
-        request, to=Status.IN_REVIEW, actor=actor, action="request.information_received"
+        request,
+        to=Status.IN_REVIEW,
+        actor=actor,
+        action="request.information_received",
+        details=details,
     )
 
 
@@ -348,6 +354,8 @@ def request_purge_identity(*, request: DataRequest) -> DataRequest | None:
         locked.save(update_fields=["identity", "subject_key", "identity_purged_at", "updated_at"])
         # Staff's notes of the proof they saw may name documents: they go with the identity.
         locked.identifier_checks.exclude(note="").update(note="")
+        # So may the person's replies to staff's questions.
+        locked.subject_replies.update(body="", question="")
         audit_record(
             action="request.identity_purged",
             actor=SYSTEM,

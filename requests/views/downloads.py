@@ -23,7 +23,7 @@ from requests.forms import VerifyCodeForm
 from requests.models import AccessPackage, DataRequest, DownloadCode
 from requests.services import packages
 from requests.services.errors import RateLimited, ServiceError
-from requests.views.public import rate_limited
+from requests.views.public import rate_limited, use_request_language
 
 
 def _authorised_request(reference: str, token: str) -> DataRequest:
@@ -89,6 +89,7 @@ def _file_response(opened: packages.OpenedPackage) -> FileResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def download(request, reference, token):
     data_request = _authorised_request(reference, token)
+    use_request_language(request, data_request)
     package = AccessPackage.objects.filter(request=data_request).first()
     if package is None:
         raise Http404

@@ -21,12 +21,12 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from requests import selectors
+from requests import progress, selectors
 from requests.api import throttling
-from requests.forms import FileRequestForm, PhoneCodeForm, VerifyCodeForm
+from requests.forms import FileRequestForm, PhoneCodeForm, SubjectReplyForm, VerifyCodeForm
 from requests.models import DataRequest, IdentityVerification
 from requests.models.request import Source
-from requests.services import identifiers, lifecycle, verification
+from requests.services import identifiers, lifecycle, replies, verification
 from requests.services.errors import RateLimited, ServiceError
 from requests.states import Status, can_transition
 
@@ -41,6 +41,14 @@ def _request_or_404(reference: str) -> DataRequest:
     if data_request is None:
         raise Http404
     return data_request
+
+
+def use_request_language(request, data_request: DataRequest) -> None:
+    """Answer in the language the request was made in, whatever the browser asks for: the
+    person chose it when filing, and the emails they receive are in it too."""
+    if data_request.language in dict(settings.LANGUAGES):
+        translation.activate(data_request.language)
+        request.LANGUAGE_CODE = data_request.language
 
 
 def limited_message(exc: RateLimited) -> str:
@@ -273,6 +281,7 @@ def status(request, reference, token):
         token.encode(), data_request.status_token().encode()
     ):
         raise Http404
+    use_request_language(request, data_request)
     if request.method == "POST" and "withdraw" in request.POST:
         try:
             lifecycle.request_cancel(request=data_request)
@@ -284,6 +293,28 @@ def status(request, reference, token):
     if request.method == "POST" and ("phone_send" in request.POST or "phone_code" in request.POST):
         _phone_step(request, data_request)
         return redirect(_status_path(data_request))
+    reply_form = SubjectReplyForm()
+    status_code = 200
+    if request.method == "POST" and "reply" in request.POST:
+        reply_form = SubjectReplyForm(request.POST)
+        status_code = 400
+        if reply_form.is_valid():
+            try:
+                replies.subject_reply_submit(
+                    request=data_request, message=reply_form.cleaned_data["message"]
+                )
+            except ServiceError as exc:
+                if exc.field == "message":
+                    reply_form.add_error("message", exc.message)
+                else:
+                    messages.error(request, exc.message)
+                    return redirect(_status_path(data_request))
+            else:
+                messages.success(
+                    request, _("Thank you: we have your reply and continue with your request.")
+                )
+                return redirect(_status_path(data_request))
+    last_reply = selectors.request_subject_replies(request=data_request).last()
     return _page(
         request,
         "public/status.html",
@@ -291,10 +322,17 @@ def status(request, reference, token):
             "data_request": data_request,
             "phone_state": _phone_state(data_request),
             "phone_form": PhoneCodeForm(),
+            "reply_form": reply_form,
+            "last_reply_at": last_reply.received_at if last_reply else None,
+            "steps": progress.subject_steps(data_request),
+            "next_step": progress.subject_next_step(data_request),
+            "erasure": progress.erasure_outcome(data_request),
             "status_sentence": lifecycle.describe_status_for_subject(data_request),
             "can_withdraw": can_transition(data_request.status, Status.CANCELLED),
             "authority": settings.PORTAL_SUPERVISORY_AUTHORITY,
+            "contact_email": settings.PORTAL_CONTACT_EMAIL,
         },
+        status=status_code,
     )
 
 
