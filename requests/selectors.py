@@ -8,16 +8,6 @@ from requests.models import DataRequest, DemoMail
 from requests.states import Status
 
 
-def staff_queue(*, status: str | None = None) -> QuerySet[DataRequest]:
-    queryset = DataRequest.objects.all()
-    if status:
-        queryset = queryset.filter(status=status)
-    # Nulls last: requests whose clock has not started sort after those with a due date.
-    from django.db.models import F
-
-    return queryset.order_by(F("due_on").asc(nulls_last=True), "received_at")
-
-
 def request_by_reference(reference: str) -> DataRequest | None:
     return DataRequest.objects.filter(reference=reference).first()
 

@@ -86,6 +86,9 @@ class StaffRequestListSerializer(serializers.ModelSerializer):
     overdue = serializers.BooleanField(source="is_overdue")
     due_soon = serializers.BooleanField(source="is_due_soon")
     days_left = serializers.SerializerMethodField()
+    assigned_to = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = DataRequest
@@ -100,6 +103,7 @@ class StaffRequestListSerializer(serializers.ModelSerializer):
             "overdue",
             "due_soon",
             "days_left",
+            "assigned_to",
         ]
 
     def get_days_left(self, obj) -> int | None:

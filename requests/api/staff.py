@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from requests import permissions, selectors
+from requests import clock, permissions, selectors
+from requests import queue as queue_selectors
 from requests.api.serializers import (
     AskInformationSerializer,
     ConfirmIdentitySerializer,
@@ -22,37 +24,81 @@ from requests.api.serializers import (
 from requests.models import DataRequest
 from requests.services import identifiers, lifecycle
 from requests.services.audit import actor_for_user
+from requests.states import Kind, Status
 
 
 def _get_request(reference: str) -> DataRequest:
     return get_object_or_404(DataRequest.objects.all(), reference=reference)
 
 
+class QueueQuerySerializer(serializers.Serializer):
+    """The queue's filters, as the console's queue page has them (requests/queue.py)."""
+
+    status = serializers.ChoiceField(
+        choices=[queue_selectors.ALL, queue_selectors.OPEN, *sorted(selectors.VALID_STATUSES)],
+        required=False,
+        help_text="A state, `open` (every state not closed) or `all` (the default).",
+        error_messages={
+            "invalid_choice": "Unknown status; use one of "
+            + ", ".join([queue_selectors.ALL, queue_selectors.OPEN, *sorted(Status.values)])
+            + "."
+        },
+    )
+    kind = serializers.ChoiceField(
+        choices=Kind.values,
+        required=False,
+        error_messages={"invalid_choice": f"Unknown kind; use {' or '.join(Kind.values)}."},
+    )
+    due = serializers.ChoiceField(
+        choices=[queue_selectors.OVERDUE, queue_selectors.DUE_THIS_WEEK],
+        required=False,
+        help_text="`overdue`, or `week`: due from today to this Sunday. Open requests only.",
+    )
+    flagged = serializers.BooleanField(
+        required=False, default=False, help_text="Only requests flagged as possibly excessive."
+    )
+    mine = serializers.BooleanField(
+        required=False, default=False, help_text="Only requests assigned to the caller."
+    )
+    q = serializers.CharField(
+        required=False,
+        max_length=254,
+        help_text=(
+            "A reference, or an email address compared as its keyed hash; searches every state "
+            "unless `status` is given."
+        ),
+    )
+    sort = serializers.ChoiceField(
+        choices=list(queue_selectors.SORTS), required=False, default=queue_selectors.DEFAULT_SORT
+    )
+
+
 class StaffRequestListView(ListAPIView):
     serializer_class = StaffRequestListSerializer
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "status", OpenApiTypes.STR, enum=sorted(selectors.VALID_STATUSES), required=False
-            )
-        ],
-        summary="The queue of requests, soonest due first",
-    )
+    @extend_schema(parameters=[QueueQuerySerializer], summary="The queue of requests, filtered")
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        status = self.request.query_params.get("status") or None
-        if status is not None and status not in selectors.VALID_STATUSES:
-            raise ValidationError(
-                {
-                    "status": [
-                        f"Unknown status; use one of {', '.join(sorted(selectors.VALID_STATUSES))}."
-                    ]
-                }
+        query = QueueQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        filters = queue_selectors.QueueFilters(
+            status=data.get("status", queue_selectors.ALL),
+            kind=data.get("kind", ""),
+            due=data.get("due", ""),
+            flagged=data["flagged"],
+            mine=data["mine"],
+            q=data.get("q", ""),
+            sort=data["sort"],
+        )
+        try:
+            return queue_selectors.queue_requests(
+                filters, today=clock.today(), user=self.request.user
             )
-        return selectors.staff_queue(status=status)
+        except queue_selectors.SearchError as exc:
+            raise ValidationError({"q": [exc.args[0]]}) from None
 
 
 class StaffRequestDetailView(APIView):
