@@ -345,6 +345,8 @@ def render_index(
                 "expires_at": expires_at,
                 "organisation": settings.PORTAL_ORGANISATION_NAME,
                 "authority": settings.PORTAL_SUPERVISORY_AUTHORITY,
+                "contact_email": settings.PORTAL_CONTACT_EMAIL,
+                "portal_url": f"{settings.PORTAL_BASE_URL}/",
                 "language": request.language,
             },
         )
