@@ -23,12 +23,15 @@ import time
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from storages.backends.s3 import S3Storage
 
 PACKAGES = "packages"
+# What a storage raises when it cannot be used: the disk's errors, or the bucket's.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BotoCoreError, ClientError)
 # Bytes read from a stored file at a time.
 READ_CHUNK = 1024 * 1024
 

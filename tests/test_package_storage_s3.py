@@ -349,3 +349,24 @@ def test_a_site_worker_and_a_central_worker_on_separate_disks_share_the_package_
     content = _download(staff_api, reference)
     assert hashlib.sha256(content).hexdigest() == package.sha256
     assert "ada@demo.example" in open_zip(content).read("data.json").decode()
+
+
+def test_a_bucket_that_cannot_be_written_retries_the_job_later_naming_no_host_or_bucket(
+    bucket, public_api, file_request, staff_api, django_capture_on_commit_callbacks, settings,
+):  # fmt: skip
+    from requests.demo import demo_store_seed
+
+    demo_store_seed()
+    reference = file_and_verify(public_api, file_request, email="ada@demo.example")
+    missing = f"{bucket.name}-missing"
+    options = {**settings.STORAGES["packages"]["OPTIONS"], "bucket_name": missing}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "packages": {"BACKEND": "requests.storage.PortalS3Storage", "OPTIONS": options},
+    }
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+    assert detail["status"] == "processing"
+    job = Job.objects.get(request__reference=reference)
+    assert job.state == "queued" and job.attempts == 1
+    assert job.error == "the package storage could not be used (NoSuchBucket)"
+    assert not AccessPackage.objects.exists()

@@ -129,7 +129,7 @@ def _publish_part(reference: str, summary: PartSummary) -> None:
         for folder in earlier:
             if folder.startswith(f"{summary.store}.files-") and folder != summary.files_dir:
                 storage.delete_tree(f"{prefix}/{folder}")
-    except Exception as exc:  # OSError locally; botocore's errors from a bucket
+    except storage.STORAGE_ERRORS as exc:
         raise TransientStoreError(_storage_failed(exc)) from None
 
 
@@ -422,7 +422,7 @@ def access_finalise(request: DataRequest) -> dict:
             storage.put_file(stored, path)
         except PackageError as exc:
             raise ServiceError(f"The access package could not be built: {exc}") from None
-        except Exception as exc:  # the storage: OSError locally, botocore's errors from a bucket
+        except storage.STORAGE_ERRORS as exc:
             log.warning("package of request %s not stored: %s", locked.pk, type(exc).__name__)
             raise ServiceError(
                 f"The access package could not be built: {_storage_failed(exc)}"
