@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 
 from portal.env import (
@@ -335,6 +336,12 @@ PORTAL_JOB_REQUEUE_AFTER = timedelta(
     seconds=env_int("PORTAL_JOB_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 )
 PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
+# The hour (0-23, PORTAL_TIME_ZONE) at which DPOs get the daily digest of overdue requests.
+PORTAL_DIGEST_HOUR = env_int("PORTAL_DIGEST_HOUR", 7, minimum=0)
+if PORTAL_DIGEST_HOUR > 23:
+    raise ConfigurationError(
+        f"PORTAL_DIGEST_HOUR must be an hour from 0 to 23, got {PORTAL_DIGEST_HOUR}"
+    )
 # Erasure recipients (Art. 19): a manual store's task is due this many days after it is handed
 # to staff (0: the request's own due date; never later than it), and downstream services still
 # erasing are asked how they stand this often.
@@ -461,6 +468,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # request does, checked before reuse.
 CELERY_DB_REUSE_MAX = 1000
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_TIMEZONE = TIME_ZONE  # beat's hours (the digest's) are the portal's local hours
 CELERY_BEAT_SCHEDULE = {
     "reconcile-jobs": {
         "task": "requests.tasks.jobs_reconcile",
@@ -485,6 +493,11 @@ CELERY_BEAT_SCHEDULE = {
     "delete-expired-packages": {
         "task": "requests.tasks.packages_delete_expired",
         "schedule": timedelta(minutes=env_int("PORTAL_PACKAGE_SWEEP_MINUTES", 15, minimum=1)),
+    },
+    # The DPOs' daily digest, at this hour of PORTAL_TIME_ZONE.
+    "staff-digest": {
+        "task": "requests.tasks.staff_digest_send",
+        "schedule": crontab(hour=PORTAL_DIGEST_HOUR, minute=0),
     },
 }
 

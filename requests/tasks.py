@@ -184,6 +184,13 @@ def requests_expire_unverified() -> int:
     return lifecycle.requests_expire_unverified()
 
 
+@shared_task(**MAIL_TASK)
+def staff_digest_send() -> int:
+    from requests.services.digest import staff_digest_send as send_digest
+
+    return send_digest()
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def requests_purge_closed_identities() -> int:
     return lifecycle.requests_purge_closed_identities()
