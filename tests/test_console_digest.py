@@ -102,3 +102,21 @@ def test_beat_runs_the_digest_task_daily_at_the_configured_hour(people):
 
     make("late@example.com", due_in=-1)
     assert digest_task.apply().get() == 2
+
+
+def test_an_hour_that_does_not_exist_stops_the_portal_at_start(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT, portal_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import portal.settings"],
+        cwd=ROOT,
+        env=portal_env(PORTAL_DATA_DIR=str(tmp_path), PORTAL_DIGEST_HOUR="24"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "PORTAL_DIGEST_HOUR must be an hour from 0 to 23, got 24" in result.stderr
