@@ -12,10 +12,19 @@ from functools import partial
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from requests import emails
 from requests.models import AccessPackage, DataRequest, ErasureCertificate
-from requests.services import erasure, jobs, lifecycle, packages, processing, verification
+from requests.services import (
+    erasure,
+    jobs,
+    lifecycle,
+    notices,
+    packages,
+    processing,
+    verification,
+)
 from requests.states import Kind
 
 log = logging.getLogger(__name__)
@@ -98,6 +107,9 @@ def verification_send(verification_id: int) -> None:
 def _kind(exc: smtplib.SMTPException) -> str:
     # A refusal's text and traceback name the recipient's address; log only its kind and code.
     codes = getattr(exc, "codes", None) or [getattr(exc, "smtp_code", None)]
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        # {address: (code, message)}: the codes only.
+        codes = [answer[0] for answer in exc.recipients.values()]
     shown = ", ".join(str(code) for code in codes if code)
     return f"{type(exc).__name__} {shown}".strip()
 
@@ -118,11 +130,39 @@ def verifications_reconcile() -> int:
     )
 
 
-@shared_task(**MAIL_TASK)
-def notify_subject(request_id: int, event: str) -> None:
+@shared_task(bind=True, **MAIL_TASK)
+def notify_subject(self, request_id: int, event: str, notice_id: int | None = None) -> None:
+    """Email the person about their request; claimed first, so sent once per notice."""
+    if notice_id is None:  # queued before notices were recorded
+        notice_id = notices.notice_record(request_id=request_id, event=event).pk
+    claim, claimed_until = notices.notice_claim(notice_id=notice_id)
+    if claim is notices.Claim.SENT:
+        return
+    if claim is notices.Claim.BUSY:
+        # Another delivery holds it (or its worker died holding it): look again once its claim
+        # has run out; by then it was sent, or it is ours to send.
+        wait = (claimed_until - timezone.now()).total_seconds() if claimed_until else 0
+        raise self.retry(countdown=max(1.0, wait + 1.0))
     request = DataRequest.objects.filter(pk=request_id).first()
     if request is None:
+        notices.notice_mark_sent(notice_id=notice_id)
         return
+    try:
+        _send_update(request, event)
+    except TRANSIENT_MAIL_ERRORS:
+        notices.notice_release(notice_id=notice_id)
+        log.warning("%s mail for request id %s failed; will retry", event, request_id)
+        raise
+    except smtplib.SMTPException as exc:
+        # Refused for good: retrying cannot help. Only the kind and code are logged.
+        log.warning("%s mail for request id %s refused (%s)", event, request_id, _kind(exc))
+    except Exception:
+        notices.notice_release(notice_id=notice_id)
+        raise
+    notices.notice_mark_sent(notice_id=notice_id)
+
+
+def _send_update(request: DataRequest, event: str) -> None:
     # The answer to an access request is the copy to download: say so, and how.
     if (
         event == "completed"

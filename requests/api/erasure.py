@@ -105,7 +105,11 @@ class StaffTaskListView(APIView):
             "Each with its request, store, instructions, due date and whether it is overdue. "
             "Manual tasks are confirmed with `POST .../jobs/<store>/confirm/`."
         ),
-        parameters=[OpenApiParameter("overdue", OpenApiTypes.BOOL, required=False)],
+        parameters=[
+            OpenApiParameter("overdue", OpenApiTypes.BOOL, required=False),
+            OpenApiParameter("limit", OpenApiTypes.INT, required=False),
+            OpenApiParameter("offset", OpenApiTypes.INT, required=False),
+        ],
         responses=OpenApiTypes.OBJECT,
     )
     def get(self, request):
@@ -115,5 +119,19 @@ class StaffTaskListView(APIView):
             if raw.lower() not in ("true", "false", "1", "0"):
                 raise ValidationError({"overdue": ["Use true or false."]})
             overdue = raw.lower() in ("true", "1")
-        tasks = erasure.staff_tasks(overdue=overdue)
-        return Response({"count": len(tasks), "results": tasks})
+        limit = _whole(
+            request, "limit", erasure.STAFF_TASKS_PAGE, most=erasure.STAFF_TASKS_MAX_PAGE
+        )
+        offset = _whole(request, "offset", 0)
+        count, tasks = erasure.staff_tasks(overdue=overdue, limit=limit, offset=offset)
+        return Response({"count": count, "limit": limit, "offset": offset, "results": tasks})
+
+
+def _whole(request, name: str, default: int, *, most: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.isdigit() or (most is not None and not 1 <= int(raw) <= most):
+        bounds = f"from 1 to {most}" if most is not None else "0 or more"
+        raise ValidationError({name: [f"Use a whole number {bounds}."]})
+    return int(raw)

@@ -360,8 +360,9 @@ class WebhookConnector(Connector):
     ) -> dict[str, Any]:
         """Ask the service to erase the person's records; returns {"status", "erased", "job"}.
 
-        `status` is "done" or "pending" (then poll `status(job)`). The call is idempotent for
-        the same request_id, so a retry after a lost answer is safe.
+        `status` is "done" or "pending" (then poll `status(job)`). The service keys the erasure by
+        request_id *and* collection (docs/webhook-protocol.md): one request erases collection by
+        collection, each new work, and a retry of the same pair after a lost answer is safe.
         """
         payload: dict[str, Any] = {
             "action": "erase",

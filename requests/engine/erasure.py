@@ -231,7 +231,7 @@ def erase_person(
         find_person(
             {name: graph.connectors[name] for name in searched},
             identity,
-            sink=collector.add,
+            sink=_reporting(collector.add, progress),
             phone_region=phone_region,
             sample_size=0,
         )
@@ -247,11 +247,30 @@ def erase_person(
         add_row(record)
 
     searched_connectors = {name: graph.connectors[name] for name in searched}
-    find_person(searched_connectors, identity, sink=sink, phone_region=phone_region, sample_size=0)
+    find_person(
+        searched_connectors,
+        identity,
+        sink=_reporting(sink, progress),
+        phone_region=phone_region,
+        sample_size=0,
+    )
     ownership = decide(model, rows.rows, graph.connectors)
     collector.keep_alone(ownership)
     _StoreRun(target, graph, collector, hash_key, progress, result, ownership).run()
     return result
+
+
+def _reporting(sink: Callable[[Record], None], progress: Progress | None):
+    """The search's sink, calling `progress` with each record found: a search can outlast the
+    caller's lease (a big store, a slow one), and the caller renews it there (at its own pace)."""
+    if progress is None:
+        return sink
+
+    def reporting(record: Record) -> None:
+        sink(record)
+        progress()
+
+    return reporting
 
 
 def find_remaining(

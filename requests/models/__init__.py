@@ -6,7 +6,7 @@ from requests.models.identifiers import (
     IdentifierVerification,
 )
 from requests.models.jobs import HeldFor, Job, JobKind, JobState
-from requests.models.mail import DemoMail
+from requests.models.mail import DemoMail, SubjectNotice
 from requests.models.notes import RequestNote
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.replies import SubjectReply
@@ -35,6 +35,7 @@ __all__ = [
     "JobState",
     "RequestNote",
     "StoreKind",
+    "SubjectNotice",
     "SubjectReply",
     "SuppressionEntry",
 ]

@@ -52,6 +52,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from typing import Any
 
 from django.conf import settings
@@ -244,16 +245,44 @@ def _handed_over_jobs():
     )
 
 
-def staff_tasks(*, overdue: bool | None = None) -> list[dict[str, Any]]:
-    """Open tasks for staff: manual stores to handle by hand, and recipients still erasing."""
+# The staff task list comes in pages of this many tasks, at most STAFF_TASKS_MAX_PAGE.
+STAFF_TASKS_PAGE = 50
+STAFF_TASKS_MAX_PAGE = 200
+
+
+def _late() -> Q:
+    """Handed-over jobs past their due date (`task_due_on` before today), as a query: the
+    request's due date has passed, or the job was handed over more than
+    PORTAL_MANUAL_TASK_DAYS local days ago."""
     today = clock.today()
+    late = Q(request__due_on__lt=today)
+    days = settings.PORTAL_MANUAL_TASK_DAYS
+    if days:
+        cutoff = timezone.make_aware(datetime.combine(today - timedelta(days=days), day_time.min))
+        late |= Q(started_at__lt=cutoff) | Q(started_at__isnull=True, queued_at__lt=cutoff)
+    return late
+
+
+def staff_tasks(
+    *, overdue: bool | None = None, limit: int = STAFF_TASKS_PAGE, offset: int = 0
+) -> tuple[int, list[dict[str, Any]]]:
+    """Open tasks for staff, one page: manual stores to handle by hand, and recipients still
+    erasing. Returns how many there are in all, and the page (filtered and counted in the
+    database; each store's map read once per page)."""
+    limit = max(1, min(limit, STAFF_TASKS_MAX_PAGE))
+    jobs = _handed_over_jobs()
+    if overdue is not None:
+        jobs = jobs.filter(_late()) if overdue else jobs.exclude(_late())
+    count = jobs.count()
+    today = clock.today()
+    systems: dict[int, tuple[str, str | None]] = {}
     out = []
-    for job in _handed_over_jobs().order_by("request__due_on", "pk"):
+    for job in jobs.order_by("request__due_on", "pk")[offset : offset + limit]:
         due = task_due_on(job)
         late = due is not None and due < today
-        if overdue is not None and late != overdue:
-            continue
         manual = job.store.kind == StoreKind.MANUAL
+        if manual and job.store_id not in systems:
+            systems[job.store_id] = (_system_name(job.store), _owner(job.store))
         entry: dict[str, Any] = {
             "request": job.request.reference,
             "request_status": job.request.status,
@@ -261,14 +290,14 @@ def staff_tasks(*, overdue: bool | None = None) -> list[dict[str, Any]]:
             "store": job.store.name,
             "store_kind": job.store.kind,
             "task": "confirm_by_hand" if manual else "recipient_erasing",
-            "system": _system_name(job.store) if manual else job.store.name,
+            "system": systems[job.store_id][0] if manual else job.store.name,
             "instructions": job.error,
             "handed_over_at": job.started_at,
             "due_on": due,
             "overdue": late,
         }
         if manual:
-            entry["owner"] = _owner(job.store)
+            entry["owner"] = systems[job.store_id][1]
             entry["confirm_url"] = (
                 f"/api/v1/staff/requests/{job.request.reference}/jobs/{job.store.name}/confirm/"
             )
@@ -276,7 +305,7 @@ def staff_tasks(*, overdue: bool | None = None) -> list[dict[str, Any]]:
             entry["downstream_jobs"] = _downstream(job).get("jobs", [])
             entry["last_checked_at"] = _downstream(job).get("checked_at")
         out.append(entry)
-    return out
+    return count, out
 
 
 def request_job_summaries(*, request: DataRequest) -> list[dict[str, Any]]:

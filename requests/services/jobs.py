@@ -537,12 +537,16 @@ def jobs_reconcile() -> dict[str, int]:
         requeued += 1
     # Requests whose jobs are all settled but that were not moved on (a lost advance message).
     advanced = 0
-    settled = (
+    # Not those with a job handed over (a manual task, a recipient still erasing): finishing that
+    # job moves the request on. Oldest first, and each one looked at is touched, so the next run
+    # takes the next page instead of the same requests again.
+    settled = list(
         DataRequest.objects.filter(status=Status.PROCESSING, updated_at__lt=stale)
-        .exclude(jobs__state__in=[JobState.QUEUED, JobState.RUNNING])
-        .order_by("pk")
+        .exclude(jobs__state__in=[JobState.QUEUED, JobState.RUNNING, JobState.WAITING])
+        .order_by("updated_at", "pk")
         .values_list("pk", flat=True)[:RECONCILE_BATCH]
     )
+    DataRequest.objects.filter(pk__in=settled, updated_at__lt=stale).update(updated_at=now)
     for request_id in settled:
         enqueue("request_process", request_id)
         advanced += 1

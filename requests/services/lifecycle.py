@@ -21,6 +21,7 @@ from requests.models.request import Source
 from requests.queueing import enqueue
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import ServiceError, TransitionNotAllowed
+from requests.services.notices import notice_owe
 from requests.states import TERMINAL, Kind, RejectionReason, Status, can_transition
 
 MAX_MESSAGE_LENGTH = 5000
@@ -171,7 +172,7 @@ def request_reject(
         rejection_reason=reason,
         staff_message=message.strip(),
     )
-    enqueue("notify_subject", rejected.pk, "rejected")
+    notice_owe(request=rejected, event="rejected")
     return rejected
 
 
@@ -219,7 +220,7 @@ def request_extend(*, request: DataRequest, actor: str, months: int, reason: str
         request=locked,
         details={"months": months, "total_months": total, "due_on": locked.due_on},
     )
-    enqueue("notify_subject", locked.pk, "extended")
+    notice_owe(request=locked, event="extended")
     return locked
 
 
@@ -236,7 +237,7 @@ def request_ask_information(*, request: DataRequest, actor: str, message: str) -
         action="request.information_requested",
         staff_message=message.strip(),
     )
-    enqueue("notify_subject", asked.pk, "information_requested")
+    notice_owe(request=asked, event="information_requested")
     return asked
 
 
@@ -263,7 +264,7 @@ def request_complete(*, request: DataRequest, details: dict[str, Any] | None = N
     completed = _transition(
         request, to=Status.COMPLETED, actor=SYSTEM, action="request.completed", details=details
     )
-    enqueue("notify_subject", completed.pk, "completed")
+    notice_owe(request=completed, event="completed")
     return completed
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from requests.connectors.base import PermanentStoreError, StoreError, TransientStoreError
 from requests.models import DataRequest, JobState
 from requests.models.jobs import OPEN_JOB_STATES
+from requests.redact import describe, frames
 from requests.services import access, erasure
 from requests.services import jobs as job_service
 from requests.services.errors import ServiceError
@@ -59,8 +60,9 @@ def job_execute(*, job_id: int) -> None:
     except (StoreError, ServiceError) as exc:
         job_service.job_fail(job=job, reason=str(exc))
     except Exception as exc:
-        # Log the kind of error only: messages from drivers can quote personal data.
-        log.exception("job %s failed with an unexpected %s", job.pk, type(exc).__name__)
+        # Never the message (a driver's text can quote personal data): its kind, length, keyed
+        # hash, and where it was raised.
+        log.error("job %s failed with an unexpected %s\n%s", job.pk, describe(exc), frames(exc))
         job_service.job_fail(job=job, reason=f"internal error ({type(exc).__name__})")
     else:
         job_service.job_finish(

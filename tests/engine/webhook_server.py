@@ -37,6 +37,8 @@ class WebhookService:
         self.pending_erase = False
         self.calls: list[dict[str, Any]] = []  # every call received, with `signature_ok`
         self.jobs: dict[str, dict[str, Any]] = {}
+        # (request_id, collection) -> the answer given: repeats get it again.
+        self.erasures: dict[tuple[str, str | None], tuple[int, Any]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -148,15 +150,24 @@ class WebhookService:
         }
 
     def _erase(self, payload: dict) -> tuple[int, Any]:
-        names = [payload["collection"]] if payload.get("collection") else list(self.records)
-        erased = 0
+        # Idempotent per request and collection, as the protocol says: a repeat gets the first
+        # call's answer and erases nothing more; another collection of the request is new work.
+        collection = payload.get("collection")
         with self._lock:
+            first = self.erasures.get((payload["request_id"], collection))
+            if first is not None:
+                return first
+            names = [collection] if collection else list(self.records)
+            erased = 0
             for name in names:
                 doomed = self._matching(name, None, payload["identities"])
-                self.records[name] = [r for r in self.records[name] if r not in doomed]
+                self.records[name] = [r for r in self.records.get(name, []) if r not in doomed]
                 erased += len(doomed)
-        job = f"job-{payload['request_id']}"
-        self.jobs[job] = {"status": "done", "erased": erased}
-        if self.pending_erase:
-            return 202, {"status": "pending", "erased": 0, "job": job}
-        return 200, {"status": "done", "erased": erased, "job": job}
+            job = f"job-{payload['request_id']}" + (f"-{collection}" if collection else "")
+            self.jobs[job] = {"status": "done", "erased": erased}
+            if self.pending_erase:
+                answer = (202, {"status": "pending", "erased": 0, "job": job})
+            else:
+                answer = (200, {"status": "done", "erased": erased, "job": job})
+            self.erasures[(payload["request_id"], collection)] = answer
+            return answer
