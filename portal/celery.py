@@ -2,8 +2,13 @@ import os
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+# `filesystem://` (the embedded default) is kombu's transport with whole-message writes, in every
+# process that sends or receives tasks: see portal/filesystem_broker.py.
+TRANSPORT_ALIASES["filesystem"] = "portal.filesystem_broker:Transport"
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -92,7 +92,15 @@ def database_from_url(url: str, *, variable: str = "DATABASE_URL") -> dict:
         path = unquote(parts.path)
         # sqlite:///relative.db -> "/relative.db"; sqlite:////abs.db -> "//abs.db"
         name = path[1:] if path.startswith("//") else (path.lstrip("/") or ":memory:")
-        return {"ENGINE": engine, "NAME": name, "OPTIONS": {"transaction_mode": "IMMEDIATE"}}
+        # Write-ahead logging: readers never wait for the writer, and a commit is one append to
+        # the log synced at checkpoints (an application crash loses nothing; a power cut may lose
+        # the last commits, never consistency). Without it every commit syncs the disk several
+        # times, and a worker sent about 15 emails a second.
+        options = {
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        return {"ENGINE": engine, "NAME": name, "OPTIONS": options}
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise ConfigurationError(f"{variable} must name a database after the host")

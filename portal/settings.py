@@ -448,6 +448,9 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         # Broadcast (control) messages; Celery's default is a folder in the working directory.
         "control_folder": str(_broker_dir / "control"),
+        # The worker looks for new message files this often, and also waits this long whenever
+        # its prefetch is full: kombu's default of a second limited mail to about 2 a second.
+        "polling_interval": env_int("PORTAL_BROKER_POLL_MS", 50, minimum=1) / 1000,
     }
 elif CELERY_BROKER_URL.startswith("redis"):
     # A task not acknowledged within this time is delivered again; it must exceed the longest job.
@@ -458,7 +461,12 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One task at a time per process on server brokers, so a long store job never holds others back
+# from another worker. The filesystem broker has one worker on one machine, and each fetch may
+# wait a polling interval, so it takes several at a time.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env_int(
+    "PORTAL_WORKER_PREFETCH", 8 if CELERY_BROKER_URL == "filesystem://" else 1, minimum=1
+)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("PORTAL_TASK_SOFT_TIME_LIMIT", 1800, minimum=1)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
