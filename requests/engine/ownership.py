@@ -416,26 +416,126 @@ def find_owned(
     """Every row of the person for an access package, classified: `sink(record)` gets each of
     the person's own rows in full, each shared row once with the other people's fields replaced
     by WITHHELD (Art. 15(4)), and each reference row the walk reached; rows reached only through
-    other people's rows are left out. Two walks: the first decides ownership from keys and
-    reference values, the second streams the rows (nothing but keys is held between them).
-    `required`: see `classify`."""
-    from requests.engine.finder import find_person
+    other people's rows are left out. `required`: see `classify`.
 
-    ownership = classify(connectors, identity, phone_region=phone_region, required=required)
-    sent: dict[Node, set[tuple]] = defaultdict(set)
+    One walk. Where the map lets a row's ownership follow from the way the walk reached it (a
+    collection with a single owner reference, entered only through it from rows that are the
+    person's, such as a customer's invoices and their lines) the row is streamed to `sink` as it
+    arrives, and nothing of it is kept. Rows of the other collections (several owners, parents,
+    mentions) are held until the walk ends and ownership is decided (`decide`); so are the keys
+    and reference values of the streamed rows those decisions need."""
+    from requests.engine.finder import find_person, normalise_identity
+    from requests.engine.graph import walk_plan
 
-    def classified(record: Record) -> None:
+    searchable = {n: c for n, c in connectors.items() if c.searchable}
+    maps = {n: c.store_map for n, c in searchable.items()}
+    model = Model(maps)
+    values, _ = normalise_identity(identity, phone_region=phone_region)
+    streamed, collect, twins = _streaming(model, walk_plan(maps, values))
+    collector = RowCollector(model)
+    held: dict[Node, dict[tuple, Record]] = defaultdict(dict)
+    sent: dict[Node, set[tuple]] = {node: set() for node in twins}
+
+    def on_record(record: Record) -> None:
         node = Node(record.store, record.collection)
-        nkey = norm_key(record.key)
-        state = ownership.state.get(node, {}).get(nkey)
-        if state is None or nkey in sent[node]:
-            return
-        sent[node].add(nkey)
-        if state == SHARED:
-            withheld = set(ownership.withheld(node, record.key, record.data))
-            data = {k: WITHHELD if k in withheld else v for k, v in record.data.items()}
-            record = Record(record.store, record.collection, record.key, data, record.via)
-        sink(record)
+        if record.via != "mention":
+            state = streamed.get(node)
+            if state is not None:
+                if node in collect:
+                    collector.add(record)
+                if node in sent:
+                    sent[node].add(norm_key(record.key))
+                sink(record)
+                return
+        collector.add(record)
+        held[node].setdefault(norm_key(record.key), record)
 
-    find_person(ownership.searched, identity, sink=classified, phone_region=phone_region)
+    result = find_person(
+        searchable,
+        identity,
+        sink=on_record,
+        phone_region=phone_region,
+        sample_size=0,
+        skip_failed_stores=required is not None,
+    )
+    if required in result.errors:
+        transient = required in result.transient
+        error = (TransientStoreError if transient else PermanentStoreError)(result.errors[required])
+        error.store = required
+        raise error
+    for failed in result.errors:
+        searchable.pop(failed, None)
+        for node in [n for n in collector.rows if n.store == failed]:
+            del collector.rows[node]
+        for node in [n for n in held if n.store == failed]:
+            del held[node]
+    ownership = decide(model, collector.rows, searchable)
+    ownership.searched = dict(searchable)
+    for node, records in held.items():
+        states = ownership.state.get(node, {})
+        already = sent.get(node, set())
+        for nkey, record in records.items():
+            state = states.get(nkey)
+            if state is None or nkey in already:
+                continue
+            if state == SHARED:
+                withheld = set(ownership.withheld(node, record.key, record.data))
+                data = {k: WITHHELD if k in withheld else v for k, v in record.data.items()}
+                record = Record(record.store, record.collection, record.key, data, record.via)
+            sink(record)
     return ownership
+
+
+def _streaming(model: Model, plan) -> tuple[dict[Node, str], set[Node], set[Node]]:
+    """Which collections' rows can be classified on arrival (node -> ALONE or REFERENCE), which
+    of those must still be collected for the decisions on the others, and which of those the
+    walk also reaches through a mention (their rows can come twice)."""
+    entering: dict[Node, list] = defaultdict(list)
+    for edges in plan.edges_from.values():
+        for edge in edges:
+            entering[edge.target.node].append(edge)
+    state: dict[Node, str] = {}
+    changed = True
+    while changed:
+        changed = False
+        for node in plan.reachable:
+            if node.mentioned or node in state:
+                continue
+            role = model.role(node)
+            ways_in = entering.get(node, [])
+            if role == Role.REFERENCE:
+                state[node] = REFERENCE
+            elif role == Role.PERSON:
+                if ways_in:
+                    continue
+                state[node] = ALONE  # found by the person's identity only
+            else:
+                owners = [r for r in model.owners_out.get(node, []) if r.target in model.can_own]
+                if len(ways_in) != 1 or len(owners) != 1 or model.parents_in.get(node):
+                    continue
+                edge, owner = ways_in[0], owners[0]
+                if edge.declared_on != (node, owner.field) or edge.source != owner.target:
+                    continue
+                if state.get(edge.source) != ALONE:
+                    continue
+                state[node] = ALONE
+            changed = True
+    decided = [n for n in plan.reachable if n.mentioned or n not in state]
+    collect: set[Node] = set()
+    twins: set[Node] = set()
+    for node in decided:
+        plain = Node(node.store, node.collection)
+        for ref in model.owners_out.get(plain, []) + model.mentions_out.get(plain, []):
+            collect.add(ref.target)
+        collect.update(ref.node for ref in model.parents_in.get(plain, []))
+        if node.mentioned and plain in state:
+            collect.add(plain)
+            twins.add(plain)
+    queue = list(collect)
+    while queue:  # a collected row's ownership is decided from its parents': collect them too
+        node = queue.pop()
+        for edge in entering.get(node, []):
+            if edge.source not in collect:
+                collect.add(edge.source)
+                queue.append(edge.source)
+    return state, {n for n in collect if n in state}, twins

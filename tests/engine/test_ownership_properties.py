@@ -6,9 +6,9 @@ references to any of them and to each other: loops, self-references, nullable or
 shared between several people (one person may have rows in several person tables, records point
 at several people's rows). The schema is connected with discovery, untouched; the oracle reads
 the drafted map (roles, owner or mention references) and, apart from the engine, computes the
-rows that are the person's alone: the largest set of rows in which a person row is the person's
-when their email matches, and any other row when every non-null owner reference it holds points
-into the set (and at least one does). Then:
+rows that are the person's alone: among the rows that reach one of the person's rows (those
+their email matches) through owner references, the largest set in which every non-null owner
+reference of a row points into the set. Then:
 1. no other person's email is ever in the person's package;
 2. after erasure no row that was the person's alone holds their email, and their email is
    nowhere in the store;
@@ -155,7 +155,33 @@ class Oracle:
                 if name not in can_own and any(t in can_own for _, t in refs):
                     can_own.add(name)
                     grew = True
-        alone = {(t, i) for t, found in data.items() for i in found if role[t] != Role.REFERENCE}
+
+        def pointed(t, row):
+            return [
+                (target, row[f])
+                for f, target in owner_refs[t]
+                if row[f] is not None and target in can_own
+            ]
+
+        # Rows that reach one of the person's rows through owner references at all...
+        reach = {
+            (t, i)
+            for t, found in data.items()
+            for i, row in found.items()
+            if role[t] == Role.PERSON and str(row["email"]).lower() == email
+        }
+        grew = True
+        while grew:
+            grew = False
+            for t, found in data.items():
+                if role[t] in (Role.PERSON, Role.REFERENCE):
+                    continue
+                for i, row in found.items():
+                    if (t, i) not in reach and any(p in reach for p in pointed(t, row)):
+                        reach.add((t, i))
+                        grew = True
+        # ...and of those, the largest set in which every row points only into the set.
+        alone = set(reach)
         shrank = True
         while shrank:
             shrank = False
@@ -164,12 +190,7 @@ class Oracle:
                 if role[t] == Role.PERSON:
                     ok = str(row["email"]).lower() == email
                 else:
-                    pointed = [
-                        (target, row[f])
-                        for f, target in owner_refs[t]
-                        if row[f] is not None and target in can_own
-                    ]
-                    ok = bool(pointed) and all(p in alone for p in pointed)
+                    ok = all(p in alone for p in pointed(t, row))
                 if not ok:
                     alone.discard((t, i))
                     shrank = True
