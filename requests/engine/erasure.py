@@ -91,8 +91,15 @@ from requests.engine.graph import (
     declared_references,
     walk_edges,
 )
-from requests.engine.ownership import ALONE, REASONS, SHARED, Ownership, RowCollector, decide
-from requests.engine.ownership import Model as OwnershipModel
+from requests.engine.ownership import (
+    ALONE,
+    REASONS,
+    SHARED,
+    Ownership,
+    RowCollector,
+    decide,
+    model_for,
+)
 from requests.engine.storemap import (
     Collection,
     EraseAction,
@@ -238,7 +245,7 @@ def erase_person(
         _erase_by_identity(target, collector, identity, phone_region, request_id, progress, result)
         return result
     # One walk feeds both: the erasure's keys and the ownership of every row it reached.
-    model = OwnershipModel(graph.maps)
+    model = model_for(graph.maps)
     rows = RowCollector(model)
     add_key, add_row = collector.add, rows.add
 

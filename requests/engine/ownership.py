@@ -155,6 +155,27 @@ class Model:
         return can
 
 
+# Models by the maps they were made from (a worker erasing person after person with the same
+# connectors builds it once); the cache holds the maps themselves, so their ids stay theirs.
+_MODELS: dict[tuple, tuple[Model, tuple]] = {}
+_MODEL_CACHE_SIZE = 64
+# find_owned's decisions about which collections stream, by maps and identity types (the model
+# kept with them holds the maps, so their ids stay theirs).
+_STREAMING: dict[tuple, tuple[tuple, Model]] = {}
+
+
+def model_for(maps: Mapping[str, StoreMap]) -> Model:
+    key = tuple((name, id(m)) for name, m in maps.items())
+    hit = _MODELS.get(key)
+    if hit is not None:
+        return hit[0]
+    model = Model(maps)
+    if len(_MODELS) >= _MODEL_CACHE_SIZE:
+        _MODELS.clear()
+    _MODELS[key] = (model, tuple(maps.values()))
+    return model
+
+
 class RowCollector:
     def __init__(self, model: Model) -> None:
         self.fields = {node: tuple(sorted(fs)) for node, fs in model.watch.items()}
@@ -429,26 +450,34 @@ def find_owned(
 
     searchable = {n: c for n, c in connectors.items() if c.searchable}
     maps = {n: c.store_map for n, c in searchable.items()}
-    model = Model(maps)
+    model = model_for(maps)
     values, _ = normalise_identity(identity, phone_region=phone_region)
-    streamed, collect, twins = _streaming(model, walk_plan(maps, values))
+    plan_key = (tuple((name, id(m)) for name, m in maps.items()), frozenset(values))
+    planned = _STREAMING.get(plan_key)
+    if planned is None:
+        if len(_STREAMING) >= _MODEL_CACHE_SIZE:
+            _STREAMING.clear()
+        planned = _STREAMING[plan_key] = (_streaming(model, walk_plan(maps, values)), model)
+    streamed, collect, twins = planned[0]
     collector = RowCollector(model)
     held: dict[Node, dict[tuple, Record]] = defaultdict(dict)
     sent: dict[Node, set[tuple]] = {node: set() for node in twins}
 
+    # Per record of every store: plain tuples, no Node built, on the hot path.
+    fast = {(n.store, n.collection): (n in collect, sent.get(n)) for n in streamed}
+
     def on_record(record: Record) -> None:
-        node = Node(record.store, record.collection)
         if record.via != "mention":
-            state = streamed.get(node)
-            if state is not None:
-                if node in collect:
+            how = fast.get((record.store, record.collection))
+            if how is not None:
+                if how[0]:
                     collector.add(record)
-                if node in sent:
-                    sent[node].add(norm_key(record.key))
+                if how[1] is not None:
+                    how[1].add(norm_key(record.key))
                 sink(record)
                 return
         collector.add(record)
-        held[node].setdefault(norm_key(record.key), record)
+        held[Node(record.store, record.collection)].setdefault(norm_key(record.key), record)
 
     result = find_person(
         searchable,
