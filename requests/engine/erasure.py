@@ -21,6 +21,11 @@ What `erase_person` does for `store`:
    through the shop's customer ids is the person's even though the CRM has no email column),
    keeping only keys: those of `store`'s records, and those of the person's records elsewhere
    that refer into `store` (so they are not mistaken for other people's);
+   The same walk decides whose each row is (requests.engine.ownership): only rows that are the
+   person's alone are erased; shared rows (another person owns them too, or they only mention
+   the person) are never deleted or masked: their references to the person's rows that are
+   deleted are set to null where the reference is nullable, and otherwise the person's row they
+   point at takes its fallback; reference data is never touched;
 2. plans per collection from the map: `delete`, `mask` (every field with a mask strategy, and
    identity and categorised fields without one, which get the column's default: null where
    allowed, else a keyed hash) or `hold` (Art. 17(3): the records stay, only fields with a mask

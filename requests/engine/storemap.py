@@ -45,7 +45,9 @@ person's, and only on those; a reader of a map should be able to see why a row i
   is *shared* when another person owns it too (a payment by one customer on another's rental, a
   message between two users, an address a customer shares with a staff member), or when it only
   mentions the person.
-- What follows from it (requests.engine.ownership computes it, set-wise per collection):
+- What follows from it (requests.engine.ownership decides it once per request, from the keys and
+  reference values the finder's walk reached, asking each store who else points at rows that
+  belong to the rows pointing at them; never one query per row):
   * erasure deletes or masks only rows that are the person's alone; a shared row is never
     deleted or masked: its references to the person's rows are set to null where the reference is
     `nullable`, otherwise it stays as it is and the person's row it points at takes the
