@@ -174,7 +174,8 @@ def test_a_bad_map_edit_is_refused_with_its_line_shown_in_place_then_a_fixed_one
     assert refused.status_code == 400
     problems = _text_of(refused, "map-problems")
     assert f"Line {bad_line}" in problems
-    assert f"line {bad_line}:" in problems
+    assert "unknown identity type 'emial'" in problems
+    assert f"line {bad_line}:" not in problems  # said once, by the link
     assert "emial" in problems  # the offending line quoted beside the problem
     html = refused.content.decode()
     assert f'data-map-line="{bad_line}"' in html
@@ -197,7 +198,9 @@ def test_a_yaml_syntax_error_names_its_line(dpo, shop_url):
     broken = "collections:\n  customers:\n    key: [id\n"
     refused = dpo.post("/staff/stores/shop/map/", {"edit-map": broken})
     assert refused.status_code == 400
-    assert re.search(r"Line \d", _text_of(refused, "map-problems"))
+    problems = _text_of(refused, "map-problems")
+    assert re.search(r"Line \d+, column \d+ YAML syntax:", problems)
+    assert "started on line 3" in problems
 
 
 # Check, disable, delete

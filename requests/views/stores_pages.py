@@ -9,6 +9,8 @@ the services' codes and words, which name no host, port or path.
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib import messages
 from django.http import Http404
@@ -26,6 +28,9 @@ from requests.services.errors import NotFound, ServiceError
 from requests.views.console import staff_only, staff_page
 
 dpo_only = staff_only(permissions.access_manage_stores)
+
+# How a map problem names its place: "line 6: ..." or "line 3, column 9: ...".
+WHERE = re.compile(r"^line \d+(?:, column (?P<column>\d+))?: ")
 
 # Taller maps scroll inside their box.
 MAP_BOX_MAX_ROWS = 60
@@ -219,14 +224,22 @@ def _problem_rows(text: str, problems: list[tuple[int | None, str]]) -> list[dic
     """Each problem with the line it is about, quoted from the text sent, so it reads in place
     without any script."""
     lines = text.splitlines()
-    return [
-        {
-            "line": line,
-            "text": message,
-            "source": lines[line - 1] if line and 0 < line <= len(lines) else None,
-        }
-        for line, message in problems
-    ]
+    rows = []
+    for line, message in problems:
+        column = None
+        where = WHERE.match(message) if line else None
+        if where:  # the row shows the line itself; the text keeps the rest
+            column = where.group("column")
+            message = message[where.end() :]
+        rows.append(
+            {
+                "line": line,
+                "column": column,
+                "text": message,
+                "source": lines[line - 1] if line and 0 < line <= len(lines) else None,
+            }
+        )
+    return rows
 
 
 def _detail(
