@@ -18,11 +18,13 @@ $(BIN)/.installed: requirements.lock
 
 install: $(BIN)/.installed
 
+# portal.run starts the Procfile's processes, prints the addresses and the demo login once the
+# portal answers (seed_demo), and records the data folder for later manage.py commands. `exec`
+# makes it make's own child, so the SIGTERM make passes on reaches it and it stops the rest.
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/honcho --procfile Procfile start
+	exec $(BIN)/python -m portal.run
 
 lint: install
 	$(BIN)/ruff check .

@@ -158,3 +158,57 @@ def env_trusted_proxies(name: str) -> int | tuple:
                 f"10.0.0.0/8; {item.strip()!r} is neither"
             ) from None
     return tuple(networks)
+
+
+# `make run` records here the data folder it used, so that a later `manage.py` command without
+# PORTAL_DATA_DIR opens the same database and keys instead of making a second, empty folder.
+RUN_FILE_VARIABLE = "PORTAL_RUN_FILE"
+RUN_FILE_NAME = ".portal-run.env"
+
+
+def run_file(base_dir: Path) -> Path:
+    return Path(os.environ.get(RUN_FILE_VARIABLE) or base_dir / RUN_FILE_NAME)
+
+
+def run_file_write(base_dir: Path, data_dir: Path) -> Path:
+    path = run_file(base_dir)
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(
+        "# Written by `make run`: the data folder it used, read by manage.py when\n"
+        "# PORTAL_DATA_DIR is not set. Delete this file to forget it.\n"
+        f"PORTAL_DATA_DIR={data_dir}\n"
+    )
+    staged.replace(path)
+    return path
+
+
+def data_dir_setting(base_dir: Path) -> Path:
+    """PORTAL_DATA_DIR; else the folder `make run` last used; else `var` in the project."""
+    explicit = env_str("PORTAL_DATA_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    path = run_file(base_dir)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return (base_dir / "var").resolve()
+    except OSError as exc:
+        raise ConfigurationError(f"{path} cannot be read ({exc}); set PORTAL_DATA_DIR") from exc
+    remembered = next(
+        (line.split("=", 1)[1].strip() for line in lines if line.startswith("PORTAL_DATA_DIR=")),
+        "",
+    )
+    if not remembered or not Path(remembered).is_absolute():
+        raise ConfigurationError(
+            f"{path} does not name an absolute PORTAL_DATA_DIR; set PORTAL_DATA_DIR, or delete "
+            "the file"
+        )
+    if not Path(remembered).is_dir():
+        # Making it afresh would start an empty database with new keys, which cannot read
+        # anything the portal encrypted before: refuse, and say which variable to set.
+        raise ConfigurationError(
+            f"PORTAL_DATA_DIR is not set and the data folder `make run` last used, "
+            f"{remembered} (recorded in {path}), no longer exists. Set PORTAL_DATA_DIR to the "
+            "data folder to use, or delete that file to start afresh in ./var"
+        )
+    return Path(remembered)

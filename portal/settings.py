@@ -19,6 +19,7 @@ from csp.constants import NONCE, NONE, SELF
 
 from portal.env import (
     ConfigurationError,
+    data_dir_setting,
     database_from_url,
     env_bool,
     env_choice,
@@ -34,7 +35,7 @@ from portal.env import (
 os.umask(0o077)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("PORTAL_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+DATA_DIR = data_dir_setting(BASE_DIR)
 DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 # A data folder made before this (or by hand) is closed too, which also hides any older file in
 # it; one owned by another user is left as its owner set it.
