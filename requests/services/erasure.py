@@ -14,10 +14,11 @@ and certified without keeping personal data.
    rule comes from the maps (`store_dependencies`): a reference followed from parent to child
    (`follow: children`, the default, or `both`) makes the referenced store wait for the
    referencing one; `follow: parent` the other way round; `follow: none` orders nothing. Stores
-   that wait start WAITING and unclaimed (`attempts == 0`), like erasures held for the person's
-   access package (`requests.services.processing`), and `request_advance` queues each once the
-   stores before it are done (a downstream service that accepted the erasure counts as done: it
-   has every identifier it needs). References in a loop across stores order nothing.
+   that wait are HELD (`held_for` "order"), like erasures held for the person's access package,
+   by the rules in `requests.services.job_holds`, at the start and at a staff retry alike;
+   `request_advance` releases each once the stores before it are done (a downstream service that
+   accepted the erasure counts as done: it has every identifier it needs). References in a loop
+   across stores order nothing.
 3. Recipients (Art. 19). Webhook stores receive the erasure through the engine; when the service
    answers "pending", the job waits and `recipients_check` (scheduled) asks the service how it
    stands until it is done or failed. Manual stores become staff tasks, due

@@ -16,7 +16,8 @@ audited:
 
 Lock order, on every path: the request row, then the job rows, then the audit chain's head
 (`audit_record` takes it last). A path that needs only some of them takes them in this order, so
-two paths never wait for each other.
+two paths never wait for each other. Every move of a job holds its request's row lock, so the
+moves of one request's jobs never interleave; renewing a lease (no move) locks the job alone.
 
 Claims are capped (PORTAL_JOB_MAX_ATTEMPTS): a job whose workers keep dying or whose store keeps
 failing stops being taken up and fails with the reason, for staff to look at.
