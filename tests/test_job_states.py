@@ -107,6 +107,13 @@ def test_a_staff_retry_after_two_dependent_stores_both_failed_keeps_their_order(
     assert (after["crm"].state, after["shop"].state) == (JobState.QUEUED, JobState.HELD)
     assert after["shop"].held_for == "order"
     assert jobs.job_claim(job_id=after["shop"].pk) is None
+    retried = AuditEvent.objects.filter(request__reference=reference).order_by("-sequence")
+    assert [(e.action, e.details.get("store"), e.actor) for e in retried[:4]][::-1] == [
+        ("request.retried", None, "staff:dpo"),
+        ("job.restarted", "crm", "staff:dpo"),
+        ("job.held", "shop", "staff:dpo"),
+        ("request.erasure_ordered", None, "system"),
+    ]
 
     with capture(execute=True):
         tasks.job_run.delay(after["crm"].pk)

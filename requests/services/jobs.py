@@ -127,9 +127,11 @@ def _schedule(request: DataRequest, jobs: list[Job], *, actor: str) -> tuple[lis
             ):
                 _audit(job, "job.held", actor=actor, held_for=held_for)
                 held.append(job)
-        elif job.state == JobState.QUEUED or _move(
-            job, JobState.QUEUED, error="", not_before=None, finished_at=None
-        ):
+        elif job.state == JobState.QUEUED:
+            queued.append(job)
+            _enqueue_job(job)
+        elif _move(job, JobState.QUEUED, error="", not_before=None, finished_at=None):
+            _audit(job, "job.restarted", actor=actor)
             queued.append(job)
             _enqueue_job(job)
     return queued, held
