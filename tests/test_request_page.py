@@ -486,6 +486,20 @@ def test_staff_add_internal_notes_that_are_audited_by_length_and_encrypted_at_re
     assert RequestNote.objects.filter(request=data_request).count() == 1
 
 
+def test_notes_are_emptied_with_the_identity_once_the_closed_request_is_purged(dpo):
+    data_request = filed()
+    dpo.post(url(data_request), {"action": "add_note", "note-text": "Ada called from Paris."})
+    closed = lifecycle.request_reject(
+        request=data_request, actor="staff:dana", reason=RejectionReason.EXCESSIVE, message="No."
+    )
+
+    lifecycle.request_purge_identity(request=closed)
+
+    assert RequestNote.objects.get(request=data_request).text == ""
+    html = section(dpo.get(url(data_request)).content.decode(), "notes-title")
+    assert "Paris" not in html and "Emptied with the person" in html
+
+
 def test_an_empty_note_is_sent_back_with_its_error(dpo):
     data_request = filed()
 

@@ -357,6 +357,8 @@ def request_purge_identity(*, request: DataRequest) -> DataRequest | None:
         locked.identifier_checks.exclude(note="").update(note="")
         # So may the person's replies to staff's questions.
         locked.subject_replies.update(body="", question="")
+        # So may staff's internal notes on the case: the notes stay (the trail counts them), empty.
+        locked.notes.exclude(text="").update(text="")
         audit_record(
             action="request.identity_purged",
             actor=SYSTEM,
