@@ -58,7 +58,6 @@ class NoteForm(forms.Form):
     text = forms.CharField(
         label=_("Internal note"),
         max_length=MAX_NOTE_LENGTH,
-        help_text=_("For staff only: never shown or sent to the person."),
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Write the note first.")},
     )
