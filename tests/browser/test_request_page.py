@@ -1,7 +1,8 @@
 """In Chromium, against the running portal and its worker: a DPO opens an erasure request's page,
 finds the identity masked and reveals it, reads the preview of the demo shop (counts, what
 erasure will do, a sample opened in place), approves, and reads the timeline's sentences, in
-English and then in French, until the worker has completed the request."""
+English and then in French, until the worker has completed the request; on a phone the page
+keeps to the screen's width."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import httpx
 import pytest
 
+from tests.browser.conftest import PHONE
 from tests.browser.test_console_request_flow import sign_in
 from tests.conftest import code_from
 
@@ -101,3 +103,9 @@ def test_a_dpo_reveals_the_identity_reads_the_preview_approves_and_reads_the_tim
     assert "Demande d\N{RIGHT SINGLE QUOTATION MARK}effacement déposée" in french
     assert "Demande approuvée ; le traitement a commencé." in french
     assert "demo-shop : effacement terminé." in french
+
+    # On a phone the page keeps to the screen: tables stack or scroll inside themselves.
+    phone = new_page(viewport=PHONE)
+    sign_in(phone, live_portal, username="dpo", password=live_portal.demo_password)
+    phone.goto(live_portal.url(f"/staff/requests/{reference}/"))
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
