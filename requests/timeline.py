@@ -214,6 +214,18 @@ def _retried(d: dict) -> tuple[str, list]:
     ) % {"count": jobs}, []
 
 
+def _information_received(d: dict) -> tuple[str, list]:
+    if "reply" in d:
+        return ngettext(
+            "The person replied on their status page (%(count)d character); the request is "
+            "back in review.",
+            "The person replied on their status page (%(count)d characters); the request is "
+            "back in review.",
+            _int(d, "reply_characters"),
+        ) % {"count": _int(d, "reply_characters")}, []
+    return _("The information asked for arrived; the request is back in review."), []
+
+
 def _assigned(d: dict) -> tuple[str, list]:
     if d.get("assignee"):
         return _("Assigned to %(name)s.") % {"name": d["assignee"]}, []
@@ -356,9 +368,7 @@ def _formatters() -> dict[str, Formatter]:
         "request.rejected": _rejected,
         "request.extended": _extended,
         "request.information_requested": _fixed(_("More information asked of the person.")),
-        "request.information_received": _fixed(
-            _("The information asked for arrived; the request is back in review.")
-        ),
+        "request.information_received": _information_received,
         "request.cancelled": _fixed(_("The person withdrew the request.")),
         "request.completed": _fixed(_("Request completed; the person is told.")),
         "request.needs_attention": lambda d: (

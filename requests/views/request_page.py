@@ -270,6 +270,7 @@ def _render(http, data_request, *, forms=None, revealed=None, status=200):
             if permissions.access_download_package(user)
             else None,
             "notes": data_request.notes.all(),
+            "replies": list(selectors.request_subject_replies(request=data_request)),
             "days_left": clock.days_left(data_request.due_on, today=clock.today()),
             "page_url": reverse("staff-request", args=[data_request.reference]),
         },
