@@ -214,6 +214,7 @@ def test_many_requests_of_both_kinds_complete_once_each_while_workers_die_and_a_
     }
     _jobs_done_once(access + erasures)
     assert "deadlock detected" not in logs
+    assert "@example.com" not in logs  # no worker logged anyone's address
 
     # Access first: every package holds all of the person's records, made before the erasure.
     per_person = 1 + ORDERS + 1 + 1  # customer, orders, contact, payment
