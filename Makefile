@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8000
 PORTAL_DATA_DIR ?= ./var
 export PORTAL_PORT PORTAL_DATA_DIR
 
-.PHONY: install chromium fuzz-env run test lint imports check-migrations schema lock clean
+.PHONY: install chromium fuzz-env run test lint imports check-migrations schema lock clean screenshots
 
 # The environment is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock
@@ -60,6 +60,11 @@ fuzz-env: install
 
 test: lint imports check-migrations chromium fuzz-env
 	$(BIN)/pytest
+
+# The README's pictures of the console (docs/screenshots/), taken by the browser tests at the
+# steps they check, so they show what the tests prove.
+screenshots: install chromium
+	PORTAL_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/browser -q
 
 # Regenerate requirements.lock after editing pyproject.toml (needs network access to PyPI).
 lock:

@@ -130,3 +130,25 @@ def new_page(chromium):
     yield _open
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def screenshot():
+    """`screenshot(page, name)` saves the page to PORTAL_SCREENSHOTS/<name>.png when that variable
+    names a folder (`make screenshots` sets it to docs/screenshots), and does nothing otherwise:
+    the pictures in the README come from the same steps the tests check."""
+    folder = os.environ.get("PORTAL_SCREENSHOTS")
+
+    def _shoot(page, name: str) -> None:
+        if not folder:
+            return
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        # Still the same picture on every run: no caret blinking, no animation half-way.
+        page.screenshot(
+            path=str(Path(folder) / f"{name}.png"),
+            full_page=True,
+            animations="disabled",
+            caret="hide",
+        )
+
+    return _shoot

@@ -22,7 +22,7 @@ def _file_through_the_api(portal, email: str) -> str:
     return response.json()["reference"]
 
 
-def test_the_queue_keeps_its_column_names_on_a_phone(live_portal, new_page):
+def test_the_queue_keeps_its_column_names_on_a_phone(live_portal, new_page, screenshot):
     reference = _file_through_the_api(live_portal, "phone@example.com")
     dpo = new_page(viewport=PHONE)
     sign_in(dpo, live_portal, username="dpo", password=live_portal.demo_password)
@@ -43,9 +43,12 @@ def test_the_queue_keeps_its_column_names_on_a_phone(live_portal, new_page):
     ]
     # Stacked, not squeezed: the row is no wider than the phone's screen.
     assert row.bounding_box()["width"] <= PHONE["width"]
+    screenshot(dpo, "queue-phone")
 
 
-def test_a_dpo_makes_a_reviewer_who_then_cannot_open_the_staff_accounts_page(live_portal, new_page):
+def test_a_dpo_makes_a_reviewer_who_then_cannot_open_the_staff_accounts_page(
+    live_portal, new_page, screenshot
+):
     dpo = new_page()
     sign_in(dpo, live_portal, username="dpo", password=live_portal.demo_password)
     dpo.get_by_role("link", name="Staff accounts").click()
@@ -53,6 +56,7 @@ def test_a_dpo_makes_a_reviewer_who_then_cannot_open_the_staff_accounts_page(liv
     dpo.get_by_label("Role", exact=True).select_option(label="Reviewer")
     dpo.get_by_role("button", name="Create the account").click()
     password = dpo.locator("#first-password").inner_text().strip()
+    screenshot(dpo, "staff-accounts")
     assert dpo.get_by_role("row").filter(has_text="rita").get_by_role("combobox").input_value() == (
         "reviewer"
     )

@@ -34,7 +34,7 @@ def _crm_database(path) -> str:
 
 
 def test_a_dpo_adds_a_store_with_discovery_and_fixes_a_map_edit_the_portal_refused(
-    live_portal, new_page, tmp_path
+    live_portal, new_page, tmp_path, screenshot
 ):
     url = _crm_database(tmp_path / "crm.sqlite3")
     dpo = new_page()
@@ -63,6 +63,7 @@ def test_a_dpo_adds_a_store_with_discovery_and_fixes_a_map_edit_the_portal_refus
     )
     assert "contact_id → contacts.id" in tickets.inner_text()
     assert "crm.sqlite3" not in dpo.content()  # the URL is never shown back
+    screenshot(dpo, "store-discovered")
 
     editor = dpo.get_by_label("Map (YAML)")
     drafted = editor.input_value()
