@@ -164,6 +164,8 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             _say("system", f"{process.name} did not stop in {STOP_TIMEOUT:.0f} s; killing it")
             exit_code = 1
+        else:
+            _say("system", f"{process.name} stopped (code {process.popen.returncode})")
         # Anything the process left in its group (a gunicorn or pool worker) goes with it.
         process.kill_group()
         process.popen.wait()

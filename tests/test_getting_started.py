@@ -150,6 +150,8 @@ def test_sigterm_stops_make_run_quickly_and_without_errors(make_run):
     assert not [line for line in make_run.output().splitlines() if ERROR_LINE.search(line)]
     assert any("Warm shutdown" in line for line in after_stop)
     assert after_stop[-1].endswith("| stopped")
+    for name in ("web", "worker", "beat"):
+        assert any(line.endswith(f"| {name} stopped (code 0)") for line in after_stop), name
     assert not [line for line in after_stop if "did not stop" in line]
 
 
