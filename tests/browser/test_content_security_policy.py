@@ -51,7 +51,9 @@ def test_pages_staff_console_api_and_admin_load_with_no_csp_violation(live_porta
     person.get_by_label("Code from the email").fill(code_from(live_portal.inbox.wait_for(1)))
     person.get_by_role("button", name="Confirm my request").click()
     person.wait_for_url(re.compile(r"/status/"))
-    # The language switcher posts a form to the portal itself (form-action 'self').
+    # The language switcher posts a form to the portal itself (form-action 'self'). The status
+    # page follows the request's language and has none: switch on the filing page.
+    _visit(person, live_portal.url("/"))
     person.get_by_role("button", name="Français").click()
     person.wait_for_load_state("load")
     assert person.locator("html").get_attribute("lang") == "fr"
