@@ -1,7 +1,6 @@
 """`make run`'s process manager: the web server, the Celery worker and Celery beat of the Procfile.
 
-It does what honcho did (each process's lines prefixed with its name), plus three things a
-newcomer needs:
+Each process's lines are printed prefixed with its name, and:
 
 - once the web server answers, it prints the addresses, the demo login and where the demo's mail
   is, as one block apart from the logs (by running `manage.py seed_demo`, which shows the demo
@@ -9,9 +8,9 @@ newcomer needs:
 - it records the data folder it uses (`portal.env.run_file_write`), so that a later `manage.py`
   command without PORTAL_DATA_DIR opens the same database and keys;
 - on SIGTERM or SIGINT it asks each process's main process to stop, and only that process.
-  Signalling the whole process group, as honcho does, also kills the Celery worker's pool
-  children under it: the worker then logs each child as lost and its warm shutdown hangs until
-  it is killed. Asked alone, the worker stops its children itself and exits cleanly.
+  Signalling a process's whole group instead would also kill the Celery worker's pool children
+  under it: the worker would then log each child as lost, and its warm shutdown would hang until
+  it was killed. Asked alone, the worker stops its children itself and exits cleanly.
 
 Run with `python -m portal.run` from the project folder, with the environment `make run` sets.
 """
