@@ -402,6 +402,10 @@ def _formatters() -> dict[str, Formatter]:
             _("%(store)s: released; its job is queued.") % {"store": d.get("store", "")},
             [],
         ),
+        "job.restarted": lambda d: (
+            _("%(store)s: its job starts again.") % {"store": d.get("store", "")},
+            [],
+        ),
         "job.claimed": lambda d: (
             _("%(store)s: a worker started (attempt %(attempt)d).")
             % {"store": d.get("store", ""), "attempt": _int(d, "attempt")},
@@ -432,6 +436,11 @@ def _formatters() -> dict[str, Formatter]:
             [],
         ),
     }
+
+
+def known_actions() -> frozenset[str]:
+    """The audit actions that read as their own sentence (any other reads as its words)."""
+    return frozenset(_formatters())
 
 
 def _status_change(d: dict) -> str:

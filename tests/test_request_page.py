@@ -269,6 +269,40 @@ def test_an_erasures_counts_appear_in_the_timeline_as_small_tables(
     assert "shop: erasure done." in text_of(html)
 
 
+def test_every_action_the_portal_records_about_a_request_has_its_own_sentence():
+    from pathlib import Path
+
+    from requests.timeline import known_actions
+
+    source = "\n".join(
+        path.read_text() for path in Path(__file__).parents[1].joinpath("requests").rglob("*.py")
+    )
+    written = set(re.findall(r'action="([a-z_]+\.[a-z_.]+)"', source))
+    written |= set(re.findall(r'_audit\(\w+, "([a-z_]+\.[a-z_.]+)"', source))
+    # Events about a request (others, such as store or staff account changes, have no request).
+    about_requests = {
+        action
+        for action in written
+        if action.split(".")[0] in {"request", "job", "identity", "verification", "package"}
+        or action == "erasure.sweep_failed"
+    }
+
+    assert len(about_requests) > 30
+    assert about_requests - known_actions() == set()
+
+
+def test_an_action_the_timeline_does_not_know_yet_still_reads_as_words():
+    from django.utils import timezone
+
+    from requests.timeline import describe
+
+    event = AuditEvent(
+        sequence=1, actor="system", action="request.moved_elsewhere", created_at=timezone.now()
+    )
+
+    assert describe(event).sentence == "Request: moved elsewhere."
+
+
 # The preview
 
 
