@@ -49,6 +49,8 @@ class CollectionRow:
     name: str
     count: int
     erasure: str = ""
+    # What erasure does instead to a row another kept row still points at (a delete's fallback).
+    fallback: str = ""
     hold_basis: str = ""
     mismatches: int = 0
     mismatch_types: str = ""
@@ -108,6 +110,11 @@ def preview_stores(preview: dict[str, Any], *, with_samples: bool) -> list[Store
                     name=name,
                     count=entry.get("count", 0),
                     erasure=erasure_words(entry["erasure"]) if entry.get("erasure") else "",
+                    fallback=(
+                        erasure_words(entry["erasure_fallback"])
+                        if entry.get("erasure_fallback")
+                        else ""
+                    ),
                     hold_basis=entry.get("hold_basis", ""),
                     mismatches=mismatch.get("count", 0),
                     mismatch_types=", ".join(

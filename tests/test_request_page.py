@@ -325,7 +325,11 @@ def test_the_preview_counts_each_store_and_collection_with_a_sample_and_the_eras
 
     assert "<h3>crm" in html and "<h3>shop" in html
     # The ownership line under the name is there when the engine classified the rows.
-    assert re.match(r"customers (Only the person's: 1 )?1 Deleted None", text_of(customers))
+    assert re.match(
+        r"customers (Only the person's: 1 )?1 "
+        r"Deleted Masked instead where a record that is kept still points at it None",
+        text_of(customers),
+    )
     assert "<details" in customers and "<summary>Show 1 record</summary>" in customers
     assert "ada@example.com" in customers
     assert "2 Held: Tax law keeps orders for 10 years" in text_of(orders)
@@ -345,7 +349,7 @@ def test_the_preview_uses_the_same_words_as_the_certificate(
 
     assert certificate.status_code == 200
     headers = text_of(certificate.content.decode())
-    for word in ("Deleted", "Held"):
+    for word in ("Deleted", "Masked", "Held"):
         assert word in preview and f" {word} " in headers
 
 

@@ -102,6 +102,9 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
                 entry["count"] += classified["reference"]
             if collection is not None:
                 entry["erasure"] = collection.erasure.action.value
+                if collection.erasure.action == "delete":
+                    # What a row of the person's that a kept row still points at gets instead.
+                    entry["erasure_fallback"] = collection.erasure.fallback.value
                 if collection.erasure.basis:
                     entry["hold_basis"] = collection.erasure.basis
     preview["erasure_warnings"] = {
