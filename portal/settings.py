@@ -111,6 +111,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "axes",
     "csp",
+    # Staff two-factor sign-in (PORTAL_STAFF_2FA): authenticator apps and recovery codes.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "requests.apps.RequestsConfig",
 ]
 
@@ -124,6 +128,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # `request.user.is_verified()`: whether this session passed the second factor.
+    "django_otp.middleware.OTPMiddleware",
+    # Console and admin pages need that second factor when PORTAL_STAFF_2FA asks for it.
+    "requests.views.two_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A lost database connection answers 503 with Retry-After instead of 500.
@@ -214,6 +222,22 @@ AXES_CLIENT_STR_CALLABLE = "requests.views.staff_login.login_client_description"
 AXES_LOCKOUT_CALLABLE = "requests.views.staff_login.login_locked_out"
 AXES_DISABLE_ACCESS_LOG = True  # no table of every successful sign-in with its address
 AXES_VERBOSE = False
+# A wrong second-factor code counts as a failed sign-in too (requests/views/two_factor.py); the
+# code typed is never kept in axes' records.
+AXES_SENSITIVE_PARAMETERS = ["code"]
+
+# Staff two-factor sign-in: `required` (every staff member enrols an authenticator after their
+# password and gives a code at each sign-in), `optional` (only who enrolled gives a code) or
+# `off`. Production (an https PORTAL_BASE_URL with DEBUG off) requires it unless told otherwise;
+# the demo and the tests have it off. API tokens are not affected.
+PORTAL_STAFF_2FA = env_choice(
+    "PORTAL_STAFF_2FA",
+    "required" if PORTAL_HTTPS and not DEBUG else "off",
+    ("required", "optional", "off"),
+)
+# django-otp: wrong codes wait 1, 2, 4, 8... seconds (per device) before another is checked.
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -306,6 +330,8 @@ PORTAL_CLOSED_RETENTION = timedelta(days=env_int("PORTAL_CLOSED_RETENTION_DAYS",
 PORTAL_CLOCK_START = env_choice("PORTAL_CLOCK_START", "receipt", ("receipt", "verification"))
 PORTAL_DUE_SOON_DAYS = env_int("PORTAL_DUE_SOON_DAYS", 7, minimum=0)
 PORTAL_ORGANISATION_NAME = env_str("PORTAL_ORGANISATION_NAME", "Example Organisation")
+# The name authenticator apps show next to the staff member's code.
+OTP_TOTP_ISSUER = PORTAL_ORGANISATION_NAME
 PORTAL_SUPERVISORY_AUTHORITY = env_str(
     "PORTAL_SUPERVISORY_AUTHORITY", "your national data protection authority"
 )
@@ -392,7 +418,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "requests.api.authentication.HashedTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "requests.api.authentication.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["requests.api.permissions.StaffAccess"],
     "DEFAULT_RENDERER_CLASSES": [

@@ -21,6 +21,8 @@ from portal.settings import *  # noqa: E402, F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
 # Tests file many requests from one client and for one person; a test of a limit lowers it.
 PORTAL_RATE_LIMITS = dict.fromkeys(PORTAL_RATE_LIMITS, (10000, 60))  # noqa: F405
+# Staff sign in with a password only unless a test turns two-factor sign-in on.
+PORTAL_STAFF_2FA = "off"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Several test runs may share one PostgreSQL server (developers, CI, parallel sessions): give

@@ -9,6 +9,7 @@ does not read (415); a throttled operation can be rate limited (429).
 
 from __future__ import annotations
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -32,6 +33,13 @@ RETRY_AFTER = {
         "description": "Seconds to wait before retrying.",
     }
 }
+
+
+class VerifiedSessionScheme(SessionScheme):
+    """The console's session cookie, as DRF's own session scheme (it must have passed the
+    second factor when PORTAL_STAFF_2FA asks for one)."""
+
+    target_class = "requests.api.authentication.VerifiedSessionAuthentication"
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -9,17 +9,14 @@ from requests.views import (
     request_page,
     staff,
     stores_pages,
+    two_factor,
     users,
 )
 
 urlpatterns = [
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            template_name="staff/login.html", redirect_authenticated_user=True
-        ),
-        name="staff-login",
-    ),
+    path("login/", two_factor.StaffLoginView.as_view(), name="staff-login"),
+    path("login/code/", two_factor.login_code, name="staff-login-code"),
+    path("two-factor/", two_factor.enrol, name="staff-two-factor"),
     path("logout/", auth_views.LogoutView.as_view(), name="staff-logout"),
     path("", queue.queue, name="staff-queue"),
     path("bulk-reject/", bulk.bulk_reject, name="staff-bulk-reject"),

@@ -12,7 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from requests import permissions, selectors
-from requests.services import staff_users
+from requests.services import staff_two_factor, staff_users
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
 from requests.views.console import staff_only, staff_page
@@ -42,9 +42,10 @@ class RoleForm(forms.Form):
     )
 
 
-def _row(request, user) -> dict:
+def _row(request, user, enrolled: set[int]) -> dict:
     role = permissions.user_role(user)
     return {
+        "second_factor": user.pk in enrolled,
         "user": user,
         "role_label": permissions.ROLE_LABELS.get(role, ""),
         "form": RoleForm(prefix=f"user-{user.pk}", initial={"role": role}),
@@ -53,7 +54,9 @@ def _row(request, user) -> dict:
 
 
 def _rows(request) -> list[dict]:
-    return [_row(request, user) for user in selectors.staff_users()]
+    users = list(selectors.staff_users())
+    enrolled = staff_two_factor.users_with_second_factor(user.pk for user in users)
+    return [_row(request, user, enrolled) for user in users]
 
 
 @never_cache
@@ -78,6 +81,8 @@ def users(request):
                 create_form = StaffCreateForm(prefix="new")
         if created is None:
             status = 400
+    elif request.method == "POST" and request.POST.get("action") == "reset_two_factor":
+        return _reset_two_factor(request)
     elif request.method == "POST":
         return _set_role(request)
     return staff_page(
@@ -87,6 +92,7 @@ def users(request):
             "rows": _rows(request),
             "create_form": create_form,
             "created": created,
+            "two_factor": staff_two_factor.two_factor_mode(),
             "roles": [
                 (permissions.ROLE_LABELS[role], permissions.ROLE_DESCRIPTIONS[role])
                 for role in permissions.ROLES
@@ -96,7 +102,7 @@ def users(request):
     )
 
 
-def _set_role(request):
+def _posted_staff_user(request):
     raw = request.POST.get("user", "")
     user = (
         get_user_model().objects.filter(pk=int(raw)).first()
@@ -105,6 +111,27 @@ def _set_role(request):
     )
     if user is None or not user.is_staff:
         raise Http404
+    return user
+
+
+def _reset_two_factor(request):
+    """A lost phone: the account's authenticator and recovery codes go; its owner sets up a new
+    one at their next sign-in."""
+    user = _posted_staff_user(request)
+    try:
+        staff_two_factor.two_factor_reset(user=user, actor_user=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            _("Two-factor sign-in of %(username)s was reset.") % {"username": user.get_username()},
+        )
+    return redirect("staff-users")
+
+
+def _set_role(request):
+    user = _posted_staff_user(request)
     form = RoleForm(request.POST, prefix=f"user-{user.pk}")
     if not form.is_valid():
         messages.error(request, _("Choose one of the roles given."))
