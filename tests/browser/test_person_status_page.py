@@ -1,6 +1,6 @@
 """In Chromium: a person files a request in French; later, in a browser that asks for English,
 their status page still shows the steps in French; staff ask them for information, and they
-reply on that page, which sends the request back to review."""
+reply on that page, which sends the request back to review with the reply on the staff's page."""
 
 from __future__ import annotations
 
@@ -65,4 +65,6 @@ def test_a_french_request_shows_french_steps_in_an_english_browser_and_takes_a_r
 
     dpo.reload()
     assert dpo.locator("dt:text-is('Status') + dd").inner_text().strip() == "In review"
-    assert "The information asked for arrived" in dpo.locator("main").inner_text()
+    staff_view = dpo.locator("main").inner_text()
+    assert "replied on their status page" in staff_view
+    assert "Le magasin de Lyon, commande 4411." in staff_view  # the reply, on the request page
