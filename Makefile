@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8000
 PORTAL_DATA_DIR ?= ./var
 export PORTAL_PORT PORTAL_DATA_DIR
 
-.PHONY: install chromium fuzz-env run test lint imports check-migrations schema lock clean screenshots
+.PHONY: install chromium axe fuzz-env run test lint imports check-migrations schema lock clean screenshots
 
 # The environment is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock
@@ -58,7 +58,23 @@ chromium:
 fuzz-env: install
 	$(BIN)/python tests/fuzz/environment.py
 
-test: lint imports check-migrations chromium fuzz-env
+# axe-core for the accessibility browser test, from the npm registry at the version locked in
+# tests/browser/axe/package-lock.json (npm comes from Debian: apt-get install npm).
+AXE := tests/browser/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE): tests/browser/axe/package-lock.json
+	@command -v npm >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y npm \
+				|| { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y npm; }; \
+		else \
+			echo "The accessibility test needs npm: sudo apt-get install npm (then make test)"; \
+			exit 1; \
+		fi; }
+	npm ci --prefix tests/browser/axe --no-audit --no-fund --loglevel error
+	@touch $@
+
+test: lint imports check-migrations chromium axe fuzz-env
 	$(BIN)/pytest
 
 # The README's pictures of the console (docs/screenshots/), taken by the browser tests at the

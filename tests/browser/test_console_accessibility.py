@@ -1,0 +1,80 @@
+"""axe-core (from the npm registry, installed into tests/browser/axe/ by `make test`) checks the
+staff console's pages in English and French, at desktop and phone widths: no serious or critical
+violation. axe is injected by the test, never served by the portal."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.browser.conftest import DESKTOP, PHONE
+
+pytestmark = pytest.mark.slow
+
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+SEVERE = ("serious", "critical")
+
+
+@pytest.fixture
+def axe_source() -> str:
+    if not AXE.exists():
+        reason = "axe-core is not installed: npm ci --prefix tests/browser/axe (make test does it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return AXE.read_text()
+
+
+def _sign_in_in_any_language(page, portal) -> None:
+    page.goto(portal.url("/staff/login/"))
+    page.locator("#id_username").fill("dpo")
+    page.locator("#id_password").fill(portal.demo_password)
+    page.locator("main form button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/staff/$"))
+
+
+def _severe_violations(page, axe_source: str) -> list[str]:
+    # evaluate() runs outside the page's Content-Security-Policy, which forbids inline scripts.
+    page.evaluate(axe_source)
+    assert page.evaluate("() => typeof axe.run") == "function", "axe-core did not load"
+    results = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): "
+        + "; ".join(" ".join(node["target"]) for node in violation["nodes"][:3])
+        for violation in results
+        if violation["impact"] in SEVERE
+    ]
+
+
+def test_console_pages_have_no_serious_accessibility_violation(live_portal, new_page, axe_source):
+    filed = httpx.post(
+        live_portal.url("/api/v1/requests/"),
+        json={"kind": "access", "identity": {"email": "ada@example.com"}},
+        timeout=30,
+    )
+    assert filed.status_code == 201, filed.text
+    reference = filed.json()["reference"]
+    pages = [
+        "/staff/",
+        f"/staff/requests/{reference}/",
+        "/staff/dashboard/",
+        "/staff/users/",
+        "/staff/stores/",
+    ]
+    found = {}
+    for locale in ("en-GB", "fr-FR"):
+        for viewport in (DESKTOP, PHONE):
+            page = new_page(locale=locale, viewport=viewport)
+            _sign_in_in_any_language(page, live_portal)
+            for path in pages:
+                page.goto(live_portal.url(path))
+                problems = _severe_violations(page, axe_source)
+                if problems:
+                    found[f"{path} {locale} {viewport['width']}px"] = problems
+    assert found == {}
