@@ -294,7 +294,9 @@ def find_remaining(
     """The verification sweep: the finder again, over every store.
 
     Returns store -> collection -> {"remaining": n, "held": n} for every collection where
-    something of the person was found. `held`: records in collections under a hold (their
+    something of the person was found. `held`: shared records and reference data (never the
+    person's alone, so never erased: see requests.engine.ownership), records in collections
+    under a hold (their
     identity fields were kept, so they are found again: expected), and records of collections
     whose fallback is `keep` that records of others (or the person's records that are kept)
     still refer to. Everything else is `remaining`: the erasure is not complete. Manual stores
@@ -314,28 +316,36 @@ def find_remaining(
                 for ref in incoming:
                     watch.setdefault(ref.node, set())
     collector = _Collector(watch)
-    counts: dict[Node, int] = defaultdict(int)
+    model = model_for(graph.maps)
+    rows = RowCollector(model)
+    add_key, add_row = collector.add, rows.add
 
     def sink(record: Record) -> None:
-        counts[Node(record.store, record.collection)] += 1
-        collector.add(record)
+        add_key(record)
+        add_row(record)
 
     find_person(graph.connectors, identity, sink=sink, phone_region=phone_region, sample_size=0)
+    ownership = decide(model, rows.rows, graph.connectors)
+    # Shared rows and reference data were never the person's to erase: they are kept on
+    # purpose (held), whatever still leads to them. Only rows that are the person's alone count.
+    collector.keep_alone(ownership)
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for node, found in sorted(counts.items()):
-        if not found:
+    for node, states in sorted(ownership.state.items()):
+        found = sum(1 for state in states.values() if state == ALONE)
+        others = len(states) - found
+        if not found and not others:
             continue
         collection = graph.collection(node)
-        held = 0
+        held = others
         if collection.erasure.action == EraseAction.HOLD:
-            held = found
+            held += found
         elif node in kept_on_purpose:
             records = sorted(collector.records.get(node, {}).items())
             for batch in _batches(records):
                 blocks = _blocks(graph, collector, node, batch, graph.connectors[node.store])
                 held += len(blocks)
         out.setdefault(node.store, {})[node.collection] = {
-            "remaining": found - held,
+            "remaining": found + others - held,
             "held": held,
         }
     return out
