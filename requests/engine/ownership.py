@@ -161,7 +161,7 @@ _MODELS: dict[tuple, tuple[Model, tuple]] = {}
 _MODEL_CACHE_SIZE = 64
 # find_owned's decisions about which collections stream, by maps and identity types (the model
 # kept with them holds the maps, so their ids stay theirs).
-_STREAMING: dict[tuple, tuple[tuple, Model]] = {}
+_STREAMING: dict[tuple, tuple[tuple, list, Model]] = {}
 
 
 def model_for(maps: Mapping[str, StoreMap]) -> Model:
@@ -457,8 +457,9 @@ def find_owned(
     if planned is None:
         if len(_STREAMING) >= _MODEL_CACHE_SIZE:
             _STREAMING.clear()
-        planned = _STREAMING[plan_key] = (_streaming(model, walk_plan(maps, values)), model)
-    streamed, collect, twins = planned[0]
+        plan = walk_plan(maps, values)
+        planned = _STREAMING[plan_key] = (_streaming(model, plan), plan.reachable, model)
+    (streamed, collect, twins), planned_nodes = planned[0], planned[1]
     collector = RowCollector(model)
     held: dict[Node, dict[tuple, Record]] = defaultdict(dict)
     sent: dict[Node, set[tuple]] = {node: set() for node in twins}
@@ -479,10 +480,12 @@ def find_owned(
         collector.add(record)
         held[Node(record.store, record.collection)].setdefault(norm_key(record.key), record)
 
+    # When every collection streams (a shop's customers, invoices and lines), the rows go
+    # straight to `sink`: not even a wrapper call per row.
     result = find_person(
         searchable,
         identity,
-        sink=on_record,
+        sink=sink if len(streamed) == len(planned_nodes) else on_record,
         phone_region=phone_region,
         sample_size=0,
         skip_failed_stores=required is not None,
