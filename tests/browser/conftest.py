@@ -85,7 +85,14 @@ class LivePortal:
 
 
 @pytest.fixture
-def live_portal(tmp_path, smtp_server):
+def live_portal_settings() -> dict[str, str]:
+    """Extra environment for the portal's processes; a test module overrides this fixture to run
+    the portal with a setting turned on (two-factor sign-in, for one)."""
+    return {}
+
+
+@pytest.fixture
+def live_portal(tmp_path, smtp_server, live_portal_settings):
     host, smtp_port, inbox = smtp_server
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -94,6 +101,7 @@ def live_portal(tmp_path, smtp_server):
         PORTAL_BASE_URL=base,
         EMAIL_HOST=host,
         EMAIL_PORT=str(smtp_port),
+        **live_portal_settings,
     )
     manage("migrate", "--no-input", env=env)
     manage("seed_demo", env=env)

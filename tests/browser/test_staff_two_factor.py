@@ -1,0 +1,111 @@
+"""In Chromium, with PORTAL_STAFF_2FA=required: a DPO signs in with a password, sets up an
+authenticator from the secret the page shows, confirms it with a code computed here, keeps the
+recovery codes, then searches the queue and opens a request; signing in again asks for a code,
+refuses a wrong one and takes a recovery code."""
+
+from __future__ import annotations
+
+import re
+from base64 import b32decode
+
+import httpx
+import pytest
+from django_otp.oath import TOTP
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def live_portal_settings() -> dict[str, str]:
+    return {"PORTAL_STAFF_2FA": "required"}
+
+
+def _password_step(page, portal) -> None:
+    page.goto(portal.url("/staff/"))
+    page.wait_for_url(re.compile(r"/staff/login/"))
+    page.get_by_label("Username").fill("dpo")
+    page.get_by_label("Password").fill(portal.demo_password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _code_for(secret: str) -> str:
+    secret = secret.replace(" ", "")
+    key = b32decode(secret + "=" * (-len(secret) % 8))
+    return f"{TOTP(key).token():06d}"
+
+
+def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_request(
+    live_portal, new_page
+):
+    filed = httpx.post(
+        live_portal.url("/api/v1/requests/"),
+        json={"kind": "access", "identity": {"email": "grace@demo.example"}},
+        timeout=30,
+    )
+    assert filed.status_code == 201, filed.text
+    reference = filed.json()["reference"]
+
+    dpo = new_page()
+    blocked = []
+
+    def csp_refusals(message):
+        if "Content Security Policy" in message.text:
+            blocked.append(message.text)
+
+    dpo.on("console", csp_refusals)
+    _password_step(dpo, live_portal)
+
+    # No authenticator yet: the password leads to setting one up, not to the console.
+    dpo.wait_for_url(re.compile(r"/staff/two-factor/"))
+    assert dpo.get_by_role("heading", level=1).inner_text() == "Set up two-factor sign-in"
+    assert dpo.get_by_role("link", name="Queue").count() == 0
+    qr_code = dpo.get_by_role("img", name="QR code holding the secret below")
+    assert qr_code.evaluate("image => image.complete && image.naturalWidth > 0")
+    secret = dpo.locator("#totp-secret").inner_text()
+    dpo.get_by_label("Code").fill(_code_for(secret))
+    dpo.get_by_role("button", name="Confirm the app").click()
+
+    codes = [code.strip() for code in dpo.locator("#recovery-codes li").all_inner_texts()]
+    assert len(set(codes)) == 10
+    dpo.get_by_role("link", name="Continue to the console").click()
+    dpo.wait_for_url(re.compile(r"/staff/(\?.*)?$"))
+
+    dpo.get_by_label("Reference or email address").fill(reference)
+    dpo.get_by_role("button", name="Show requests").click()
+    dpo.get_by_role("row").filter(has_text=reference).get_by_role("link", name=reference).click()
+    dpo.wait_for_url(re.compile(rf"/staff/requests/{re.escape(reference)}/$"))
+    assert dpo.get_by_role("heading", level=1).inner_text() == f"Request {reference}"
+
+    # Signed out, the password alone is not enough: the code step refuses a wrong code and
+    # takes a recovery code, back to the page asked for.
+    dpo.get_by_role("button", name="Sign out").click()
+    dpo.goto(live_portal.url(f"/staff/requests/{reference}/"))
+    dpo.get_by_label("Username").fill("dpo")
+    dpo.get_by_label("Password").fill(live_portal.demo_password)
+    dpo.get_by_role("button", name="Sign in").click()
+    dpo.wait_for_url(re.compile(r"/staff/login/code/"))
+    wrong = "000000" if _code_for(secret) != "000000" else "111111"
+    dpo.get_by_label("Code").fill(wrong)
+    dpo.get_by_role("button", name="Continue").click()
+    assert "That code does not match" in dpo.get_by_role("alert").inner_text()
+    assert dpo.get_by_role("link", name="Queue").count() == 0
+
+    # The wrong code slowed down the authenticator's codes (django-otp's throttle), not the
+    # recovery codes, which a staff member without their phone turns to.
+    dpo.get_by_label("Code").fill(codes[0])
+    dpo.get_by_role("button", name="Continue").click()
+    dpo.wait_for_url(re.compile(rf"/staff/requests/{re.escape(reference)}/$"))
+    assert dpo.get_by_role("heading", level=1).inner_text() == f"Request {reference}"
+    assert blocked == []
+
+    trail = live_portal.manage(
+        "shell",
+        "-c",
+        "from requests.models import AuditEvent; "
+        "print(list(AuditEvent.objects.filter(actor='staff:dpo', action__startswith="
+        "'staff.').order_by('sequence').values_list('action', flat=True)))",
+    )
+    assert (
+        "['staff.second_factor_enrolled', 'staff.second_factor_refused', "
+        "'staff.recovery_code_used']" in trail
+    )
