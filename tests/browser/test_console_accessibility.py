@@ -1,6 +1,6 @@
 """axe-core (from the npm registry, installed into tests/browser/axe/ by `make test`) checks the
-staff console's pages in English and French, at desktop and phone widths: no serious or critical
-violation. axe is injected by the test, never served by the portal."""
+staff console's pages and the person's pages in English and French, at desktop and phone widths:
+no serious or critical violation. axe is injected by the test, never served by the portal."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.test_console_request_flow import file_and_verify
 
 pytestmark = pytest.mark.slow
 
@@ -77,4 +78,23 @@ def test_console_pages_have_no_serious_accessibility_violation(live_portal, new_
                 problems = _severe_violations(page, axe_source)
                 if problems:
                     found[f"{path} {locale} {viewport['width']}px"] = problems
+    assert found == {}
+
+
+def test_public_pages_have_no_serious_accessibility_violation(live_portal, new_page, axe_source):
+    person = new_page()
+    reference = file_and_verify(
+        person, live_portal, email="ada@example.com", kind_label="Access (a copy of my data)"
+    )
+    status_url = person.url
+    pages = [live_portal.url("/"), live_portal.url(f"/r/{reference}/verify/"), status_url]
+    found = {}
+    for locale in ("en-GB", "fr-FR"):
+        for viewport in (DESKTOP, PHONE):
+            page = new_page(locale=locale, viewport=viewport)
+            for url in pages:
+                page.goto(url)
+                problems = _severe_violations(page, axe_source)
+                if problems:
+                    found[f"{url} {locale} {viewport['width']}px"] = problems
     assert found == {}

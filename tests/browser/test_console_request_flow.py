@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 WORKER_WAIT_SECONDS = 60
 
 
-def _file_and_verify(page, portal, *, email: str, kind_label: str) -> str:
+def file_and_verify(page, portal, *, email: str, kind_label: str) -> str:
     page.goto(portal.url("/"))
     page.get_by_label(kind_label).check()
     page.get_by_label("Email address").fill(email)
@@ -47,7 +47,7 @@ def test_a_person_files_an_erasure_and_a_dpo_approves_it_in_the_browser_until_it
     live_portal, new_page, screenshot
 ):
     person = new_page()
-    reference = _file_and_verify(
+    reference = file_and_verify(
         person, live_portal, email="ada@demo.example", kind_label="Erasure (delete my data)"
     )
     assert "reviewing your request" in person.locator("main").inner_text()
