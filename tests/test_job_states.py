@@ -151,3 +151,31 @@ def test_the_completion_event_counts_the_stores_not_their_states(
     completed = AuditEvent.objects.get(request__reference=reference, action="request.completed")
     # Two stores, both done: one distinct state, two stores.
     assert completed.details["stores"] == 2
+
+
+def test_a_staff_retry_sends_again_the_jobs_whose_messages_came_while_the_request_needed_staff(
+    fake, stores, tmp_path, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    from requests.connectors.base import PermanentStoreError
+    from requests.models import ConnectedStore
+
+    ConnectedStore.objects.create(
+        name="mailer", kind="sqlite", url=f"sqlite:///{tmp_path / 'mailer.sqlite'}",
+        map_yaml="collections:\n  subscribers:\n    fields:\n      email: {identity: email}\n",
+    )  # fmt: skip
+    capture = django_capture_on_commit_callbacks
+    fake.fail_with["crm"] = [PermanentStoreError("table contacts does not exist in crm")]
+    reference = file_erasure(public_api, file_request)
+    with capture(execute=False):
+        staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
+    queued = _jobs(reference)
+    with capture(execute=True):
+        tasks.job_run.delay(queued["crm"].pk)  # fails: the request needs staff
+        tasks.job_run.delay(queued["mailer"].pk)  # arrives now: not claimed, not run
+    assert _jobs(reference)["mailer"].state == JobState.QUEUED
+    assert fake.calls == ["crm"]
+
+    with capture(execute=True):
+        assert staff_api.post(f"/api/v1/staff/requests/{reference}/retry/").status_code == 200
+    assert sorted(fake.calls) == ["crm", "crm", "mailer", "shop"]
+    assert staff_api.get(f"/api/v1/staff/requests/{reference}/").json()["status"] == "completed"

@@ -431,6 +431,13 @@ def request_retry_failed_jobs(*, request: DataRequest, actor: str) -> DataReques
     for job in failed:
         job.attempts = 0
     _, held = _schedule(updated, failed, actor=actor)
+    # Jobs queued while the request needed staff found it so and were not claimed: send again.
+    restarted = {job.pk for job in failed}
+    for queued in Job.objects.filter(request=updated, state=JobState.QUEUED).select_related(
+        "store"
+    ):
+        if queued.pk not in restarted:
+            _enqueue_job(queued)
     if held:
         audit_record(
             action="request.erasure_ordered",
