@@ -94,8 +94,12 @@ def part_name(reference: str, store_name: str) -> str:
 
 @contextmanager
 def _scratch() -> Iterator[Path]:
-    """A private folder on this machine for a part or package being built, removed after."""
+    """A private folder on this machine for a part or package being built, removed after.
+
+    Folders a killed worker left on this machine go first: a site's worker may never run the
+    expiry sweep that also removes them."""
     try:
+        storage.scratch_remove_stale(older_than=settings.CELERY_TASK_TIME_LIMIT)
         folder = storage.scratch_dir()
     except OSError as exc:
         raise ServiceError(
