@@ -136,6 +136,24 @@ def test_an_auditor_is_refused_the_reveal_by_the_server_and_nothing_is_shown(sig
     assert not AuditEvent.objects.filter(action="request.identity_revealed").exists()
 
 
+def test_through_the_api_too_an_auditor_gets_the_identity_masked_and_no_samples(
+    signed_in, shop
+):
+    data_request = filed(kind="erasure", email="ada@example.com")
+    api = f"/api/v1/staff/requests/{data_request.reference}/"
+    auditor, reviewer = signed_in(AUDITOR), signed_in(REVIEWER)
+
+    masked = auditor.get(api).json()["identity"]
+    counted = auditor.get(f"{api}preview/").json()["stores"]["shop"]["collections"]["customers"]
+    clear = reviewer.get(api).json()["identity"]
+    sampled = reviewer.get(f"{api}preview/").json()["stores"]["shop"]["collections"]["customers"]
+
+    assert masked == {"email": "a***@example.com"}
+    assert counted["count"] == 1 and counted["sample"] == []
+    assert clear == {"email": "ada@example.com"}
+    assert sampled["sample"][0]["email"] == "ada@example.com"
+
+
 # Identity assurance and the person's earlier requests
 
 

@@ -21,6 +21,7 @@ from requests.api.serializers import (
     StaffRequestDetailSerializer,
     StaffRequestListSerializer,
 )
+from requests.masking import mask
 from requests.models import DataRequest
 from requests.services import identifiers, lifecycle
 from requests.services.audit import actor_for_user
@@ -102,9 +103,19 @@ class StaffRequestListView(ListAPIView):
 
 
 class StaffRequestDetailView(APIView):
-    @extend_schema(responses=StaffRequestDetailSerializer, summary="One request with its timeline")
+    @extend_schema(
+        responses=StaffRequestDetailSerializer,
+        summary="One request with its timeline",
+        description=(
+            "`identity` is masked (`a***@example.com`) for staff who may not reveal identities "
+            "(auditors), as on the request page."
+        ),
+    )
     def get(self, request, reference: str):
-        return Response(StaffRequestDetailSerializer(_get_request(reference)).data)
+        data = StaffRequestDetailSerializer(_get_request(reference)).data
+        if not permissions.access_reveal_identity(request.user):
+            data["identity"] = {key: mask(key, value) for key, value in data["identity"].items()}
+        return Response(data)
 
 
 class RequestPreviewView(APIView):
@@ -112,14 +123,21 @@ class RequestPreviewView(APIView):
         responses=OpenApiTypes.OBJECT,
         summary="What the request would find or erase in each store",
         description=(
-            "Counts per store and collection with a small sample of records, and for erasures "
-            "what erasure does in each collection. A store that fails is listed under `errors`."
+            "Counts per store and collection with a small sample of records (empty for staff who "
+            "may not reveal identities: auditors), and for erasures what erasure does in each "
+            "collection. A store that fails is listed under `errors`."
         ),
     )
     def get(self, request, reference: str):
         from requests.services.preview import request_preview
 
-        return Response(request_preview(request=_get_request(reference)))
+        preview = request_preview(request=_get_request(reference))
+        if not permissions.access_reveal_identity(request.user):
+            # Samples are the person's records: auditors get the counts, as on the request page.
+            for store in preview.get("stores", {}).values():
+                for entry in store.get("collections", {}).values():
+                    entry["sample"] = []
+        return Response(preview)
 
 
 class StaffRequestActionView(APIView):
