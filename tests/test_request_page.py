@@ -136,9 +136,7 @@ def test_an_auditor_is_refused_the_reveal_by_the_server_and_nothing_is_shown(sig
     assert not AuditEvent.objects.filter(action="request.identity_revealed").exists()
 
 
-def test_through_the_api_too_an_auditor_gets_the_identity_masked_and_no_samples(
-    signed_in, shop
-):
+def test_through_the_api_too_an_auditor_gets_the_identity_masked_and_no_samples(signed_in, shop):
     data_request = filed(kind="erasure", email="ada@example.com")
     api = f"/api/v1/staff/requests/{data_request.reference}/"
     auditor, reviewer = signed_in(AUDITOR), signed_in(REVIEWER)
