@@ -417,3 +417,15 @@ def test_production_settings_require_the_second_factor_and_the_demo_does_not():
         )
         == "off"
     )
+
+
+def test_the_code_step_and_enrolment_speak_french(client, staff_user, required):
+    _password(client)
+    enrol = client.get(ENROL, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Configurer la connexion à deux facteurs" in enrol
+    assert "Confirmer l\u2019application" in enrol
+
+    _enrolled(staff_user)
+    step = client.get(CODE_STEP, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "<h1>Connexion à deux facteurs</h1>" in step
+    assert "codes de secours" in step

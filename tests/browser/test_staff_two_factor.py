@@ -5,12 +5,16 @@ refuses a wrong one and takes a recovery code."""
 
 from __future__ import annotations
 
+import os
 import re
 from base64 import b32decode
 
 import httpx
 import pytest
 from django_otp.oath import TOTP
+
+from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.test_console_accessibility import AXE
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +113,76 @@ def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_requ
         "['staff.second_factor_enrolled', 'staff.second_factor_refused', "
         "'staff.recovery_code_used']" in trail
     )
+
+
+@pytest.fixture
+def axe_script() -> str:
+    if not AXE.exists():
+        reason = "axe-core is not installed: npm ci --prefix tests/browser/axe (make test does it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return AXE.read_text()
+
+
+def _severe_axe_violations(page, axe_source: str) -> list[str]:
+    # evaluate() runs outside the page's Content-Security-Policy, which forbids inline scripts.
+    page.evaluate(axe_source)
+    violations = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
+    )
+    return [
+        f"{violation['id']} ({violation['impact']})"
+        for violation in violations
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+def test_the_two_factor_pages_have_no_serious_accessibility_violation(
+    axe_script, live_portal, new_page
+):
+    combinations = [
+        (locale, viewport) for locale in ("en-GB", "fr-FR") for viewport in (DESKTOP, PHONE)
+    ]
+    live_portal.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth import get_user_model; "
+        f"[get_user_model().objects.create_user(f'staff{{n}}', password='p{'a' * 20}', "
+        f"is_staff=True) for n in range({len(combinations)})]",
+    )
+    found = {}
+    for number, (locale, viewport) in enumerate(combinations):
+        page = new_page(locale=locale, viewport=viewport)
+
+        def check(name, page=page, where=f"{locale} {viewport['width']}px"):
+            problems = _severe_axe_violations(page, axe_script)
+            if problems:
+                found[f"{name} {where}"] = problems
+
+        def password_step(page=page, number=number):
+            page.goto(live_portal.url("/staff/login/"))
+            page.locator("#id_username").fill(f"staff{number}")
+            page.locator("#id_password").fill("p" + "a" * 20)
+            page.locator("main form button[type=submit]").click()
+
+        password_step()
+        page.wait_for_url(re.compile(r"/staff/two-factor/"))
+        check("enrolment")
+        page.locator("#id_code").fill("12")
+        page.locator("main form button[type=submit]").click()
+        check("enrolment with an error")
+        page.locator("#id_code").fill(_code_for(page.locator("#totp-secret").inner_text()))
+        page.locator("main form button[type=submit]").click()
+        page.locator("#recovery-codes").wait_for()
+        check("recovery codes")
+        page.goto(live_portal.url("/staff/"))
+        page.locator(".staff-nav form button[type=submit]").click()
+        page.wait_for_url(re.compile(r"/staff/login/"))
+        password_step()
+        page.wait_for_url(re.compile(r"/staff/login/code/"))
+        check("code step")
+        page.locator("#id_code").fill("wrong")
+        page.locator("main form button[type=submit]").click()
+        check("code step with an error")
+    assert found == {}
