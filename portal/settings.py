@@ -363,6 +363,17 @@ PORTAL_JOB_REQUEUE_AFTER = timedelta(
     seconds=env_int("PORTAL_JOB_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 )
 PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
+# Kinds approved as soon as the person verifies (e.g. "access"); empty: staff review everything.
+# A request flagged possibly excessive, or with identifiers staff must still confirm, is reviewed.
+PORTAL_AUTO_APPROVE = env_list("PORTAL_AUTO_APPROVE", [])
+_unknown_kinds = sorted(set(PORTAL_AUTO_APPROVE) - {"access", "erasure"})
+if _unknown_kinds:
+    raise ConfigurationError(
+        "PORTAL_AUTO_APPROVE takes request kinds (access, erasure); got "
+        + ", ".join(_unknown_kinds)
+    )
+# Whether DPOs get the daily digest at all.
+PORTAL_DIGEST_ENABLED = env_bool("PORTAL_DIGEST_ENABLED", True)
 # The hour (0-23, PORTAL_TIME_ZONE) at which DPOs get the daily digest of overdue requests.
 PORTAL_DIGEST_HOUR = env_int("PORTAL_DIGEST_HOUR", 7, minimum=0)
 if PORTAL_DIGEST_HOUR > 23:

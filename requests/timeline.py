@@ -172,6 +172,27 @@ def _verified(d: dict) -> tuple[str, list]:
     }, []
 
 
+def _approved(d: dict) -> tuple[str, list]:
+    if d.get("automatic"):
+        return _(
+            "Request approved automatically by the approval policy (%(policy)s); "
+            "processing started."
+        ) % {"policy": d.get("policy", "")}, []
+    return _("Request approved; processing started."), []
+
+
+def _auto_approval_withheld(d: dict) -> tuple[str, list]:
+    from requests.services.auto_approval import withheld_reason
+
+    reasons = d.get("reasons") if isinstance(d.get("reasons"), list) else []
+    return _(
+        "Left for staff to review, not approved by the approval policy (%(policy)s): %(reasons)s."
+    ) % {
+        "policy": d.get("policy", ""),
+        "reasons": "; ".join(withheld_reason(str(code)) for code in reasons) or "\N{EN DASH}",
+    }, []
+
+
 def _identity_verified(d: dict) -> tuple[str, list]:
     return _("%(type)s verified with %(method)s.") % {
         "type": identity_type_label(str(d.get("type", ""))),
@@ -364,7 +385,8 @@ def _formatters() -> dict[str, Formatter]:
             _("Identity shown in clear: %(types)s.") % {"types": _types(d.get("identity_types"))},
             [],
         ),
-        "request.approved": _fixed(_("Request approved; processing started.")),
+        "request.approved": _approved,
+        "request.auto_approval_withheld": _auto_approval_withheld,
         "request.rejected": _rejected,
         "request.extended": _extended,
         "request.information_requested": _fixed(_("More information asked of the person.")),

@@ -101,6 +101,8 @@ def digest_recipients() -> list[str]:
 @transaction.atomic
 def staff_digest_send(*, today: date | None = None) -> int:
     """Send today's digest to every DPO with an email address; the number of messages sent."""
+    if not settings.PORTAL_DIGEST_ENABLED:
+        return 0
     today = today or clock.today()
     already = AuditEvent.objects.filter(action="digest.sent", details__day=today.isoformat())
     if already.exists():

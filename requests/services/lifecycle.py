@@ -137,15 +137,28 @@ def request_mark_verified(*, request: DataRequest, method: str) -> DataRequest:
         method="email_link" if method == "link" else "email_code",
         actor=SUBJECT,
     )
-    return verified
+    # The approval policy (PORTAL_AUTO_APPROVE) decides at once, in the same transaction, so a
+    # verified request is never seen in review by staff and then approved under them.
+    from requests.services.auto_approval import request_auto_approve
+
+    return request_auto_approve(request=verified)
 
 
 @transaction.atomic
-def request_approve(*, request: DataRequest, actor: str) -> DataRequest:
+def request_approve(
+    *, request: DataRequest, actor: str, details: dict[str, Any] | None = None
+) -> DataRequest:
+    """Approve and start the jobs. `details` go into the audit event (an automatic approval names
+    its policy there)."""
     from requests.services.processing import request_start
 
     approved = _transition(
-        request, to=Status.PROCESSING, actor=actor, action="request.approved", attention_reason=""
+        request,
+        to=Status.PROCESSING,
+        actor=actor,
+        action="request.approved",
+        details=details,
+        attention_reason="",
     )
     request_start(request=approved)
     return approved

@@ -7,6 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from requests import charts, dashboard, permissions
+from requests.services.auto_approval import policy_sentence
 from requests.states import Kind
 from requests.views.console import staff_only, staff_page
 
@@ -35,5 +36,6 @@ def dashboard_page(request):
             ),
             "stores": dashboard.store_health(now=now),
             "failure_window": dashboard.FAILURE_WINDOW_DAYS,
+            "approval_policy": policy_sentence(),
         },
     )
