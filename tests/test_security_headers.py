@@ -178,6 +178,21 @@ def test_the_health_view_answers_without_the_database_and_with_the_policy(client
     assert client.post("/healthz").status_code == 405
 
 
+def test_markup_a_person_types_is_shown_to_staff_as_text(client, django_user_model):
+    from requests.services import lifecycle
+
+    markup = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    data_request = lifecycle.request_file(
+        kind="access", identity={"email": "ada@example.com", "name": markup}
+    )
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    page = client.post(f"/staff/requests/{data_request.reference}/", {"action": "reveal"})
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert markup not in page.text
+    assert_runs_under_the_policy(page)
+
+
 def test_no_served_template_holds_inline_script_handlers_or_inline_style():
     offenders = []
     for path in sorted(TEMPLATES.rglob("*.html")):
