@@ -1,6 +1,7 @@
-"""In Chromium, against the live portal: the public pages, the staff console, the browsable API and
-the Django admin load under the Content Security Policy without a single violation, and the
-policy is really enforced (an injected inline handler is refused and reported)."""
+"""In Chromium, against the live portal: the public pages, the staff console (queue, request,
+dashboard, stores, mail, accounts), the browsable API and the Django admin load under the Content
+Security Policy without a single violation, and the policy is really enforced (an injected inline
+handler is refused and reported)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ def test_pages_staff_console_api_and_admin_load_with_no_csp_violation(live_porta
     dpo.wait_for_url(re.compile(r"/staff/(\?.*)?$"))
     dpo.get_by_role("link", name=reference).click()
     dpo.wait_for_url(re.compile(r"/staff/requests/[^/]+/$"))
+    for page in ("/staff/dashboard/", "/staff/stores/", "/staff/mail/", "/staff/users/"):
+        _visit(dpo, live_portal.url(page))
     _visit(dpo, live_portal.url("/api/v1/staff/requests/"))
     assert dpo.locator("#drf_csrf").count() == 1
     # jQuery and DRF's scripts ran from their files: the format menu is wired up.
