@@ -12,4 +12,6 @@ def portal(request) -> dict:
         "organisation": settings.PORTAL_ORGANISATION_NAME,
         "demo_mail": mailbox_is_demo(),
         "staff_can": Abilities(getattr(request, "user", None)),
+        # The console links its two-factor page unless PORTAL_STAFF_2FA is off.
+        "staff_two_factor": settings.PORTAL_STAFF_2FA,
     }

@@ -429,3 +429,26 @@ def test_the_code_step_and_enrolment_speak_french(client, staff_user, required):
     step = client.get(CODE_STEP, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert "<h1>Connexion à deux facteurs</h1>" in step
     assert "codes de secours" in step
+
+
+def test_optional_links_the_set_up_page_in_the_console_and_off_does_not(
+    client, staff_user, settings
+):
+    client.force_login(staff_user)
+    assert 'href="/staff/two-factor/"' not in client.get("/staff/").content.decode()
+
+    settings.PORTAL_STAFF_2FA = "optional"
+    assert 'href="/staff/two-factor/"' in client.get("/staff/").content.decode()
+    assert "Set up two-factor sign-in" in client.get(ENROL).content.decode()
+
+
+def test_enrolment_owed_shows_no_console_links_but_optional_set_up_does(
+    client, staff_user, settings, required
+):
+    _password(client)
+    owed = client.get(ENROL).content.decode()
+    assert ">Queue</a>" not in owed
+    assert ">Sign out</button>" in owed
+
+    settings.PORTAL_STAFF_2FA = "optional"
+    assert ">Queue</a>" in client.get(ENROL).content.decode()

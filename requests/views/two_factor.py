@@ -225,6 +225,8 @@ def enrol(request):
             "qr_code": _qr_code(device.config_url),
             "next": _next_url(request),
             "required": staff_two_factor.two_factor_mode() == "required",
+            # Still owing the second factor: the console's links would only lead back here.
+            "owed": _unverified_user(request) is not None,
         },
         status=status,
     )
