@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
-from requests.models import AuditEvent, ConnectedStore, DataRequest, Job
+from requests.models import AuditEvent, ConnectedStore, DataRequest, Job, StaffProfile
 from requests.services import stores
 from requests.services.audit import actor_for_user, audit_record
 from requests.services.errors import ServiceError
@@ -88,6 +88,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(StaffProfile)
+class StaffProfileAdmin(admin.ModelAdmin):
+    """A staff member's language for the mail the portal sends them (the daily digest)."""
+
+    list_display = ["user", "language"]
+    list_select_related = ["user"]
 
 
 @admin.register(DataRequest)

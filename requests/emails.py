@@ -1,4 +1,5 @@
-"""Messages to the person, rendered in the language they filed in, from templates/emails/."""
+"""Messages to the person, rendered in the language they filed in, and to staff, in theirs, from
+templates/emails/."""
 
 from __future__ import annotations
 
@@ -58,6 +59,26 @@ def send_to_subject(request: DataRequest, *, template: str, context: dict) -> No
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[request.email],
             connection=connection,
+        )
+    )
+
+
+def send_to_staff(
+    address: str, *, language: str, template: str, context: dict, connection=None
+) -> None:
+    """Render templates/emails/<template>[_subject].txt in the staff member's language and send
+    it to them. Staff mail carries references and counts, never a person's identity."""
+    with translation.override(language):
+        base = {"organisation": settings.PORTAL_ORGANISATION_NAME, **context}
+        subject = render_to_string(f"emails/{template}_subject.txt", base).strip()
+        body = render_to_string(f"emails/{template}.txt", base)
+    _send(
+        EmailMessage(
+            subject=" ".join(subject.split()),
+            body=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[address],
+            connection=connection or get_connection(timeout=settings.EMAIL_TIMEOUT),
         )
     )
 

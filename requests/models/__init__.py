@@ -11,6 +11,7 @@ from requests.models.notes import RequestNote
 from requests.models.packages import AccessPackage, DownloadCode
 from requests.models.replies import SubjectReply
 from requests.models.request import DataRequest
+from requests.models.staff import DigestClaim, StaffProfile
 from requests.models.stores import ConnectedStore, StoreKind
 from requests.models.tokens import ApiToken
 from requests.models.verification import IdentityVerification
@@ -23,6 +24,7 @@ __all__ = [
     "ConnectedStore",
     "DataRequest",
     "DemoMail",
+    "DigestClaim",
     "DownloadCode",
     "ErasureCertificate",
     "HeldFor",
@@ -34,6 +36,7 @@ __all__ = [
     "JobKind",
     "JobState",
     "RequestNote",
+    "StaffProfile",
     "StoreKind",
     "SubjectNotice",
     "SubjectReply",
