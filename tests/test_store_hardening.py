@@ -272,7 +272,7 @@ def test_a_disabled_store_is_not_previewed_nor_given_jobs_and_both_changes_are_a
     off = staff_api.patch(f"{API}sessions/", {"enabled": False}, format="json")
     request = _verified()
     preview = staff_api.get(f"/api/v1/staff/requests/{request.reference}/preview/").json()
-    created = jobs.jobs_create_for_request(request=request)
+    created = jobs.jobs_start(request=request)
 
     assert off.status_code == 200 and off.json()["enabled"] is False
     assert "sessions" not in preview["stores"] and "shop" in preview["stores"]
