@@ -104,6 +104,7 @@ from requests.engine.ownership import (
     RowCollector,
     decide,
     model_for,
+    streaming_plan,
 )
 from requests.engine.storemap import (
     Collection,
@@ -249,16 +250,27 @@ def erase_person(
         )
         _erase_by_identity(target, collector, identity, phone_region, request_id, progress, result)
         return result
-    # One walk feeds both: the erasure's keys and the ownership of every row it reached.
+    # One walk feeds both: the erasure's keys and the ownership of the rows it reached. Rows of
+    # collections whose ownership follows from the walk (a customer's orders) are the person's
+    # by construction and are not collected twice; the others are decided once the walk ends.
+    searched_connectors = {name: graph.connectors[name] for name in searched}
+    searched_maps = {name: graph.maps[name] for name in searched}
+    values, _ = normalise_identity(identity, phone_region=phone_region)
+    streamed, collect, _, _ = streaming_plan(searched_maps, values)
+    by_arrival = {
+        (n.store, n.collection)
+        for n, state in streamed.items()
+        if state == ALONE and n not in collect
+    }
     model = model_for(graph.maps)
     rows = RowCollector(model)
     add_key, add_row = collector.add, rows.add
 
     def sink(record: Record) -> None:
         add_key(record)
-        add_row(record)
+        if record.via == "mention" or (record.store, record.collection) not in by_arrival:
+            add_row(record)
 
-    searched_connectors = {name: graph.connectors[name] for name in searched}
     find_person(
         searched_connectors,
         identity,
@@ -267,7 +279,7 @@ def erase_person(
         sample_size=0,
     )
     ownership = decide(model, rows.rows, graph.connectors)
-    collector.keep_alone(ownership)
+    collector.keep_alone(ownership, alone_by_arrival=by_arrival)
     _StoreRun(target, graph, collector, hash_key, progress, result, ownership).run()
     return result
 
@@ -483,10 +495,13 @@ class _Collector:
     def value(self, node: Node, values: tuple, field_name: str) -> Any:
         return values[self.index[node][field_name]]
 
-    def keep_alone(self, ownership: Ownership) -> None:
+    def keep_alone(self, ownership: Ownership, alone_by_arrival=frozenset()) -> None:
         """Forget every record that is not the person's alone: shared records and reference data
-        are never erased, and count as other people's wherever they refer to the person's."""
+        are never erased, and count as other people's wherever they refer to the person's.
+        `alone_by_arrival`: (store, collection) whose every record is (see streaming_plan)."""
         for node, records in self.records.items():
+            if (node.store, node.collection) in alone_by_arrival:
+                continue
             states = ownership.state.get(node, {})
             for nkey in [k for k in records if states.get(k) != ALONE]:
                 del records[nkey]

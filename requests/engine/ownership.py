@@ -61,6 +61,11 @@ REFERRER_BATCH = 1000
 
 def norm(value: Any) -> Any:
     """One form for a reference value, whichever driver or store it came from (42 and "42")."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | uuid.UUID | decimal.Decimal):
@@ -69,6 +74,8 @@ def norm(value: Any) -> Any:
 
 
 def norm_key(key: Sequence[Any]) -> tuple:
+    if len(key) == 1:
+        return (norm(key[0]),)
     return tuple(norm(v) for v in key)
 
 
@@ -83,7 +90,7 @@ class OwnerRef:
     nullable: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
     key: tuple
     values: dict[str, Any]
@@ -161,7 +168,7 @@ _MODELS: dict[tuple, tuple[Model, tuple]] = {}
 _MODEL_CACHE_SIZE = 64
 # find_owned's decisions about which collections stream, by maps and identity types (the model
 # kept with them holds the maps, so their ids stay theirs).
-_STREAMING: dict[tuple, tuple[tuple, list, Model]] = {}
+_STREAMING: dict[tuple, tuple[tuple, Model]] = {}
 
 
 def model_for(maps: Mapping[str, StoreMap]) -> Model:
@@ -178,20 +185,29 @@ def model_for(maps: Mapping[str, StoreMap]) -> Model:
 
 class RowCollector:
     def __init__(self, model: Model) -> None:
-        self.fields = {node: tuple(sorted(fs)) for node, fs in model.watch.items()}
         self.rows: dict[Node, dict[tuple, _Row]] = defaultdict(dict)
+        # (store, collection) -> (its rows, the fields kept): one look-up per record streamed.
+        self._targets = {
+            (node.store, node.collection): (self.rows[node], tuple(sorted(fields)))
+            for node, fields in model.watch.items()
+        }
 
     def add(self, record: Record) -> None:
-        node = Node(record.store, record.collection)
-        nkey = norm_key(record.key)
-        row = self.rows[node].get(nkey)
+        target = self._targets.get((record.store, record.collection))
+        if target is None:
+            node = Node(record.store, record.collection)
+            target = self._targets[(record.store, record.collection)] = (self.rows[node], ())
+        rows, fields = target
+        key = record.key
+        nkey = (norm(key[0]),) if len(key) == 1 else norm_key(key)
+        row = rows.get(nkey)
         if row is None:
             data = record.data
-            values = {f: data.get(f) for f in self.fields.get(node, ())}
-            row = self.rows[node][nkey] = _Row(tuple(record.key), values)
-        if record.via == "identity":
+            row = rows[nkey] = _Row(tuple(key), {f: data.get(f) for f in fields})
+        via = record.via
+        if via == "identity":
             row.matched = True
-        if record.via != "mention":
+        if via != "mention":
             row.owned_path = True
 
 
@@ -311,41 +327,59 @@ def decide(
     }
     parent_referrers = _parent_referrers(model, rows, connectors)
 
+    # The (collection, field) pairs whose values on the person's rows a decision looks at.
+    needed: dict[Node, set[str]] = defaultdict(set)
+    for refs in (*model.owners_out.values(), *model.mentions_out.values()):
+        for ref in refs:
+            needed[ref.target].add(ref.target_field)
+
     def index() -> dict[tuple[Node, str], set[Any]]:
         values: dict[tuple[Node, str], set[Any]] = defaultdict(set)
-        for node, keys in alone.items():
+        for node, fields in needed.items():
+            keys = alone.get(node)
+            if not keys:
+                continue
             found = rows[node]
-            for fname in model.watch.get(node, ()):
-                bucket = values[(node, fname)]
-                for k in keys:
-                    value = found[k].values.get(fname)
-                    if value is not None:
-                        bucket.add(norm(value))
+            for fname in fields:
+                values[(node, fname)] = {
+                    norm(v) for k in keys if (v := found[k].values.get(fname)) is not None
+                }
         return values
+
+    # Per collection, the owner references a decision checks (field, the values they must be
+    # among) and the parent references pointing at it.
+    checks: dict[Node, list[tuple[str, tuple[Node, str]]]] = {}
+    for node in alone:
+        person = model.role(node) == Role.PERSON
+        checks[node] = [
+            (ref.field, (ref.target, ref.target_field))
+            for ref in model.owners_out.get(node, [])
+            if ref.target in model.can_own
+            and not (person and model.role(ref.target) != Role.PERSON)
+        ]
 
     changed = True
     while changed:
         changed = False
         values = index()
+        empty: set[Any] = set()
         for node, keys in alone.items():
             person = model.role(node) == Role.PERSON
-            outgoing = model.owners_out.get(node, [])
+            outgoing = [(f, values.get(pair, empty)) for f, pair in checks[node]]
             incoming = model.parents_in.get(node, [])
+            found = rows[node]
             for nkey in list(keys):
-                row = rows[node][nkey]
+                row = found[nkey]
                 if person and row.matched:
                     continue  # the person's own person rows: the roots of ownership
                 owned = ok = False
-                for ref in outgoing:
-                    value = row.values.get(ref.field)
-                    if value is None or ref.target not in model.can_own:
+                for fname, allowed in outgoing:
+                    value = row.values.get(fname)
+                    if value is None:
                         continue
-                    if person and model.role(ref.target) != Role.PERSON:
-                        continue  # a customer's store does not own the customer
-                    if norm(value) in values.get((ref.target, ref.target_field), ()):
+                    if norm(value) in allowed:
                         owned = True
                     else:
-                        ok = False
                         break
                 else:
                     ok = True
@@ -446,20 +480,12 @@ def find_owned(
     mentions) are held until the walk ends and ownership is decided (`decide`); so are the keys
     and reference values of the streamed rows those decisions need."""
     from requests.engine.finder import find_person, normalise_identity
-    from requests.engine.graph import walk_plan
 
     searchable = {n: c for n, c in connectors.items() if c.searchable}
     maps = {n: c.store_map for n, c in searchable.items()}
     model = model_for(maps)
     values, _ = normalise_identity(identity, phone_region=phone_region)
-    plan_key = (tuple((name, id(m)) for name, m in maps.items()), frozenset(values))
-    planned = _STREAMING.get(plan_key)
-    if planned is None:
-        if len(_STREAMING) >= _MODEL_CACHE_SIZE:
-            _STREAMING.clear()
-        plan = walk_plan(maps, values)
-        planned = _STREAMING[plan_key] = (_streaming(model, plan), plan.reachable, model)
-    (streamed, collect, twins), planned_nodes = planned[0], planned[1]
+    streamed, collect, twins, planned_nodes = streaming_plan(maps, values)
     collector = RowCollector(model)
     held: dict[Node, dict[tuple, Record]] = defaultdict(dict)
     sent: dict[Node, set[tuple]] = {node: set() for node in twins}
@@ -516,6 +542,26 @@ def find_owned(
                 record = Record(record.store, record.collection, record.key, data, record.via)
             sink(record)
     return ownership
+
+
+def streaming_plan(
+    maps: Mapping[str, StoreMap], identity_types
+) -> tuple[dict[Node, str], set[Node], set[Node], list[Node]]:
+    """For a walk over `maps` from these identity types: the collections whose rows are
+    classified on arrival (node -> ALONE or REFERENCE), those of them still collected for the
+    other decisions, those also reached through a mention, and every collection the walk reaches.
+    Cached per maps and identity types."""
+    from requests.engine.graph import walk_plan
+
+    key = (tuple((name, id(m)) for name, m in maps.items()), frozenset(identity_types))
+    planned = _STREAMING.get(key)
+    if planned is None:
+        if len(_STREAMING) >= _MODEL_CACHE_SIZE:
+            _STREAMING.clear()
+        plan = walk_plan(maps, identity_types)
+        model = model_for(maps)
+        planned = _STREAMING[key] = ((*_streaming(model, plan), plan.reachable), model)
+    return planned[0]
 
 
 def _streaming(model: Model, plan) -> tuple[dict[Node, str], set[Node], set[Node]]:
