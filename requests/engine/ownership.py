@@ -237,6 +237,8 @@ class Ownership:
         """store -> collection -> {"alone": n, "shared": n, "reference": n, "reasons": {...}}."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for node, states in sorted(self.state.items()):
+            if not self.rows.get(node):
+                continue  # nothing collected: streamed (see find_owned), counted by the walk
             entry = out.setdefault(node.store, {}).setdefault(
                 node.collection, {ALONE: 0, SHARED: 0, REFERENCE: 0, "reasons": {}}
             )

@@ -96,6 +96,11 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
         for collection_name, entry in store["collections"].items():
             collection = stored_map.collections.get(collection_name) if stored_map else None
             classified = ownership.get(store_name, {}).get(collection_name)
+            if classified is None and collection is not None and entry["count"]:
+                # Rows whose ownership followed from the walk: the person's, or catalogue data.
+                what = "reference" if collection.effective_role == "reference" else "alone"
+                classified = {"alone": 0, "shared": 0, "reference": 0, "reasons": {}}
+                classified[what] = entry["count"]
             if classified is not None:
                 entry["ownership"] = classified
                 entry["count"] = classified["alone"] + classified["shared"]
