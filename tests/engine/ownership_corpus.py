@@ -197,6 +197,27 @@ def _without_foreign_keys(statements: list[str]) -> list[str]:
     return out
 
 
+def _partitioned_payments(statements: list[str]) -> list[str]:
+    """The rentals with `payment` partitioned by id as a PostgreSQL sample database does it: the
+    parent declares no foreign key, the older partition has them, the newest has none."""
+    out = []
+    for statement in statements:
+        if statement.startswith("CREATE TABLE payment"):
+            out += [
+                """CREATE TABLE payment (id INTEGER NOT NULL, customer_id INTEGER NOT NULL,
+                    rental_id INTEGER NULL, staff_id INTEGER NOT NULL,
+                    amount NUMERIC(8, 2) NOT NULL, PRIMARY KEY (id)) PARTITION BY RANGE (id)""",
+                "CREATE TABLE payment_p1 PARTITION OF payment FOR VALUES FROM (0) TO (103)",
+                "ALTER TABLE payment_p1 ADD FOREIGN KEY (customer_id) REFERENCES customer (id)",
+                "ALTER TABLE payment_p1 ADD FOREIGN KEY (rental_id) REFERENCES rental (id)",
+                "ALTER TABLE payment_p1 ADD FOREIGN KEY (staff_id) REFERENCES staff (id)",
+                "CREATE TABLE payment_p2 PARTITION OF payment FOR VALUES FROM (103) TO (1000)",
+            ]
+        else:
+            out.append(statement)
+    return out
+
+
 ADDRESSES = [
     """CREATE TABLE address (id INTEGER PRIMARY KEY, address VARCHAR(100) NOT NULL,
         postal_code VARCHAR(12), city VARCHAR(60))""",
@@ -346,6 +367,13 @@ PATTERNS = [
         "rentals_without_foreign_keys",
         ("sqlite", "postgresql"),
         {"*": _without_foreign_keys(RENTALS)},
+        RENTAL_PEOPLE,
+        **RENTAL_TRUTH,
+    ),
+    Pattern(
+        "rentals_partitioned",
+        ("postgresql",),
+        {"*": _partitioned_payments(RENTALS)},
         RENTAL_PEOPLE,
         **RENTAL_TRUTH,
     ),
