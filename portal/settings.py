@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
+from phonenumbers import SUPPORTED_REGIONS
 
 from portal.env import (
     ConfigurationError,
@@ -338,7 +339,13 @@ PORTAL_SUPERVISORY_AUTHORITY = env_str(
 # Where people write for the rights the portal does not take (rectification, restriction,
 # objection), named in the access package's report and on the status page.
 PORTAL_CONTACT_EMAIL = env_str("PORTAL_CONTACT_EMAIL", DEFAULT_FROM_EMAIL)
-PORTAL_DEFAULT_PHONE_REGION = env_str("PORTAL_DEFAULT_PHONE_REGION")
+PORTAL_DEFAULT_PHONE_REGION = (env_str("PORTAL_DEFAULT_PHONE_REGION") or "").upper() or None
+if PORTAL_DEFAULT_PHONE_REGION and PORTAL_DEFAULT_PHONE_REGION not in SUPPORTED_REGIONS:
+    # A typo here would silently refuse every national number, or read them in no country.
+    raise ConfigurationError(
+        f"PORTAL_DEFAULT_PHONE_REGION={PORTAL_DEFAULT_PHONE_REGION!r} is not a region known for "
+        "phone numbers; use an ISO 3166 alpha-2 code such as FR, GB or DE."
+    )
 # Text messages carrying a phone's verification code (requests.sms): the organisation's SMS
 # gateway over a signed webhook, or the demo's console sender (kept for the staff Mail page).
 PORTAL_SMS_WEBHOOK_URL = env_str("PORTAL_SMS_WEBHOOK_URL", "")

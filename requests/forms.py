@@ -7,6 +7,7 @@ English errors into translated messages next to the right field.
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -73,6 +74,15 @@ class FileRequestForm(forms.Form):
         ),
     }
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        region = settings.PORTAL_DEFAULT_PHONE_REGION
+        if region:
+            self.fields["phone"].help_text = _(
+                "For example +33 6 12 34 56 78. A number without + and a country code is read as "
+                "a number from %(region)s."
+            ) % {"region": region}
+
     def kind_options(self):
         """The radio buttons with the plain-words explanation of each kind."""
         return [(radio, self.KIND_HINTS.get(radio.data["value"], "")) for radio in self["kind"]]
@@ -117,6 +127,15 @@ def identity_error_message(name: str, value: str) -> str:
             return str(_("Enter your email address."))
         return str(_("Enter a valid email address, like name@example.com."))
     if name == "phone":
+        region = settings.PORTAL_DEFAULT_PHONE_REGION
+        if region:
+            return str(
+                _(
+                    "Enter a valid phone number: with + and the country code, like "
+                    "+33 6 12 34 56 78, or a national number from %(region)s."
+                )
+                % {"region": region}
+            )
         return str(_("Enter a valid phone number in international form, like +33 6 12 34 56 78."))
     return str(_("Check this value."))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 
+import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -72,6 +73,15 @@ def normalise_phone(value: str) -> str:
     return engine_normalise.normalise_phone(value, settings.PORTAL_DEFAULT_PHONE_REGION)
 
 
+def phone_read_as(e164: str) -> str:
+    """How the portal read a phone number, in international form (`+33 6 12 34 56 78`), to show
+    back to the person who typed it: a national number is read in the default region, and they
+    should see which country that made it."""
+    return phonenumbers.format_number(
+        phonenumbers.parse(e164, None), phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+
+
 def clean_intake_identity(raw: object) -> dict[str, str]:
     """Validate what a person typed; returns the identity with empty optional values dropped."""
     if not isinstance(raw, dict):
@@ -101,8 +111,11 @@ def clean_intake_identity(raw: object) -> dict[str, str]:
             try:
                 value = normalise_phone(value)
             except ValueError:
+                region = settings.PORTAL_DEFAULT_PHONE_REGION
                 raise IdentityError(
-                    "phone", "Enter a valid phone number in international form, e.g. +33612345678."
+                    "phone",
+                    "Enter a valid phone number in international form, e.g. +33612345678"
+                    + (f", or a national number from {region}." if region else "."),
                 ) from None
         cleaned[field] = value
     return cleaned

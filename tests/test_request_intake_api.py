@@ -14,8 +14,9 @@ def test_filing_a_request_answers_201_with_its_reference_and_status(public_api, 
     )
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"reference", "status"}
+    assert set(body) == {"reference", "status", "phone_read_as"}
     assert body["status"] == "awaiting_verification"
+    assert body["phone_read_as"] == "+33 6 12 34 56 78"
     stored = DataRequest.objects.get(reference=body["reference"])
     assert stored.kind == "erasure"
     assert stored.identity == {"email": "ada@example.com", "phone": "+33612345678"}

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from requests.api.serializers import (
+    FileAnswerSerializer,
     FiledRequestSerializer,
     FileRequestSerializer,
     PhoneVerificationSerializer,
@@ -17,6 +18,7 @@ from requests.api.serializers import (
     VerifySerializer,
 )
 from requests.api.throttling import PublicFileThrottle, PublicVerifyThrottle, check_identity
+from requests.identity import phone_read_as
 from requests.models.request import Source
 from requests.services import identifiers, lifecycle, verification
 
@@ -31,7 +33,7 @@ class FileRequestView(PublicAPIView):
 
     @extend_schema(
         request=FileRequestSerializer,
-        responses={201: FiledRequestSerializer},
+        responses={201: FileAnswerSerializer},
         summary="File an access or erasure request",
         description=(
             "Answers the same way whether or not anything is held about the identity. "
@@ -48,7 +50,10 @@ class FileRequestView(PublicAPIView):
             language=serializer.validated_data["language"],
             source=Source.API,
         )
-        return Response(FiledRequestSerializer(filed).data, status=status.HTTP_201_CREATED)
+        body = {"reference": filed.reference, "status": filed.status}
+        if filed.identity.get("phone"):
+            body["phone_read_as"] = phone_read_as(filed.identity["phone"])
+        return Response(FileAnswerSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 class VerifyRequestView(PublicAPIView):

@@ -40,6 +40,16 @@ class FiledRequestSerializer(serializers.Serializer):
     status = serializers.CharField()
 
 
+class FileAnswerSerializer(FiledRequestSerializer):
+    phone_read_as = serializers.CharField(
+        required=False,
+        help_text=(
+            "Present when a phone was given: how it was read, in international form "
+            "(`+33 6 12 34 56 78`); a national number is read in the organisation's region."
+        ),
+    )
+
+
 class VerifySerializer(serializers.Serializer):
     code = serializers.CharField(max_length=32)
 

@@ -23,10 +23,16 @@ Identity comparisons (values arrive in normal form, see requests.engine.normalis
 - phone: stores hold numbers as people typed them (`+55 (12) 3923-5555`, `(12) 3923-5555`,
   `0055 12 3923 5555`). The SQL narrows on the last digits: separators (space - ( ) . + /) are
   stripped from the column and its tail compared with the national significant number of each
-  E.164 value (`1239235555`). Each candidate is then parsed in Python with the store's default
-  region (numbers without a country code are read in that region) and kept only when its E.164
-  form is one of the person's. A field with `match: exact` holds E.164 already and is compared
-  directly.
+  E.164 value (`1239235555`). Each candidate is then parsed in Python with the store's region
+  (the map's `phone_region`, on the field or the whole store, else the portal's
+  `PORTAL_DEFAULT_PHONE_REGION`: numbers without a country code are read in that region) and kept
+  only when its E.164 form is one of the person's. The SQL never compares whole E.164 strings, so
+  a store in national form needs no candidate spellings: its `06 12 34 56 78` ends with the
+  national digits `612345678` of `+33612345678` and is confirmed as French in Python, while a
+  look-alike `06 12 34 56 78` in a British store reads as `+44612345678` and is dropped. The
+  limit: a national form whose digits do not end with the national significant number (a
+  country whose dialled form inserts digits, such as Argentina's mobile `15`) is not found. A
+  field with `match: exact` holds E.164 already and is compared directly.
 - name: `lower(col)` then confirmed on the normalised value (whitespace collapsed, case folded).
 - anything else (account ids, custom types): compared as stored.
 
@@ -396,7 +402,10 @@ class SqlConnector(SqlErasure, Connector):
         mode = "exact"
         if spec is None or spec.match == Match.AUTO:
             mode = identity_type if identity_type in ("email", "phone", "name") else "exact"
-        return self._lookup(collection, field_name, mode, values, phone_region=phone_region)
+        # The map's region (field, then store) beats the portal's: a French store's `06 12 34 56
+        # 78` is read as French even when the portal's default region is another country.
+        region = self.store_map.phone_region_for(collection, field_name, phone_region)
+        return self._lookup(collection, field_name, mode, values, phone_region=region)
 
     def _lookup(
         self,

@@ -70,9 +70,16 @@ references none of which is nullable (a store managed by one of its own staff) i
 masks the person's rows in the loop instead of deleting them, and `stores check` says so.
 
 Identity fields are compared in normal form (`requests.engine.normalise`): emails trimmed and
-case-insensitive, phones as E.164 (free-form numbers in the store are read with the default
-region), names with whitespace collapsed and case folded. `match: exact` on a field says the store
-already holds the normal form, so a plain comparison can use the column's index.
+case-insensitive, phones as E.164, names with whitespace collapsed and case folded. `match:
+exact` on a field says the store already holds the normal form, so a plain comparison can use the
+column's index.
+
+Phone numbers a store holds in national form (`06 12 34 56 78`, `07700 900123`) are read in the
+store's region: `phone_region: FR` at the top of the map for the whole store, or on one field
+(`mobile: {identity: phone, phone_region: GB}`) where a store mixes countries by column. Without
+either, the portal's `PORTAL_DEFAULT_PHONE_REGION` applies; numbers written with `+country` (or
+`00country`) read the same in any region. The region is an ISO 3166 alpha-2 code known to the
+`phonenumbers` library.
 
 Identity types other than email, phone, name and account_id are declared in `identity_types`, so
 a typo (`identity: emial`) is an error rather than a type nobody searches.
@@ -83,9 +90,23 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 BUILTIN_IDENTITY_TYPES = ("email", "phone", "name", "account_id")
+
+
+def phone_region_code(value: Any) -> str | None:
+    """A region as `phonenumbers` names it (`fr` -> `FR`); ValueError for one it does not know."""
+    if value is None:
+        return None
+    code = str(value).strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(
+            f"phone_region {str(value)[:8]!r} is not a region known for phone numbers; "
+            "use an ISO 3166 alpha-2 code such as FR, GB or DE"
+        )
+    return code
 
 
 class Strict(BaseModel):
@@ -168,6 +189,11 @@ class FieldMap(Strict):
     categories: list[str] = Field(default_factory=list)
     mask: MaskStrategy | None = None  # used when the collection is masked or held
     mask_value: str | None = None  # the text for the `fixed` strategy
+    phone_region: str | None = None  # how this field's national numbers are read (the store's)
+
+    _region = field_validator("phone_region", mode="before")(
+        lambda cls, value: phone_region_code(value)
+    )
 
 
 class Erasure(Strict):
@@ -229,6 +255,11 @@ class StoreMap(Strict):
     system: str | None = None  # manual stores: the system's name
     identity_types: list[str] = Field(default_factory=list)  # custom identity types used here
     notes: list[str] = Field(default_factory=list)  # remarks for the reviewer (from discovery)
+    phone_region: str | None = None  # how the store's national numbers are read (ISO 3166)
+
+    _region = field_validator("phone_region", mode="before")(
+        lambda cls, value: phone_region_code(value)
+    )
 
     @field_validator("collections", mode="before")
     @classmethod
@@ -240,3 +271,11 @@ class StoreMap(Strict):
     def model_post_init(self, __context: Any) -> None:
         for name, collection in self.collections.items():
             collection.name = name
+
+    def phone_region_for(
+        self, collection: Collection, field_name: str, default: str | None = None
+    ) -> str | None:
+        """How national numbers in this field are read: the field's region, the store's, or
+        `default` (the portal's)."""
+        spec = collection.fields.get(field_name)
+        return (spec.phone_region if spec else None) or self.phone_region or default

@@ -57,16 +57,18 @@ class ProvenRecords:
         self.region = phone_region
         self.marks: set[int] = set()
         self.mismatches: dict[tuple[str, str], dict[str, Any]] = {}
-        self._fields: dict[tuple[str, str], dict[str, str]] = {}
+        self._fields: dict[tuple[str, str], dict[str, tuple[str, str | None]]] = {}
 
-    def _identity_fields(self, store: str, collection: str) -> dict[str, str]:
+    def _identity_fields(self, store: str, collection: str) -> dict[str, tuple[str, str | None]]:
+        """Each identity field the person gave a value for: its type and how its national phone
+        numbers are read (the map's region, else the portal's)."""
         key = (store, collection)
         fields = self._fields.get(key)
         if fields is None:
-            spec = self.maps.get(store)
-            spec = spec.collections.get(collection) if spec is not None else None
+            store_map = self.maps.get(store)
+            spec = store_map.collections.get(collection) if store_map is not None else None
             fields = {
-                name: itype
+                name: (itype, store_map.phone_region_for(spec, name, self.region))
                 for name, itype in (spec.identity_fields().items() if spec else ())
                 if itype in self.given
             }
@@ -77,9 +79,11 @@ class ProvenRecords:
         self.marks.add(_mark(record))
         differing = [
             itype
-            for name, itype in self._identity_fields(record.store, record.collection).items()
+            for name, (itype, region) in self._identity_fields(
+                record.store, record.collection
+            ).items()
             if record.data.get(name) is not None
-            and _agrees(itype, record.data[name], self.given[itype], self.region) is False
+            and _agrees(itype, record.data[name], self.given[itype], region) is False
         ]
         if differing:
             entry = self.mismatches.setdefault(

@@ -2,7 +2,8 @@
 
 No account: a request is reached by its reference, and its private status page by a token derived
 from it. Nothing here looks up whether the portal holds data about a person, and no page shows the
-identity values given.
+identity values given (the one read-back, how a phone number was read, is a message shown once to
+the browser that filed).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from django.views.decorators.http import require_http_methods
 from requests import progress, selectors
 from requests.api import throttling
 from requests.forms import FileRequestForm, PhoneCodeForm, SubjectReplyForm, VerifyCodeForm
+from requests.identity import phone_read_as
 from requests.models import DataRequest, IdentityVerification
 from requests.models.request import Source
 from requests.services import identifiers, lifecycle, replies, verification
@@ -164,6 +166,14 @@ def file_request(request):
         except ServiceError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
+            phone = filed.identity.get("phone")
+            if phone:
+                # Said once, to the browser that typed it (a message, not the filed page, which
+                # anyone holding the reference can open).
+                messages.info(
+                    request,
+                    _("We read your phone number as %(phone)s.") % {"phone": phone_read_as(phone)},
+                )
             return redirect("request-filed", filed.reference)
     status = 400 if form.errors else 200
     return _page(request, "public/file_request.html", {"form": form}, status=status)
