@@ -143,13 +143,44 @@ def test_through_the_api_too_an_auditor_gets_the_identity_masked_and_no_samples(
 
     masked = auditor.get(api).json()["identity"]
     counted = auditor.get(f"{api}preview/").json()["stores"]["shop"]["collections"]["customers"]
-    clear = reviewer.get(api).json()["identity"]
+    refused = auditor.get(f"{api}?reveal=true")
     sampled = reviewer.get(f"{api}preview/").json()["stores"]["shop"]["collections"]["customers"]
 
     assert masked == {"email": "a***@example.com"}
     assert counted["count"] == 1 and counted["sample"] == []
-    assert clear == {"email": "ada@example.com"}
+    assert refused.status_code == 403 and "ada@example.com" not in refused.content.decode()
     assert sampled["sample"][0]["email"] == "ada@example.com"
+    assert not AuditEvent.objects.filter(action="request.identity_revealed").exists()
+
+
+def test_the_api_masks_the_identity_until_a_reveal_which_is_audited_as_on_the_page(signed_in):
+    data_request = filed(kind="erasure", email="ada@example.com")
+    api = f"/api/v1/staff/requests/{data_request.reference}/"
+    reviewer = signed_in(REVIEWER, username="rita")
+
+    plain = reviewer.get(api).json()
+    after_plain = AuditEvent.objects.filter(action="request.identity_revealed").count()
+    revealed = reviewer.get(f"{api}?reveal=true").json()
+    decided = reviewer.post(f"{api}extend/", {"months": 1, "reason": "Many stores"}).json()
+
+    assert plain["identity"] == {"email": "a***@example.com"}
+    assert {"reference", "kind", "status", "received_at", "due_at", "jobs"} <= set(plain)
+    assert after_plain == 0
+    assert revealed["identity"] == {"email": "ada@example.com"}
+    events = AuditEvent.objects.filter(request=data_request, action="request.identity_revealed")
+    assert [(event.actor, event.details) for event in events] == [
+        ("staff:rita", {"identity_types": ["email"]})
+    ]
+    assert decided["identity"] == {"email": "a***@example.com"}
+
+
+def test_the_api_names_a_bad_reveal_value(dpo):
+    data_request = filed()
+
+    response = dpo.get(f"/api/v1/staff/requests/{data_request.reference}/?reveal=maybe")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["field"] == "reveal"
 
 
 # Identity assurance and the person's earlier requests

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from requests import permissions
-from requests.api.serializers import StaffRequestDetailSerializer
+from requests.api.serializers import StaffRequestDetailSerializer, staff_request_detail
 from requests.models import DataRequest
 from requests.services import erasure
 from requests.services.audit import actor_for_user
@@ -95,7 +95,7 @@ class RetryView(APIView):
         updated = erasure.request_retry(
             request=_get_request(reference), actor=actor_for_user(request.user)
         )
-        return Response(StaffRequestDetailSerializer(updated).data)
+        return Response(staff_request_detail(updated))
 
 
 class StaffTaskListView(APIView):

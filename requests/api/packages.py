@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from requests import permissions
-from requests.api.serializers import StaffRequestDetailSerializer
+from requests.api.serializers import StaffRequestDetailSerializer, staff_request_detail
 from requests.models import DataRequest
 from requests.services import access, packages
 from requests.services.audit import actor_for_user
@@ -72,4 +72,4 @@ class ConfirmManualJobView(APIView):
             note=serializer.validated_data["note"],
         )
         data_request.refresh_from_db()
-        return Response(StaffRequestDetailSerializer(data_request).data)
+        return Response(staff_request_detail(data_request))

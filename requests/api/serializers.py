@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from requests import clock
 from requests.identity import INTAKE_TYPES, MAX_LENGTHS
+from requests.masking import mask
 from requests.models import AuditEvent, DataRequest
 from requests.states import Kind, RejectionReason
 
@@ -205,3 +206,14 @@ class ExtendSerializer(serializers.Serializer):
 
 class AskInformationSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=5000)
+
+
+def staff_request_detail(data_request: DataRequest, *, revealed: dict | None = None) -> dict:
+    """The request as the API shows it: the identity masked unless a recorded reveal gave it."""
+    data = StaffRequestDetailSerializer(data_request).data
+    data["identity"] = (
+        dict(revealed)
+        if revealed is not None
+        else {key: mask(key, value) for key, value in data["identity"].items()}
+    )
+    return data

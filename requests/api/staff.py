@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,10 +20,10 @@ from requests.api.serializers import (
     RejectSerializer,
     StaffRequestDetailSerializer,
     StaffRequestListSerializer,
+    staff_request_detail,
 )
-from requests.masking import mask
 from requests.models import DataRequest
-from requests.services import identifiers, lifecycle
+from requests.services import identifiers, lifecycle, reveal
 from requests.services.audit import actor_for_user
 from requests.states import Kind, Status
 
@@ -102,20 +102,40 @@ class StaffRequestListView(ListAPIView):
             raise ValidationError({"q": [exc.args[0]]}) from None
 
 
+class DetailQuerySerializer(serializers.Serializer):
+    reveal = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "`true` returns the identity in clear and records the reveal on the audit trail, as "
+            "the request page's reveal does (DPOs and reviewers only: others get 403)."
+        ),
+    )
+
+
 class StaffRequestDetailView(APIView):
     @extend_schema(
+        parameters=[DetailQuerySerializer],
         responses=StaffRequestDetailSerializer,
         summary="One request with its timeline",
         description=(
-            "`identity` is masked (`a***@example.com`) for staff who may not reveal identities "
-            "(auditors), as on the request page."
+            "`identity` is masked (`a***@example.com`), as on the request page, unless "
+            "`?reveal=true` is given by staff who may reveal identities; each such reveal is an "
+            "audit event under the caller's name."
         ),
     )
     def get(self, request, reference: str):
-        data = StaffRequestDetailSerializer(_get_request(reference)).data
-        if not permissions.access_reveal_identity(request.user):
-            data["identity"] = {key: mask(key, value) for key, value in data["identity"].items()}
-        return Response(data)
+        query = DetailQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data_request = _get_request(reference)
+        revealed = None
+        if query.validated_data["reveal"]:
+            if not permissions.access_reveal_identity(request.user):
+                raise PermissionDenied("Only DPOs and reviewers may reveal an identity.")
+            revealed = reveal.identity_reveal(
+                request=data_request, actor=actor_for_user(request.user)
+            )
+        return Response(staff_request_detail(data_request, revealed=revealed))
 
 
 class RequestPreviewView(APIView):
@@ -157,7 +177,7 @@ class StaffRequestActionView(APIView):
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
         updated = self.perform(data_request, actor_for_user(request.user), data)
-        return Response(StaffRequestDetailSerializer(updated).data)
+        return Response(staff_request_detail(updated))
 
 
 @extend_schema(request=None, responses=StaffRequestDetailSerializer, summary="Approve")
