@@ -92,7 +92,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(StaffProfile)
 class StaffProfileAdmin(admin.ModelAdmin):
-    """A staff member's language for the mail the portal sends them (the daily digest)."""
+    """A staff member's language for their console and the mail the portal sends them."""
 
     list_display = ["user", "language"]
     list_select_related = ["user"]

@@ -64,3 +64,21 @@ def request_subject_replies(*, request: DataRequest):
     """The person's replies to staff's requests for information, oldest first, each with the
     question it answers (`question`, `body`, `received_at`); decrypted as they are read."""
     return request.subject_replies.order_by("received_at", "pk")
+
+
+def staff_languages(user_ids) -> dict[int, str]:
+    """Each staff member's chosen language by user id (absent: none chosen)."""
+    from requests.models import StaffProfile
+
+    return dict(
+        StaffProfile.objects.filter(user_id__in=list(user_ids))
+        .exclude(language="")
+        .values_list("user_id", "language")
+    )
+
+
+def staff_language(user) -> str:
+    """The language a staff member chose for the console, or "" (then the browser's)."""
+    if not getattr(user, "is_authenticated", False):
+        return ""
+    return staff_languages([user.pk]).get(user.pk, "")

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 
 class StaffProfile(models.Model):
-    """A staff member's preferences: the language of the mail the portal sends them (the daily
-    digest). Empty: the portal's default language."""
+    """A staff member's preferences: the language of their console pages and of the mail the
+    portal sends them (the daily digest). Empty: the browser's on pages, the portal's default in
+    mail. Set on the users page by a DPO or by the staff member with the console's switcher."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_profile"

@@ -69,3 +69,34 @@ def staff_user_set_role(*, user, role: str, actor_user) -> None:
         actor=actor_for_user(actor_user),
         details={"username": user.get_username(), "role": role, "previous_role": previous},
     )
+
+
+def _language_codes() -> set[str]:
+    from django.conf import settings
+
+    return {code for code, _name in settings.LANGUAGES}
+
+
+@transaction.atomic
+def staff_user_set_language(*, user, language: str, actor_user) -> None:
+    """The language of a staff member's console pages and mail ("" for the browser's on pages
+    and the portal's default in mail). A DPO sets anyone's; everyone may set their own."""
+    from requests.models import StaffProfile
+
+    if language and language not in _language_codes():
+        raise ServiceError(_("Choose one of the languages given."), field="language")
+    profile, _created = StaffProfile.objects.select_for_update().get_or_create(user=user)
+    previous = profile.language
+    if previous == language:
+        return
+    profile.language = language
+    profile.save(update_fields=["language"])
+    audit_record(
+        action="staff.language_changed",
+        actor=actor_for_user(actor_user),
+        details={
+            "username": user.get_username(),
+            "language": language,
+            "previous_language": previous,
+        },
+    )

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
+from django.utils import translation
 
-from requests import permissions
+from requests import permissions, selectors
 
 
 def staff_only(rule: Callable = permissions.access_staff_console):
@@ -24,11 +25,21 @@ def staff_only(rule: Callable = permissions.access_staff_console):
         def wrapped(request, *args, **kwargs):
             if not rule(request.user):
                 raise PermissionDenied
+            activate_staff_language(request)
             return view(request, *args, **kwargs)
 
         return wrapped
 
     return decorator
+
+
+def activate_staff_language(request) -> None:
+    """A staff member's chosen language wins over the browser's on console pages, as a
+    request's language does on the person's pages; none chosen: the browser's (or the cookie's)."""
+    language = selectors.staff_language(request.user)
+    if language:
+        translation.activate(language)
+        request.LANGUAGE_CODE = language
 
 
 def require(rule: Callable, user) -> None:

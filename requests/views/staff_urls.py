@@ -24,6 +24,7 @@ urlpatterns = [
     path("requests/<str:reference>/assign/", assign.assign, name="staff-request-assign"),
     path("mail/", staff.mail, name="staff-mail"),
     path("users/", users.users, name="staff-users"),
+    path("language/", users.own_language, name="staff-language"),
     path("dashboard/", dashboard.dashboard_page, name="staff-dashboard"),
     path("stores/", stores_pages.store_list, name="staff-stores"),
     path("stores/<str:name>/", stores_pages.store_detail, name="staff-store"),

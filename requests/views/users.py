@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from requests import permissions, selectors
 from requests.services import staff_two_factor, staff_users
@@ -42,9 +45,21 @@ class RoleForm(forms.Form):
     )
 
 
-def _row(request, user, enrolled: set[int]) -> dict:
+class LanguageForm(forms.Form):
+    language = forms.ChoiceField(
+        label=_("Language"),
+        choices=[("", _("The browser's")), *settings.LANGUAGES],
+        required=False,
+        error_messages={"invalid_choice": _("Choose one of the languages given.")},
+    )
+
+
+def _row(request, user, enrolled: set[int], languages: dict[int, str]) -> dict:
     role = permissions.user_role(user)
     return {
+        "language_form": LanguageForm(
+            prefix=f"language-{user.pk}", initial={"language": languages.get(user.pk, "")}
+        ),
         "second_factor": user.pk in enrolled,
         "user": user,
         "role_label": permissions.ROLE_LABELS.get(role, ""),
@@ -56,7 +71,8 @@ def _row(request, user, enrolled: set[int]) -> dict:
 def _rows(request) -> list[dict]:
     users = list(selectors.staff_users())
     enrolled = staff_two_factor.users_with_second_factor(user.pk for user in users)
-    return [_row(request, user, enrolled) for user in users]
+    languages = selectors.staff_languages(user.pk for user in users)
+    return [_row(request, user, enrolled, languages) for user in users]
 
 
 @never_cache
@@ -83,6 +99,8 @@ def users(request):
             status = 400
     elif request.method == "POST" and request.POST.get("action") == "reset_two_factor":
         return _reset_two_factor(request)
+    elif request.method == "POST" and request.POST.get("action") == "set_language":
+        return _set_language(request)
     elif request.method == "POST":
         return _set_role(request)
     return staff_page(
@@ -152,3 +170,52 @@ def _set_role(request):
             },
         )
     return redirect("staff-users")
+
+
+def _set_language(request):
+    user = _posted_staff_user(request)
+    form = LanguageForm(request.POST, prefix=f"language-{user.pk}")
+    if not form.is_valid():
+        messages.error(request, _("Choose one of the languages given."))
+        return redirect("staff-users")
+    staff_users.staff_user_set_language(
+        user=user, language=form.cleaned_data["language"], actor_user=request.user
+    )
+    messages.success(
+        request,
+        _("The console language of %(username)s was saved.") % {"username": user.get_username()},
+    )
+    return redirect("staff-users")
+
+
+@never_cache
+@staff_only(permissions.access_staff_console)
+@require_POST
+def own_language(request):
+    """The console's language switcher for a signed-in staff member: their choice is kept on
+    their profile (audited), so every console page and their mail follow it on any browser."""
+    form = LanguageForm({"language": request.POST.get("language", "")})
+    if not form.is_valid():
+        messages.error(request, _("Choose one of the languages given."))
+        return redirect("staff-queue")
+    language = form.cleaned_data["language"]
+    staff_users.staff_user_set_language(
+        user=request.user, language=language, actor_user=request.user
+    )
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("staff-queue")
+    response = HttpResponseRedirect(next_url)
+    if language:
+        # The sign-in page, before anyone is known, follows the same choice.
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            language,
+            max_age=settings.LANGUAGE_COOKIE_AGE,
+            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            secure=settings.LANGUAGE_COOKIE_SECURE,
+            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        )
+    return response
