@@ -17,7 +17,6 @@ from django.utils import timezone
 from requests import emails
 from requests.models import AccessPackage, DataRequest, ErasureCertificate
 from requests.services import (
-    erasure,
     jobs,
     lifecycle,
     notices,
@@ -25,6 +24,7 @@ from requests.services import (
     processing,
     verification,
 )
+from requests.services.erasure.recipients import recipients_check
 from requests.states import Kind
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def jobs_reconcile() -> dict:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def erasure_recipients_check() -> dict:
     """Ask downstream services still erasing how they stand; flag overdue manual tasks."""
-    return erasure.recipients_check()
+    return recipients_check()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -26,8 +26,10 @@ from requests.models import (
     Job,
     SuppressionEntry,
 )
-from requests.services import erasure, processing
+from requests.services import processing
 from requests.services.audit import audit_verify
+from requests.services.erasure.certificate import certificate_digest, erasure_finalise
+from requests.services.erasure.run import JobLease, LeaseLost, erasure_execute
 from tests.access_fixtures import approve, file_and_verify
 from tests.conftest import body_of
 from tests.engine.webhook_server import WebhookService
@@ -166,9 +168,9 @@ def test_the_job_renews_its_lease_between_batches_and_stops_once_another_worker_
     assert detail["status"] == "completed"
     assert fake.progress_calls == 6  # three batches per store, each renewing the lease
 
-    lease = erasure._Lease(Job.objects.get(request__reference=reference, store__name="crm"))
+    lease = JobLease(Job.objects.get(request__reference=reference, store__name="crm"))
     Job.objects.filter(pk=lease.job.pk).update(state="running", attempts=lease.job.attempts + 1)
-    with pytest.raises(erasure.LeaseLost):
+    with pytest.raises(LeaseLost):
         lease()
 
 
@@ -323,7 +325,7 @@ def test_the_certificate_says_what_was_done_where_and_why_without_personal_data(
     assert event.hash == certificate["audit"]["hash"]
     assert event.details["certificate_sha256"] == certificate["certificate_sha256"]
     stored = ErasureCertificate.objects.get(request__reference=reference)
-    assert erasure.certificate_digest(stored.content) == certificate["certificate_sha256"]
+    assert certificate_digest(stored.content) == certificate["certificate_sha256"]
 
     page = staff_api.get(
         f"/api/v1/staff/requests/{reference}/certificate/", HTTP_ACCEPT="text/html"
@@ -559,8 +561,8 @@ def test_only_keyed_hashes_of_identifiers_that_single_the_person_out_are_kept(
 
 def test_a_stand_in_registered_before_the_kinds_load_is_not_replaced():
     # The executors are registered when processing is imported, not lazily at the first job.
-    assert processing.EXECUTORS["erasure"] is erasure.erasure_execute
-    assert processing.FINALISERS["erasure"] is erasure.erasure_finalise
+    assert processing.EXECUTORS["erasure"] is erasure_execute
+    assert processing.FINALISERS["erasure"] is erasure_finalise
 
 
 def test_the_staff_console_links_a_completed_erasure_to_its_certificate(

@@ -11,7 +11,8 @@ import pytest
 from django.utils import timezone
 
 from requests.models import ConnectedStore, DataRequest, Job, JobState
-from requests.services import erasure, jobs, lifecycle, processing
+from requests.services import jobs, lifecycle, processing
+from requests.services.erasure import recipients
 from requests.states import Status
 
 pytestmark = pytest.mark.django_db
@@ -63,17 +64,17 @@ def test_the_staff_task_list_is_counted_filtered_and_paged_in_the_database(setti
             request=request, store=store, kind="erasure", state=JobState.WAITING,
             started_at=handed, error="erase by hand",
         )  # fmt: skip
-    count, first = erasure.staff_tasks(limit=2)
-    _, second = erasure.staff_tasks(limit=2, offset=2)
-    _, third = erasure.staff_tasks(limit=2, offset=4)
+    count, first = recipients.staff_tasks(limit=2)
+    _, second = recipients.staff_tasks(limit=2, offset=2)
+    _, third = recipients.staff_tasks(limit=2, offset=4)
     assert count == 5 and [len(first), len(second), len(third)] == [2, 2, 1]
     references = [t["request"] for t in first + second + third]
     assert sorted(references) == sorted(r.reference for r in requests)
-    late_count, late = erasure.staff_tasks(overdue=True)
-    on_time_count, on_time = erasure.staff_tasks(overdue=False)
+    late_count, late = recipients.staff_tasks(overdue=True)
+    on_time_count, on_time = recipients.staff_tasks(overdue=False)
     assert (late_count, on_time_count) == (2, 3)
     assert all(t["overdue"] for t in late) and not any(t["overdue"] for t in on_time)
-    assert erasure.staff_tasks(limit=10_000)[1] == erasure.staff_tasks(limit=200)[1]
+    assert recipients.staff_tasks(limit=10_000)[1] == recipients.staff_tasks(limit=200)[1]
 
 
 def test_the_staff_task_api_pages_and_refuses_a_bad_limit(staff_api):

@@ -22,8 +22,10 @@ from rest_framework.views import APIView
 from requests import permissions
 from requests.api.serializers import StaffRequestDetailSerializer, staff_request_detail
 from requests.models import DataRequest
-from requests.services import erasure
 from requests.services.audit import actor_for_user
+from requests.services.erasure import recipients
+from requests.services.erasure.certificate import erasure_certificate
+from requests.services.jobs import request_retry_failed_jobs
 
 
 def _get_request(reference: str) -> DataRequest:
@@ -80,7 +82,7 @@ class CertificateView(APIView):
     )
     @method_decorator(csp_update({"style-src": [certificate_style()[1]]}))
     def get(self, request, reference: str):
-        return Response(erasure.erasure_certificate(request=_get_request(reference)))
+        return Response(erasure_certificate(request=_get_request(reference)))
 
 
 @extend_schema(
@@ -92,7 +94,7 @@ class RetryView(APIView):
     access_write = staticmethod(permissions.access_decide_request)
 
     def post(self, request, reference: str):
-        updated = erasure.request_retry(
+        updated = request_retry_failed_jobs(
             request=_get_request(reference), actor=actor_for_user(request.user)
         )
         return Response(staff_request_detail(updated))
@@ -120,10 +122,10 @@ class StaffTaskListView(APIView):
                 raise ValidationError({"overdue": ["Use true or false."]})
             overdue = raw.lower() in ("true", "1")
         limit = _whole(
-            request, "limit", erasure.STAFF_TASKS_PAGE, most=erasure.STAFF_TASKS_MAX_PAGE
+            request, "limit", recipients.STAFF_TASKS_PAGE, most=recipients.STAFF_TASKS_MAX_PAGE
         )
         offset = _whole(request, "offset", 0)
-        count, tasks = erasure.staff_tasks(overdue=overdue, limit=limit, offset=offset)
+        count, tasks = recipients.staff_tasks(overdue=overdue, limit=limit, offset=offset)
         return Response({"count": count, "limit": limit, "offset": offset, "results": tasks})
 
 

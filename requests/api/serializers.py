@@ -152,7 +152,7 @@ class StaffRequestDetailSerializer(StaffRequestListSerializer):
         ]
 
     def get_jobs(self, obj) -> list[dict]:
-        from requests.services.erasure import request_job_summaries
+        from requests.services.erasure.recipients import request_job_summaries
 
         return request_job_summaries(request=obj)
 

@@ -1,6 +1,6 @@
 """Erasure of one person's records in one connected store: planned, ordered, safe for others.
 
-Entry points (plain Python, no Django; the erasure executor in requests.services.erasure calls
+Entry points (plain Python, no Django; the erasure executor in requests.services.erasure.run calls
 them once per (request, store) job):
 
     erase_person(connectors, identity, *, store, hash_key, phone_region=None, progress=None,

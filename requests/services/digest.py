@@ -28,6 +28,7 @@ from requests.models import DataRequest, DigestClaim, StaffProfile
 from requests.permissions import DPO, access_manage_users
 from requests.queue import OPEN_STATUSES, week_end
 from requests.services.audit import SYSTEM, audit_record
+from requests.services.erasure.recipients import staff_tasks
 from requests.states import Kind, Status
 
 logger = logging.getLogger(__name__)
@@ -82,8 +83,6 @@ def _section(title: str, queryset) -> DigestSection:
 def _late_tasks() -> DigestSection:
     """Manual tasks and recipients' erasures past their due date: the request, the store, when it
     was due (never the task's instructions, which staff wrote and may name someone)."""
-    from requests.services.erasure import staff_tasks
-
     base = settings.PORTAL_BASE_URL
     total, tasks = staff_tasks(overdue=True, limit=LIST_LIMIT)
     rows = [

@@ -19,8 +19,10 @@ from requests.connectors.base import PermanentStoreError, StoreError, TransientS
 from requests.models import DataRequest, JobState
 from requests.models.jobs import OPEN_JOB_STATES
 from requests.redact import describe, frames
-from requests.services import access, erasure
+from requests.services import access
 from requests.services import jobs as job_service
+from requests.services.erasure.certificate import erasure_finalise
+from requests.services.erasure.run import erasure_execute
 from requests.services.errors import ServiceError
 from requests.services.jobs import Executor, Finaliser
 from requests.services.lifecycle import request_complete, request_flag_attention
@@ -33,11 +35,11 @@ log = logging.getLogger(__name__)
 # rather than registered by importing the kinds' modules.
 EXECUTORS: dict[str, Executor] = {
     Kind.ACCESS: access.access_execute,
-    Kind.ERASURE: erasure.erasure_execute,
+    Kind.ERASURE: erasure_execute,
 }
 FINALISERS: dict[str, Finaliser] = {
     Kind.ACCESS: access.access_finalise,
-    Kind.ERASURE: erasure.erasure_finalise,
+    Kind.ERASURE: erasure_finalise,
 }
 
 

@@ -26,9 +26,10 @@ from requests.forms import AskInformationForm, ExtendForm
 from requests.masking import mask
 from requests.models import AccessPackage, DataRequest
 from requests.preview_display import candidate_rows, job_rows, preview_stores
-from requests.services import access, erasure, identifiers, lifecycle, notes, reveal
+from requests.services import access, identifiers, lifecycle, notes, reveal
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
+from requests.services.jobs import request_retry_failed_jobs
 from requests.services.preview import request_preview
 from requests.states import Kind, Status, can_transition
 from requests.timeline import identity_type_label, method_label, timeline
@@ -107,7 +108,7 @@ ACTIONS: dict[str, Action] = {
         permissions.access_decide_request,
         None,
         "",
-        lambda http, r, d: erasure.request_retry(request=r, actor=_actor(http)),
+        lambda http, r, d: request_retry_failed_jobs(request=r, actor=_actor(http)),
         _("Retry started: the failed jobs run again."),
     ),
     "confirm_job": Action(

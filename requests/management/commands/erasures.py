@@ -25,8 +25,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from requests.connectors.base import StoreError
 from requests.models import SuppressionEntry
-from requests.services import erasure
 from requests.services.audit import SYSTEM
+from requests.services.erasure.suppression import suppression_reapply
 from requests.services.errors import ServiceError
 
 # Progress lines per scanned field: at most one every this many seconds (and one at its end).
@@ -118,7 +118,7 @@ class Command(BaseCommand):
             self.stderr.write(message)
             self.stderr.flush()
 
-        summary = erasure.suppression_reapply(
+        summary = suppression_reapply(
             since=options["since"],
             store_names=options["stores"],
             batch=options["batch"],
