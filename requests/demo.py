@@ -65,7 +65,9 @@ CUSTOMERS = [
 ]
 
 
-def _build_database(path: Path) -> None:
+def demo_database_build(path: Path) -> None:
+    """Write the demo shop's SQLite database (its customers and their orders) at `path`; tests
+    build it too, to have a store whose records they know."""
     with sqlite3.connect(path) as db:
         db.executescript(
             """
@@ -107,7 +109,7 @@ def demo_store_seed() -> str:
     if not ConnectedStore.objects.filter(name=DEMO_STORE).exists():
         if path.exists():
             path.unlink()
-        _build_database(path)
+        demo_database_build(path)
         store_create(
             name=DEMO_STORE, kind="sqlite", url=f"sqlite:///{path}", map_yaml=DEMO_MAP, actor=SYSTEM
         )

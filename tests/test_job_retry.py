@@ -2,7 +2,7 @@
 
 import pytest
 
-from requests.demo import DEMO_MAP, _build_database
+from requests.demo import DEMO_MAP, demo_database_build
 from requests.models import DataRequest, Job, JobState
 from requests.services import jobs, lifecycle, processing, stores
 from requests.services.audit import SYSTEM
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def processed_access(tmp_path, django_capture_on_commit_callbacks, monkeypatch):
     """An access request whose only job is done but whose last step (the package) failed."""
     path = tmp_path / "shop.sqlite3"
-    _build_database(path)
+    demo_database_build(path)
     stores.store_create(
         name="shop", kind="sqlite", url=f"sqlite:///{path}", map_yaml=DEMO_MAP, actor=SYSTEM
     )

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from requests.demo import DEMO_MAP, _build_database
+from requests.demo import DEMO_MAP, demo_database_build
 from requests.services import lifecycle, stores
 from requests.services.audit import SYSTEM
 from tests.processes import free_port
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def demo_shop(tmp_path):
     path = tmp_path / "shop.sqlite3"
-    _build_database(path)
+    demo_database_build(path)
     return stores.store_create(
         name="shop", kind="sqlite", url=f"sqlite:///{path}", map_yaml=DEMO_MAP, actor=SYSTEM
     )
@@ -75,7 +75,7 @@ def test_an_unverified_request_has_no_preview(staff_api, demo_shop):
 
 def test_the_demo_database_has_what_the_demo_map_names(tmp_path):
     path = tmp_path / "demo.sqlite3"
-    _build_database(path)
+    demo_database_build(path)
     with sqlite3.connect(path) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"customers", "orders", "order_lines"}

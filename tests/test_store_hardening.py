@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from requests.connectors.files import RootNotAllowed
-from requests.demo import DEMO_MAP, _build_database
+from requests.demo import DEMO_MAP, demo_database_build
 from requests.models import AuditEvent, ConnectedStore, Job
 from requests.services import jobs, lifecycle, stores
 from requests.services.audit import SYSTEM
@@ -62,7 +62,7 @@ def allowed(tmp_path, settings):
 @pytest.fixture
 def demo_shop(tmp_path):
     path = tmp_path / "shop.sqlite3"
-    _build_database(path)
+    demo_database_build(path)
     return stores.store_create(
         name="shop", kind="sqlite", url=f"sqlite:///{path}", map_yaml=DEMO_MAP, actor=SYSTEM
     )
