@@ -13,8 +13,9 @@ from rest_framework.views import APIView
 from requests import permissions
 from requests.api.serializers import StaffRequestDetailSerializer, staff_request_detail
 from requests.models import DataRequest
-from requests.services import access, packages
+from requests.services import packages
 from requests.services.audit import actor_for_user
+from requests.services.jobs import MAX_NOTE_LENGTH, job_confirm_manual
 
 
 def _get_request(reference: str) -> DataRequest:
@@ -50,7 +51,7 @@ class PackageView(APIView):
 
 
 class ConfirmJobSerializer(serializers.Serializer):
-    note = serializers.CharField(max_length=access.MAX_NOTE_LENGTH)
+    note = serializers.CharField(max_length=MAX_NOTE_LENGTH)
 
 
 class ConfirmManualJobView(APIView):
@@ -65,7 +66,7 @@ class ConfirmManualJobView(APIView):
         data_request = _get_request(reference)
         serializer = ConfirmJobSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        access.job_confirm_manual(
+        job_confirm_manual(
             request=data_request,
             store_name=store,
             actor=actor_for_user(request.user),

@@ -41,6 +41,7 @@ from django.utils import timezone, translation
 from requests import storage
 from requests.assurance import searchable_identity
 from requests.connectors.base import Connector, PermanentStoreError, Record, TransientStoreError
+from requests.engine.ownership import find_owned
 from requests.engine.package import (
     PackageError,
     PartSummary,
@@ -55,12 +56,7 @@ from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, Job
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
-from requests.services.jobs import (  # noqa: F401 (shared)
-    MAX_NOTE_LENGTH,
-    JobOutcome,
-    job_confirm_manual,
-    release_erasures_held_for,
-)
+from requests.services.jobs import JobOutcome, release_erasures_held_for
 from requests.services.stores import kept_connectors, store_map
 from requests.states import Kind
 
@@ -198,8 +194,6 @@ def _find_into(identity: dict, connectors: dict[str, Connector], sink: _PartSink
 
     A store that fails raises its StoreError (transient: the job is retried; permanent: staff
     see it): an access answer must be complete, never silently partial."""
-    from requests.engine.ownership import find_owned
-
     # Only the person's own rows in full; shared rows with the others' data withheld. Another
     # store that cannot be searched is left out rather than failing this store's job (issue 9).
     find_owned(

@@ -16,8 +16,10 @@ from django.utils.translation import gettext as _
 
 from requests.assurance import NEVER_SEARCH_KEYS, searchable_identity
 from requests.models import DataRequest
+from requests.services.access import subject_history
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
+from requests.services.lifecycle import request_approve
 from requests.states import Kind, Status
 
 # The setting's name, written into the audit trail so an approval says which policy made it.
@@ -81,8 +83,6 @@ def withheld_reason(code: str) -> str:
 
 def _reasons_to_review(request: DataRequest) -> tuple[list[str], list[str]]:
     """The reason codes that keep `request` for staff, and the identifier types not proven."""
-    from requests.services.access import subject_history
-
     reasons: list[str] = []
     if request.identity_purged_at is not None or not request.identity:
         return [IDENTITY_PURGED], []
@@ -113,8 +113,6 @@ def request_auto_approve(*, request: DataRequest) -> DataRequest:
     """Approve a just-verified request if the policy covers its kind and nothing needs staff.
 
     Returns the request as it now stands (processing, or still in review)."""
-    from requests.services.lifecycle import request_approve
-
     if request.status != Status.IN_REVIEW or request.kind not in auto_approve_kinds():
         return request
     reasons, unproven = _reasons_to_review(request)

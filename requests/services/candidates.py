@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from requests.connectors.base import Connector, Record
-from requests.engine.finder import normalise_identity
+from requests.engine.finder import find_person, normalise_identity
 from requests.engine.normalise import national_digits, normalise
 
 
@@ -127,8 +127,6 @@ def find_candidates(
     phone_region: str | None,
 ) -> dict[str, Any]:
     """Records reached from the unproven identifiers that the proven ones did not reach."""
-    from requests.engine.finder import find_person
-
     counter = _CandidateCounter(proven)
     result = None
     if unproven:

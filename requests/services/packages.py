@@ -27,9 +27,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from requests import storage
+from requests.emails import send_to_subject
 from requests.filecrypt import ENCRYPTED_SUFFIX, DecryptingReader, EncryptedFileError
 from requests.models import AccessPackage, DataRequest, DownloadCode
 from requests.queueing import enqueue
+from requests.services.access import package_prefix
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import NotFound, RateLimited, ServiceError, VerificationFailed
 from requests.services.verification import CODE_DIGITS
@@ -260,8 +262,6 @@ def package_open_for_staff(*, request: DataRequest, actor: str) -> OpenedPackage
 
 
 def send_download_code(request: DataRequest, issued: IssuedDownloadCode) -> None:
-    from requests.emails import send_to_subject
-
     send_to_subject(
         request,
         template="download_code",
@@ -280,8 +280,6 @@ def package_delete(*, package: AccessPackage, reason: str = "expired") -> bool:
 
     The row is marked deleted only once the storage confirms, so a storage that is down leaves
     the package for the next sweep."""
-    from requests.services.access import package_prefix
-
     with transaction.atomic():
         locked = (
             AccessPackage.objects.select_for_update()

@@ -10,6 +10,8 @@ from django.conf import settings
 from requests.assurance import identifier_states, searchable_identity, unproven_identity
 from requests.connectors.base import StoreError
 from requests.engine.erasure import loop_warnings
+from requests.engine.finder import find_person, json_value
+from requests.engine.ownership import find_owned
 from requests.models import ConnectedStore, DataRequest
 from requests.services.candidates import ProvenRecords, find_candidates
 from requests.services.errors import ServiceError
@@ -27,9 +29,6 @@ PREVIEW_SAMPLE_SIZE = 3
 def _classified_samples(connectors, identity, result) -> dict:
     """Ownership counts per store and collection, and samples as the package shows them (the
     person's rows in full, shared rows with the others' data withheld) in place of the walk's."""
-    from requests.engine.finder import json_value
-    from requests.engine.ownership import find_owned
-
     samples: dict[str, dict[str, list]] = {}
 
     def keep(record) -> None:
@@ -59,8 +58,6 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
 
     For an erasure, each collection also says what erasure would do there (delete, mask, hold).
     """
-    from requests.engine.finder import find_person
-
     if request.status in {Status.AWAITING_VERIFICATION, Status.EXPIRED}:
         raise ServiceError("The identity is not verified: nothing is searched before that.")
     if not request.identity:

@@ -29,7 +29,7 @@ from requests.preview_display import candidate_rows, job_rows, preview_stores
 from requests.services import access, identifiers, lifecycle, notes, reveal
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
-from requests.services.jobs import request_retry_failed_jobs
+from requests.services.jobs import job_confirm_manual, request_retry_failed_jobs
 from requests.services.preview import request_preview
 from requests.states import Kind, Status, can_transition
 from requests.timeline import identity_type_label, method_label, timeline
@@ -115,7 +115,7 @@ ACTIONS: dict[str, Action] = {
         permissions.access_decide_request,
         ConfirmJobForm,
         "job",
-        lambda http, r, d: access.job_confirm_manual(
+        lambda http, r, d: job_confirm_manual(
             request=r, store_name=d["store"], actor=_actor(http), note=d["note"]
         ),
         _("Task confirmed as done."),
