@@ -335,6 +335,15 @@ def test_the_certificate_says_what_was_done_where_and_why_without_personal_data(
     assert "Erasure certificate" in html and reference in html
     assert "Tax law keeps orders for 10 years" in html
     assert certificate["audit"]["hash"] in html
+    # In the reader's language; what the store's map says stays in its own words.
+    french = staff_api.get(
+        f"/api/v1/staff/requests/{reference}/certificate/",
+        HTTP_ACCEPT="text/html",
+        HTTP_ACCEPT_LANGUAGE="fr",
+    ).content.decode()
+    assert '<html lang="fr">' in french
+    assert "Certificat d\u2019effacement" in french and "Recherche de vérification" in french
+    assert "Tax law keeps orders for 10 years" in french
     assert PERSON not in html and "7946" not in html
     same = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/?format=html")
     assert same.content == page.content

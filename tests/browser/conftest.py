@@ -10,6 +10,7 @@ chromium`). Without it these tests skip, except in CI where they fail.
 from __future__ import annotations
 
 import os
+from base64 import b32decode
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from tests.processes import celery_worker, free_port, manage, portal_env, web_server
 
 CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -59,6 +61,34 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture
+def axe_source() -> str:
+    """axe-core's script (npm, locked in tests/browser/axe/), which a test injects into a page."""
+    if not AXE.exists():
+        _unavailable(
+            "axe-core is not installed: npm ci --prefix tests/browser/axe (make test does it)"
+        )
+    return AXE.read_text()
+
+
+SEVERE = ("serious", "critical")
+
+
+def severe_violations(page, axe_source: str) -> list[str]:
+    # evaluate() runs outside the page's Content-Security-Policy, which forbids inline scripts.
+    page.evaluate(axe_source)
+    assert page.evaluate("() => typeof axe.run") == "function", "axe-core did not load"
+    results = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): "
+        + "; ".join(" ".join(node["target"]) for node in violation["nodes"][:3])
+        for violation in results
+        if violation["impact"] in SEVERE
+    ]
 
 
 @dataclass
@@ -160,3 +190,13 @@ def screenshot():
         )
 
     return _shoot
+
+
+def totp_code(secret: str) -> str:
+    """The code an authenticator app shows now for the base32 secret a set-up page displays
+    (django-otp's own TOTP, so the test and the portal count time steps alike)."""
+    from django_otp.oath import TOTP
+
+    secret = secret.replace(" ", "")
+    key = b32decode(secret + "=" * (-len(secret) % 8))
+    return f"{TOTP(key).token():06d}"

@@ -4,30 +4,15 @@ no serious or critical violation. axe is injected by the test, never served by t
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.browser.conftest import DESKTOP, PHONE
+from tests.browser.conftest import DESKTOP, PHONE, severe_violations
 from tests.browser.test_console_request_flow import file_and_verify
 
 pytestmark = pytest.mark.slow
-
-AXE = Path(__file__).parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
-SEVERE = ("serious", "critical")
-
-
-@pytest.fixture
-def axe_source() -> str:
-    if not AXE.exists():
-        reason = "axe-core is not installed: npm ci --prefix tests/browser/axe (make test does it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return AXE.read_text()
 
 
 def _sign_in_in_any_language(page, portal) -> None:
@@ -36,21 +21,6 @@ def _sign_in_in_any_language(page, portal) -> None:
     page.locator("#id_password").fill(portal.demo_password)
     page.locator("main form button[type=submit]").click()
     page.wait_for_url(re.compile(r"/staff/$"))
-
-
-def _severe_violations(page, axe_source: str) -> list[str]:
-    # evaluate() runs outside the page's Content-Security-Policy, which forbids inline scripts.
-    page.evaluate(axe_source)
-    assert page.evaluate("() => typeof axe.run") == "function", "axe-core did not load"
-    results = page.evaluate(
-        "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
-    )
-    return [
-        f"{violation['id']} ({violation['impact']}): "
-        + "; ".join(" ".join(node["target"]) for node in violation["nodes"][:3])
-        for violation in results
-        if violation["impact"] in SEVERE
-    ]
 
 
 def test_console_pages_have_no_serious_accessibility_violation(live_portal, new_page, axe_source):
@@ -75,7 +45,7 @@ def test_console_pages_have_no_serious_accessibility_violation(live_portal, new_
             _sign_in_in_any_language(page, live_portal)
             for path in pages:
                 page.goto(live_portal.url(path))
-                problems = _severe_violations(page, axe_source)
+                problems = severe_violations(page, axe_source)
                 if problems:
                     found[f"{path} {locale} {viewport['width']}px"] = problems
     assert found == {}
@@ -94,7 +64,7 @@ def test_public_pages_have_no_serious_accessibility_violation(live_portal, new_p
             page = new_page(locale=locale, viewport=viewport)
             for url in pages:
                 page.goto(url)
-                problems = _severe_violations(page, axe_source)
+                problems = severe_violations(page, axe_source)
                 if problems:
                     found[f"{url} {locale} {viewport['width']}px"] = problems
     assert found == {}

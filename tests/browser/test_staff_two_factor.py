@@ -5,16 +5,12 @@ refuses a wrong one and takes a recovery code."""
 
 from __future__ import annotations
 
-import os
 import re
-from base64 import b32decode
 
 import httpx
 import pytest
-from django_otp.oath import TOTP
 
-from tests.browser.conftest import DESKTOP, PHONE
-from tests.browser.test_console_accessibility import AXE
+from tests.browser.conftest import DESKTOP, PHONE, totp_code
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +26,6 @@ def _password_step(page, portal) -> None:
     page.get_by_label("Username").fill("dpo")
     page.get_by_label("Password").fill(portal.demo_password)
     page.get_by_role("button", name="Sign in").click()
-
-
-def _code_for(secret: str) -> str:
-    secret = secret.replace(" ", "")
-    key = b32decode(secret + "=" * (-len(secret) % 8))
-    return f"{TOTP(key).token():06d}"
 
 
 def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_request(
@@ -66,7 +56,7 @@ def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_requ
     qr_code = dpo.get_by_role("img", name="QR code holding the secret below")
     assert qr_code.evaluate("image => image.complete && image.naturalWidth > 0")
     secret = dpo.locator("#totp-secret").inner_text()
-    dpo.get_by_label("Code").fill(_code_for(secret))
+    dpo.get_by_label("Code").fill(totp_code(secret))
     dpo.get_by_role("button", name="Confirm the app").click()
 
     codes = [code.strip() for code in dpo.locator("#recovery-codes li").all_inner_texts()]
@@ -88,7 +78,7 @@ def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_requ
     dpo.get_by_label("Password").fill(live_portal.demo_password)
     dpo.get_by_role("button", name="Sign in").click()
     dpo.wait_for_url(re.compile(r"/staff/login/code/"))
-    wrong = "000000" if _code_for(secret) != "000000" else "111111"
+    wrong = "000000" if totp_code(secret) != "000000" else "111111"
     dpo.get_by_label("Code").fill(wrong)
     dpo.get_by_role("button", name="Continue").click()
     assert "That code does not match" in dpo.get_by_role("alert").inner_text()
@@ -115,16 +105,6 @@ def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_requ
     )
 
 
-@pytest.fixture
-def axe_script() -> str:
-    if not AXE.exists():
-        reason = "axe-core is not installed: npm ci --prefix tests/browser/axe (make test does it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return AXE.read_text()
-
-
 def _severe_axe_violations(page, axe_source: str) -> list[str]:
     # evaluate() runs outside the page's Content-Security-Policy, which forbids inline scripts.
     page.evaluate(axe_source)
@@ -139,7 +119,7 @@ def _severe_axe_violations(page, axe_source: str) -> list[str]:
 
 
 def test_the_two_factor_pages_have_no_serious_accessibility_violation(
-    axe_script, live_portal, new_page
+    axe_source, live_portal, new_page
 ):
     combinations = [
         (locale, viewport) for locale in ("en-GB", "fr-FR") for viewport in (DESKTOP, PHONE)
@@ -156,7 +136,7 @@ def test_the_two_factor_pages_have_no_serious_accessibility_violation(
         page = new_page(locale=locale, viewport=viewport)
 
         def check(name, page=page, where=f"{locale} {viewport['width']}px"):
-            problems = _severe_axe_violations(page, axe_script)
+            problems = _severe_axe_violations(page, axe_source)
             if problems:
                 found[f"{name} {where}"] = problems
 
@@ -172,7 +152,7 @@ def test_the_two_factor_pages_have_no_serious_accessibility_violation(
         page.locator("#id_code").fill("12")
         page.locator("main form button[type=submit]").click()
         check("enrolment with an error")
-        page.locator("#id_code").fill(_code_for(page.locator("#totp-secret").inner_text()))
+        page.locator("#id_code").fill(totp_code(page.locator("#totp-secret").inner_text()))
         page.locator("main form button[type=submit]").click()
         page.locator("#recovery-codes").wait_for()
         check("recovery codes")
