@@ -196,7 +196,7 @@ def child(store_url: str, runs: int) -> None:
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     # A running worker has its modules imported: import what the first job would, before timing.
-    import requests.connectors.kinds
+    import requests.connectors.registry
     import requests.engine.finder
     import requests.services.access  # noqa: F401
 

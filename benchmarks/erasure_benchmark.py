@@ -148,7 +148,7 @@ def count_statements(connector) -> list[int]:
 
 
 def measure(url: str, customers: int, people: int, heavy: int, repeat: int) -> dict:
-    from requests.connectors import connector_for
+    from requests.connectors.registry import connector_for
     from requests.engine.discovery import discover
     from requests.engine.erasure import erase_person
     from requests.engine.storemap import StoreMap

@@ -168,7 +168,7 @@ def build(url: str, customers: int, children: int, heavy: int) -> float:
 
 
 def discovered_map(url: str) -> tuple[str, float]:
-    from requests.connectors import connector_for
+    from requests.connectors.registry import connector_for
     from requests.engine.discovery import discover
     from requests.engine.mapfile import dump_store_map
     from requests.engine.storemap import StoreMap
@@ -194,7 +194,7 @@ def hand_written(raw, email: str) -> int:
 
 
 def warm(url: str, map_yaml: str, customers: int, people: int, children: int) -> dict:
-    from requests.connectors import connector_for
+    from requests.connectors.registry import connector_for
     from requests.engine.finder import find_person
     from requests.engine.mapfile import load_store_map
 
@@ -252,8 +252,7 @@ def child(mode: str, url: str, map_file: str, emails: list[str]) -> None:
     import psycopg  # noqa: F401
     import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 
-    import requests.connectors.kinds  # noqa: F401
-    from requests.connectors import connector_for
+    from requests.connectors.registry import connector_for
     from requests.engine.finder import find_person
     from requests.engine.mapfile import load_store_map
 

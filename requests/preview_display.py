@@ -13,7 +13,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
-from requests.models import JobState, StoreKind
+from requests.connectors.registry import connector_class
+from requests.models import JobState
 from requests.timeline import CountsTable, counts_table, identity_type_label, words
 
 
@@ -187,7 +188,8 @@ def job_rows(jobs) -> list[JobRow]:
                 ),
                 # The same condition the confirm service checks: a manual job the worker handed
                 # to staff and nobody confirmed yet.
-                confirmable=job.store.kind == StoreKind.MANUAL and job.state == JobState.WAITING,
+                confirmable=connector_class(job.store.kind).is_manual
+                and job.state == JobState.WAITING,
                 confirmed_by=str(counts.get("confirmed_by", "")),
                 note=str(counts.get("note", "")),
             )

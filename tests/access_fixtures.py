@@ -8,7 +8,7 @@ import zipfile
 
 from django.core import mail
 
-from requests.connectors.base import Record
+from requests.engine.store import Record
 from requests.models import ConnectedStore
 from tests.conftest import code_from
 

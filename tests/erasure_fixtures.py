@@ -17,8 +17,8 @@ import redis
 from django.conf import settings
 from django.core import mail
 
-from requests.connectors.base import TransientStoreError
 from requests.engine.erasure import DONE, StoreErasure
+from requests.engine.store import TransientStoreError
 from requests.models import ConnectedStore
 from tests.conftest import code_from
 from tests.processes import free_port, portal_env

@@ -14,10 +14,10 @@ import pytest
 from django.core import mail
 
 from requests import tasks
-from requests.connectors.base import PermanentStoreError
 from requests.crypto import keyed_hash
 from requests.engine import erasure as engine
 from requests.engine.erasure import store_dependencies
+from requests.engine.store import PermanentStoreError
 from requests.models import (
     AuditEvent,
     ConnectedStore,

@@ -156,7 +156,7 @@ def test_the_completion_event_counts_the_stores_not_their_states(
 def test_a_staff_retry_sends_again_the_jobs_whose_messages_came_while_the_request_needed_staff(
     fake, stores, tmp_path, public_api, file_request, staff_api, django_capture_on_commit_callbacks
 ):
-    from requests.connectors.base import PermanentStoreError
+    from requests.engine.store import PermanentStoreError
     from requests.models import ConnectedStore
 
     ConnectedStore.objects.create(

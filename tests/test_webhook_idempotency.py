@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from requests.connectors import connector_for
+from requests.connectors.registry import connector_for
 from requests.engine.erasure import erase_person
 from requests.engine.storemap import StoreMap
 from tests.engine.erasure_helpers import HASH_KEY

@@ -1,21 +1,2 @@
-"""Store connectors: one module per store kind behind `requests.connectors.base.Connector`."""
-
-from requests.connectors.base import (
-    REGISTRY,
-    CheckResult,
-    Connector,
-    PermanentStoreError,
-    StoreError,
-    TransientStoreError,
-    connector_for,
-)
-
-__all__ = [
-    "REGISTRY",
-    "CheckResult",
-    "Connector",
-    "PermanentStoreError",
-    "StoreError",
-    "TransientStoreError",
-    "connector_for",
-]
+"""Store connectors: one module per store kind, each implementing the engine's interface
+(requests.engine.store.Connector); requests.connectors.registry maps kinds to them."""

@@ -55,13 +55,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from requests.connectors.base import (
+from requests.connectors.base import PatternConnector
+from requests.engine.store import (
     CheckResult,
-    PatternConnector,
     PermanentStoreError,
     StoreError,
     TransientStoreError,
-    register,
 )
 from requests.engine.storemap import Collection
 
@@ -207,10 +206,11 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
 
 
-@register
 class FilesConnector(PatternConnector):
     kind = "files"
     concurrent_finds = True  # nothing is held between directory reads
+    reads_local_files = True
+    can_scan_values = True
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)
@@ -480,7 +480,7 @@ class FilesConnector(PatternConnector):
         return deleted
 
     def delete_keys(self, collection: Collection, keys: Sequence[tuple]) -> int:
-        """The erasure primitive (requests.connectors.base): `erase` by record key."""
+        """The erasure primitive (requests.engine.store): `erase` by record key."""
         return self.erase(collection, keys)
 
     def _prune(self, root: Path, folders: list[str], shared: int) -> None:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests.connectors.base import CheckResult, Connector, register
+from requests.engine.store import CheckResult, Connector
 from requests.engine.storemap import Collection
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -50,10 +50,11 @@ class ManualTask:
     collections: list[dict[str, Any]] = field(default_factory=list)
 
 
-@register
 class ManualConnector(Connector):
     kind = "manual"
     searchable = False
+    is_manual = True
+    needs_url = False
 
     @property
     def system(self) -> str | None:

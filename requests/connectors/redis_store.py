@@ -42,13 +42,12 @@ from urllib.parse import urlsplit
 import redis
 import redis.exceptions as rx
 
-from requests.connectors.base import (
+from requests.connectors.base import PatternConnector
+from requests.engine.store import (
     CheckResult,
-    PatternConnector,
     PermanentStoreError,
     StoreError,
     TransientStoreError,
-    register,
 )
 from requests.engine.storemap import Collection
 
@@ -209,12 +208,12 @@ def _key_bytes(key: str) -> bytes:
     return key.encode("utf-8", errors="surrogateescape")
 
 
-@register
 class RedisConnector(PatternConnector):
     kind = "redis"
     # Each command takes a pooled connection and SCAN keeps its cursor here, so open finds do not
     # disturb one another.
     concurrent_finds = True
+    can_scan_values = True
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)
@@ -396,7 +395,7 @@ class RedisConnector(PatternConnector):
         return removed
 
     def delete_keys(self, collection: Collection, keys: Sequence[tuple]) -> int:
-        """The erasure primitive (requests.connectors.base): `erase` by record key."""
+        """The erasure primitive (requests.engine.store): `erase` by record key."""
         return self.erase(collection, keys)
 
     def _unlink(self, keys: list[bytes]) -> int:

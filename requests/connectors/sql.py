@@ -39,7 +39,7 @@ Identity comparisons (values arrive in normal form, see requests.engine.normalis
 Error messages name the server (host and port, or the SQLite file) and what failed; never the
 password or any row data, because driver messages can quote both.
 
-Erasure: `requests.connectors.sql_erase` (the erasure primitives of requests.connectors.base:
+Erasure: `requests.connectors.sql_erase` (the erasure primitives of requests.engine.store:
 one transaction per store, set-based statements by key in bounded batches).
 """
 
@@ -63,21 +63,20 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.sql import sqltypes
 
-from requests.connectors.base import (
-    FIND_BATCH,
-    CheckResult,
-    Connector,
-    PermanentStoreError,
-    StoreError,
-    TransientStoreError,
-    register,
-)
 from requests.connectors.sql_erase import SqlErasure
 from requests.engine.normalise import (
     national_digits,
     normalise_email,
     normalise_name,
     normalise_phone,
+)
+from requests.engine.store import (
+    FIND_BATCH,
+    CheckResult,
+    Connector,
+    PermanentStoreError,
+    StoreError,
+    TransientStoreError,
 )
 from requests.engine.storemap import Collection, Match, StoreMap
 
@@ -163,6 +162,9 @@ class SqlConnector(SqlErasure, Connector):
     """The shared implementation; registered once per kind by the subclasses below."""
 
     concurrent_finds = True
+    supports_masking = True
+    can_discover = True
+    can_scan_values = True
     family: ClassVar[str]
 
     def __init__(self, url: str, store_map: StoreMap, **kwargs: Any) -> None:
@@ -685,19 +687,16 @@ class SqlConnector(SqlErasure, Connector):
             raise self._error(exc, doing) from None
 
 
-@register
 class PostgresConnector(SqlConnector):
     kind = "postgresql"
     family = "postgresql"
 
 
-@register
 class MysqlConnector(SqlConnector):
     kind = "mysql"
     family = "mysql"
 
 
-@register
 class SqliteConnector(SqlConnector):
     kind = "sqlite"
     family = "sqlite"

@@ -1,4 +1,4 @@
-"""The SQL connector's erasure primitives (requests.connectors.base): one transaction per store,
+"""The SQL connector's erasure primitives (requests.engine.store): one transaction per store,
 set-based statements by key.
 
 `SqlErasure` is a mixin of `requests.connectors.sql.SqlConnector`; it uses the connector's engine,
@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from requests.connectors.base import (
+from requests.engine.store import (
     FieldMask,
     PermanentStoreError,
     StoreError,

@@ -45,13 +45,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from requests.connectors.base import (
+from requests.engine.store import (
     CheckResult,
     Connector,
     PermanentStoreError,
     StoreError,
     TransientStoreError,
-    register,
 )
 from requests.engine.storemap import Collection
 
@@ -120,13 +119,13 @@ def _blocked(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-@register
 class WebhookConnector(Connector):
     kind = "webhook"
     # Each page is its own call, and the client pools connections: open finds do not interfere.
     concurrent_finds = True
     # Erasure is the `erase` call below: the service removes its own records, perhaps later.
     erases_by_identity = True
+    needs_secret = True
 
     def __init__(self, url, store_map, **kwargs) -> None:
         super().__init__(url, store_map, **kwargs)

@@ -31,7 +31,7 @@ What `erase_person` does for `store`:
    allowed, else a keyed hash) or `hold` (Art. 17(3): the records stay, only fields with a mask
    strategy are masked, and the basis is reported);
 3. executes in the reference graph's order, children before parents (`erasure_order`),
-   through the connector's erasure primitives (requests.connectors.base: `transaction`,
+   through the connector's erasure primitives (requests.engine.store: `transaction`,
    `delete_keys`, `delete_unreferenced`, `mask_keys`, `nullify`, `referrers`), in batches of
    ERASE_BATCH keys; a SQL store does all of it in one transaction, whether or not the database
    enforces its foreign keys: the engine orders and checks, it never relies on cascades.
@@ -87,7 +87,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests.connectors.base import Connector, FieldMask, PermanentStoreError, Record
 from requests.engine.finder import find_person, normalise_identity
 from requests.engine.graph import (
     DeclaredReference,
@@ -106,6 +105,7 @@ from requests.engine.ownership import (
     model_for,
     streaming_plan,
 )
+from requests.engine.store import Connector, FieldMask, PermanentStoreError, Record
 from requests.engine.storemap import (
     Collection,
     EraseAction,

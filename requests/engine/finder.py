@@ -35,7 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests.connectors.base import (
+from requests.engine.graph import Entry, Node, WalkPlan, walk_plan
+from requests.engine.normalise import normalise
+from requests.engine.store import (
     FIND_BATCH,
     Connector,
     PermanentStoreError,
@@ -43,8 +45,6 @@ from requests.connectors.base import (
     StoreError,
     TransientStoreError,
 )
-from requests.engine.graph import Entry, Node, WalkPlan, walk_plan
-from requests.engine.normalise import normalise
 
 # How deep lookups may nest while the results that fed them are still open. Each level holds
 # one connection and one driver chunk; deeper than this, values wait for the outer result to end.

@@ -29,13 +29,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from requests.connectors.base import (
+from requests.engine.graph import Node, declared_references
+from requests.engine.store import (
     Connector,
     PermanentStoreError,
     Record,
     TransientStoreError,
 )
-from requests.engine.graph import Node, declared_references
 from requests.engine.storemap import Collection, Follow, RefKind, Role, StoreMap
 
 ALONE = "alone"

@@ -40,7 +40,7 @@ from django.utils import timezone, translation
 
 from requests import storage
 from requests.assurance import searchable_identity
-from requests.connectors.base import Connector, PermanentStoreError, Record, TransientStoreError
+from requests.connectors.registry import connector_class
 from requests.engine.ownership import find_owned
 from requests.engine.package import (
     PackageError,
@@ -50,9 +50,10 @@ from requests.engine.package import (
     read_part,
     write_package,
 )
+from requests.engine.store import Connector, PermanentStoreError, Record, TransientStoreError
 from requests.engine.storemap import Collection, StoreMap
 from requests.filecrypt import ENCRYPTED_SUFFIX, encrypt_file
-from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, JobState, StoreKind
+from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, JobState
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
@@ -158,7 +159,7 @@ class _PartSink:
         self.part = part
         self._add = part.add
         self.connector = connector
-        self._files = connector.kind == StoreKind.FILES
+        self._files = connector.reads_local_files
         self.seen = 0
         self._renew_every = settings.PORTAL_JOB_LEASE.total_seconds() / 4
         self._renewed = time.monotonic()
@@ -215,7 +216,7 @@ def _manual_waiting_reason(store: ConnectedStore) -> str:
 
 def access_execute(job: Job) -> JobOutcome:
     """Find the person's records in the job's store and write them to the store's part."""
-    if job.store.kind == StoreKind.MANUAL:
+    if connector_class(job.store.kind).is_manual:
         return JobOutcome(waiting_reason=_manual_waiting_reason(job.store))
     request = job.request
     with ExitStack() as stack:
@@ -287,7 +288,7 @@ def _reports(
     reports = []
     for job in jobs:
         stored_map = store_map(job.store)
-        if job.store.kind == StoreKind.MANUAL:
+        if connector_class(job.store.kind).is_manual:
             reports.append(
                 _StoreReport(
                     name=job.store.name,
@@ -391,7 +392,7 @@ def access_finalise(request: DataRequest) -> dict:
             parts = {
                 job.store.name: _stored_part(locked.reference, job.store.name)
                 for job in jobs
-                if job.store.kind != StoreKind.MANUAL
+                if not connector_class(job.store.kind).is_manual
             }
             ordered = [parts[name] for name in sorted(parts)]
             now = timezone.now()

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from requests.connectors.base import Connector, Record
 from requests.engine.finder import find_person, normalise_identity
 from requests.engine.normalise import national_digits, normalise
+from requests.engine.store import Connector, Record
 
 
 def _mark(record: Record) -> int:

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from requests.connectors.registry import connector_class
 from requests.engine.erasure import store_dependencies
 from requests.engine.storemap import StoreMap
-from requests.models import DataRequest, HeldFor, Job, JobState, StoreKind
+from requests.models import DataRequest, HeldFor, Job, JobState
 from requests.services.errors import ServiceError
 from requests.services.stores import store_map
 from requests.states import Kind, Status
@@ -92,7 +93,7 @@ def _prerequisite_done(job: Job | None) -> bool:
     # A downstream service that accepted the erasure has every identifier it needs.
     return (
         job.state == JobState.WAITING
-        and job.store.kind == StoreKind.WEBHOOK
+        and connector_class(job.store.kind).erases_by_identity
         and isinstance(downstream, dict)
         and bool(downstream.get("jobs"))
     )

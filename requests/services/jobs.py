@@ -35,7 +35,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from requests.models import ConnectedStore, DataRequest, HeldFor, Job, JobState, StoreKind
+from requests.connectors.registry import connector_class
+from requests.models import ConnectedStore, DataRequest, HeldFor, Job, JobState
 from requests.models.jobs import OPEN_JOB_STATES, job_can_move
 from requests.queueing import enqueue
 from requests.services import job_holds
@@ -474,7 +475,7 @@ def job_confirm_manual(*, request: DataRequest, store_name: str, actor: str, not
     )
     if job is None:
         raise NotFound("This request has no job for a store of that name.")
-    if job.store.kind != StoreKind.MANUAL:
+    if not connector_class(job.store.kind).is_manual:
         raise ServiceError(
             "Only jobs of manual stores are confirmed by hand; this store is searched by the "
             "portal.",

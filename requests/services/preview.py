@@ -8,10 +8,10 @@ from typing import Any
 from django.conf import settings
 
 from requests.assurance import identifier_states, searchable_identity, unproven_identity
-from requests.connectors.base import StoreError
 from requests.engine.erasure import loop_warnings
 from requests.engine.finder import find_person, json_value
 from requests.engine.ownership import find_owned
+from requests.engine.store import StoreError
 from requests.models import ConnectedStore, DataRequest
 from requests.services.candidates import ProvenRecords, find_candidates
 from requests.services.errors import ServiceError

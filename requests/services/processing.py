@@ -15,7 +15,7 @@ import logging
 
 from django.db import transaction
 
-from requests.connectors.base import PermanentStoreError, StoreError, TransientStoreError
+from requests.engine.store import PermanentStoreError, StoreError, TransientStoreError
 from requests.models import DataRequest, JobState
 from requests.models.jobs import OPEN_JOB_STATES
 from requests.redact import describe, frames

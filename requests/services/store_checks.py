@@ -14,10 +14,10 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from requests.connectors.base import CheckResult, Connector, StoreError
 from requests.connectors.files import RootNotAllowed
 from requests.connectors.webhook import AddressNotAllowed
 from requests.engine.erasure import loop_warnings
+from requests.engine.store import CheckResult, Connector, StoreError
 from requests.models import ConnectedStore
 from requests.services.errors import ServiceError
 

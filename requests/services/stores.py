@@ -28,7 +28,8 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from requests.connectors.base import Connector, PermanentStoreError, StoreError
+from requests.connectors.registry import CONNECTORS, connector_class, connector_for, kinds_where
+from requests.engine.store import Connector, PermanentStoreError, StoreError
 from requests.engine.storemap import EraseAction, StoreMap
 from requests.models import ConnectedStore, Job, StoreKind
 from requests.models.stores import STORE_NAME_VALIDATOR
@@ -48,9 +49,9 @@ from requests.states import TERMINAL
 
 log = logging.getLogger(__name__)
 
-NO_URL_KINDS = frozenset({StoreKind.MANUAL})
-# Stores that a person searches by hand: the finder skips them, staff get a task instead.
-UNSEARCHABLE_KINDS = frozenset({StoreKind.MANUAL})
+# Stores that staff search by hand: the finder skips them, staff get a task instead. Read from
+# the connectors' capability flags (requests.connectors.registry), for database queries by kind.
+UNSEARCHABLE_KINDS = kinds_where("searchable", False)
 # Options the portal sets from its settings (or the store's secret): a store may not set them.
 RESERVED_OPTIONS = frozenset({"allow_private", "allowed_roots", "secret"})
 
@@ -103,11 +104,8 @@ def parse_map(
 
 
 def _check_map_fits_kind(parsed: StoreMap, kind: str) -> None:
-    from requests.connectors import kinds  # noqa: F401
-    from requests.connectors.base import REGISTRY, Connector
-
-    cls = REGISTRY.get(kind)
-    if cls is None or cls.mask_keys is not Connector.mask_keys:
+    cls = CONNECTORS.get(kind)
+    if cls is None or cls.supports_masking:
         return
     for collection in parsed.collections.values():
         if collection.erasure.action == EraseAction.MASK:
@@ -179,16 +177,15 @@ def store_connector(store: ConnectedStore, *, stored_map: StoreMap | None = None
 def _connector(
     *, kind: str, url: str, name: str, store_map: StoreMap, options: dict, secret: str = ""
 ) -> Connector:
-    from requests.connectors.base import connector_for
-
     # Stores saved before these options were refused may still hold them: they are dropped.
     merged: dict[str, Any] = {
         key: value for key, value in (options or {}).items() if key not in RESERVED_OPTIONS
     }
-    if kind == StoreKind.WEBHOOK:
+    cls = connector_class(kind)
+    if cls.needs_secret:
         merged["secret"] = secret
         merged["allow_private"] = settings.PORTAL_WEBHOOK_ALLOW_PRIVATE
-    if kind == StoreKind.FILES:
+    if cls.reads_local_files:
         merged["allowed_roots"] = list(settings.PORTAL_FILES_ROOTS)
     try:
         return connector_for(
@@ -215,7 +212,7 @@ def _validate_new_store(*, name: str, kind: str, url: str, options: dict) -> Non
         raise ServiceError(exc.messages[0], field="name") from None
     if kind not in StoreKind.values:
         raise ServiceError(f"Unknown kind; use one of {', '.join(StoreKind.values)}.", field="kind")
-    if kind not in NO_URL_KINDS and not url.strip():
+    if CONNECTORS[kind].needs_url and not url.strip():
         raise ServiceError("A connection URL is needed for this kind of store.", field="url")
     reserved = sorted(RESERVED_OPTIONS & set(options))
     if reserved:
@@ -242,7 +239,7 @@ def _validate_url(*, kind: str, url: str, name: str, options: dict, secret: str)
     Builds the connector (which parses the URL) without connecting; a webhook's host name is
     resolved to check its addresses, and one that does not resolve yet is left to the check.
     """
-    if kind in NO_URL_KINDS:
+    if not connector_class(kind).needs_url:
         return
     try:
         connector = _connector(
@@ -529,7 +526,7 @@ def open_connectors(
         stores.append(extra)
     connectors: dict[str, Connector] = {}
     for store in stores:
-        if store.kind in UNSEARCHABLE_KINDS:
+        if not connector_class(store.kind).searchable:
             continue
         try:
             connector = stack.enter_context(store_connector(store))
@@ -602,7 +599,7 @@ def kept_connectors(*, extra: ConnectedStore | None = None) -> Iterator[dict[str
     wanted = set()
     try:
         for store in stores:
-            if store.kind in UNSEARCHABLE_KINDS:
+            if not connector_class(store.kind).searchable:
                 continue
             wanted.add(store.pk)
             fingerprint = _fingerprint(store)

@@ -29,7 +29,7 @@ def chinook_store(request, tmp_path) -> ChinookStore:
 @pytest.fixture
 def connect():
     """connect(kind, url, map, name=...) -> a connector closed after the test."""
-    from requests.connectors import connector_for
+    from requests.connectors.registry import connector_for
 
     made = []
 

@@ -8,8 +8,8 @@ import hmac
 
 import pytest
 
-from requests.connectors.base import PermanentStoreError
 from requests.engine.erasure import erase_person, find_remaining
+from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import StoreMap
 from tests.engine.erasure_helpers import HASH_KEY, fresh_database, rows
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from requests.connectors import connector_for
+from requests.connectors.registry import connector_for
 from requests.engine.erasure import DONE, MANUAL, PENDING, erase_person, find_remaining, store_order
 from requests.engine.finder import find_person
 from requests.engine.storemap import StoreMap

@@ -12,8 +12,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from requests.connectors.base import PermanentStoreError, TransientStoreError
 from requests.engine.erasure import ERASE_BATCH, erase_person
+from requests.engine.store import PermanentStoreError, TransientStoreError
 from requests.engine.storemap import StoreMap
 from tests.engine.erasure_helpers import HASH_KEY, counts, engine_for, execute, rows
 

@@ -8,8 +8,9 @@ from datetime import datetime
 
 import pytest
 
-from requests.connectors import PermanentStoreError, connector_for
 from requests.connectors.files import READ_CHUNK
+from requests.connectors.registry import connector_for
+from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import StoreMap
 
 

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from requests.connectors.base import FIND_BATCH
 from requests.engine.finder import find_person
 from requests.engine.mapfile import load_store_map
+from requests.engine.store import FIND_BATCH
 
 ORDERS = 30_000
 LIGHT = 3_000

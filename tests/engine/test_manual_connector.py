@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from requests.connectors import connector_for
+from requests.connectors.registry import connector_for
 from requests.engine.storemap import StoreMap
 
 PAYROLL = {

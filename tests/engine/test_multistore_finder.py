@@ -17,7 +17,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from requests.connectors import connector_for
+from requests.connectors.registry import connector_for
 from requests.engine.finder import find_person
 from requests.engine.storemap import StoreMap
 from tests.engine.webhook_server import WebhookService

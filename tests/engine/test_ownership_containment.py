@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from requests.connectors.base import PermanentStoreError
 from requests.engine.ownership import find_owned
+from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import StoreMap
 from tests.engine.erasure_helpers import fresh_database
 

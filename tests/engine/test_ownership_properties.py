@@ -30,7 +30,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from requests.connectors import connector_for
+from requests.connectors.registry import connector_for
 from requests.engine.discovery import discover
 from requests.engine.erasure import erase_person, find_remaining
 from requests.engine.finder import json_value

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from requests.connectors import PermanentStoreError, TransientStoreError, connector_for
+from requests.connectors.registry import connector_for
+from requests.engine.store import PermanentStoreError, TransientStoreError
 from requests.engine.storemap import StoreMap
 
 # A database of its own so that the tests never touch the portal's broker data in db 0.

@@ -14,10 +14,10 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from requests.connectors import PermanentStoreError, TransientStoreError
 from requests.connectors.sql import engine_url, translate_error
 from requests.engine.finder import find_person
 from requests.engine.mapfile import load_store_map
+from requests.engine.store import PermanentStoreError, TransientStoreError
 from requests.engine.storemap import StoreMap
 from tests.servers import POSTGRES_URL, require
 

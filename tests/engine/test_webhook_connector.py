@@ -9,8 +9,10 @@ import time
 import httpx
 import pytest
 
-from requests.connectors import PermanentStoreError, TransientStoreError, connector_for, webhook
+from requests.connectors import webhook
+from requests.connectors.registry import connector_for
 from requests.connectors.webhook import sign, verify_signature
+from requests.engine.store import PermanentStoreError, TransientStoreError
 from requests.engine.storemap import StoreMap
 from tests.engine.webhook_server import WebhookService
 

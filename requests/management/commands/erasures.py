@@ -23,7 +23,7 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from requests.connectors.base import StoreError
+from requests.engine.store import StoreError
 from requests.models import SuppressionEntry
 from requests.services.audit import SYSTEM
 from requests.services.erasure.suppression import suppression_reapply

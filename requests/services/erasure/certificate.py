@@ -14,7 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from requests.assurance import searchable_identity
-from requests.connectors.base import PermanentStoreError
+from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import StoreMap
 from requests.models import (
     AuditEvent,

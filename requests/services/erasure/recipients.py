@@ -16,8 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from requests import clock
-from requests.connectors.base import StoreError, TransientStoreError
 from requests.crypto import keyed_hash
+from requests.engine.store import StoreError, TransientStoreError
 from requests.engine.storemap import StoreMap
 from requests.models import ConnectedStore, DataRequest, Job, JobState, StoreKind
 from requests.services import jobs as job_service

@@ -12,11 +12,11 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from requests.assurance import searchable_identity
-from requests.connectors.base import Connector, PermanentStoreError
 
 # The engine is reached through its module, at call time, so that tests can stand in for
 # `erase_person` and `find_remaining` on `requests.engine.erasure`.
 from requests.engine import erasure as erasure_engine
+from requests.engine.store import Connector, PermanentStoreError
 from requests.models import DataRequest, Job, StoreKind
 from requests.services import jobs as job_service
 from requests.services.erasure.recipients import manual_task_reason, system_name

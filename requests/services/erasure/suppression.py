@@ -16,10 +16,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from requests.assurance import searchable_identity
-from requests.connectors.base import Connector
 from requests.crypto import keyed_hash
 from requests.engine.erasure import store_order
 from requests.engine.normalise import normalise
+from requests.engine.store import Connector
 from requests.models import ConnectedStore, DataRequest, SuppressionEntry
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.erasure.run import COUNT_NAMES, erase_in_store, result_collections
