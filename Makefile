@@ -6,7 +6,7 @@ PORTAL_PORT ?= 8000
 PORTAL_DATA_DIR ?= ./var
 export PORTAL_PORT PORTAL_DATA_DIR
 
-.PHONY: install chromium axe fuzz-env run test lint imports check-migrations schema lock clean screenshots
+.PHONY: install chromium axe fuzz-env run test lint imports typecheck check-migrations schema lock clean screenshots
 
 # The environment is rebuilt whenever the lock file changes.
 $(BIN)/.installed: requirements.lock
@@ -33,6 +33,10 @@ lint: install
 # The layers' import contracts ([tool.importlinter] in pyproject.toml).
 imports: install
 	$(BIN)/lint-imports
+
+# The engine and the connectors are type-checked ([tool.mypy] in pyproject.toml).
+typecheck: install
+	$(BIN)/mypy
 
 check-migrations: install
 	PORTAL_DATA_DIR=$$(mktemp -d) $(BIN)/python manage.py makemigrations --check --dry-run
@@ -74,7 +78,7 @@ $(AXE): tests/browser/axe/package-lock.json
 	npm ci --prefix tests/browser/axe --no-audit --no-fund --loglevel error
 	@touch $@
 
-test: lint imports check-migrations chromium axe fuzz-env
+test: lint imports typecheck check-migrations chromium axe fuzz-env
 	$(BIN)/pytest
 
 # The README's pictures of the console (docs/screenshots/), taken by the browser tests at the

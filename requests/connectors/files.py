@@ -388,6 +388,7 @@ class FilesConnector(PatternConnector):
         last = len(pattern.segments) - 1
         for depth, segment in enumerate(pattern.segments):
             # Exact names are looked up directly; only a segment that varies lists its folder.
+            names: list[str] | None
             if segment.literal is not None:
                 names = [segment.literal]
             else:

@@ -63,7 +63,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.sql import sqltypes
 
-from requests.connectors.sql_erase import SqlErasure
+from requests.connectors.sql_erase import SqlErasure, driver_of
 from requests.engine.normalise import (
     national_digits,
     normalise_email,
@@ -485,7 +485,7 @@ class SqlConnector(SqlErasure, Connector):
                 # lookup costs as much as a lookup on a warm connection.
                 cursor = conn.info.get("dsr_cursor")
                 if cursor is None or cursor.closed:
-                    cursor = conn.info["dsr_cursor"] = conn.connection.driver_connection.cursor()
+                    cursor = conn.info["dsr_cursor"] = driver_of(conn).cursor()
                 names = plan.names  # the statement lists the table's columns in this order
                 # Most lookups return a handful of rows: ask for one more than a batch, which
                 # psycopg runs as a prepared statement once it has seen it a few times; only
@@ -641,7 +641,7 @@ class SqlConnector(SqlErasure, Connector):
 
     def _index_warnings(self, conn, collection: Collection, table: sa.Table) -> list[str]:
         """Email columns searched with lower() need an index on lower(col), or each search scans."""
-        out = []
+        out: list[str] = []
         try:
             rows = conn.execute(
                 sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:name AS regclass)"),
@@ -758,6 +758,7 @@ def _coercer(column: sa.Column) -> Callable[[Sequence[Any]], list[Any]] | None:
         python_type = column.type.python_type
     except NotImplementedError:
         return None
+    convert: Callable[[Any], Any]
     if python_type is int:
         convert = _to_int
     elif python_type is str:
@@ -768,7 +769,7 @@ def _coercer(column: sa.Column) -> Callable[[Sequence[Any]], list[Any]] | None:
         return None
 
     def coerce(values: Sequence[Any]) -> list[Any]:
-        out = {}
+        out: dict[Any, None] = {}
         for value in values:
             converted = convert(value)
             if converted is not None:
@@ -1020,7 +1021,8 @@ def read_schema(
 
     inspector = sa.inspect(conn)
     pending: list[tuple[str | None, str]] = []
-    for schema in schemas or [None]:
+    wanted: list[str | None] = [*schemas] if schemas else [None]
+    for schema in wanted:
         names = inspector.get_table_names(schema=schema)
         if family == "postgresql":
             partitions = _pg_partitions(conn, schema)
@@ -1032,7 +1034,7 @@ def read_schema(
     for schema, name in pending:
         by_schema.setdefault(schema, []).append(name)
     # One catalogue query per kind of fact and schema (not per table): large schemas stay quick.
-    facts = {}
+    facts: dict[str | None, tuple[Any, Any, Any, Any]] = {}
     for schema, names in by_schema.items():
         facts[schema] = (
             inspector.get_multi_columns(schema=schema, filter_names=names),

@@ -36,13 +36,14 @@ import secrets
 import string
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 
 from requests.engine.store import (
+    Connector,
     FieldMask,
     PermanentStoreError,
     StoreError,
@@ -89,8 +90,31 @@ class _Mask:
         return _random_like(current, self.column)
 
 
-class SqlErasure:
+def driver_of(conn: Connection) -> Any:
+    """The DB-API connection under a SQLAlchemy connection, for the statements sent to the driver
+    directly."""
+    driver = conn.connection.driver_connection
+    if driver is None:  # only once the pool has let it go, which an open Connection never has
+        raise TransientStoreError("the database connection was closed")
+    return driver
+
+
+class SqlErasure(Connector):
     """Erasure primitives for SqlConnector (see the module docstring)."""
+
+    if TYPE_CHECKING:
+        # What SqlConnector, the one class this completes, provides.
+        family: ClassVar[str]
+        where: str
+        _url: URL
+        _idle: list[Connection]
+
+        @property
+        def engine(self) -> Engine: ...
+
+        def _open(self) -> Connection: ...
+
+        def _error(self, exc: BaseException, doing: str) -> StoreError: ...
 
     _erase_conn: Connection | None = None
     _erase_cache: dict[Any, Any] | None = None
@@ -202,7 +226,7 @@ class SqlErasure:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif self._psycopg():
             # One round trip: BEGIN and the lock wait bound of this transaction only.
-            conn.connection.driver_connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{wait}s'")
+            driver_of(conn).execute(f"BEGIN; SET LOCAL lock_timeout = '{wait}s'")
         else:
             if self.family == "mysql" and not conn.info.get("dsr_lock_wait"):
                 conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {wait}")
@@ -262,7 +286,7 @@ class SqlErasure:
         conn = self._tx()
         cursor = conn.info.get("dsr_erase_cursor")
         if cursor is None or cursor.closed:
-            cursor = conn.info["dsr_erase_cursor"] = conn.connection.driver_connection.cursor()
+            cursor = conn.info["dsr_erase_cursor"] = driver_of(conn).cursor()
         return cursor
 
     def _pg_run(self, text: str, values: list[Any], doing: str) -> int:
@@ -538,8 +562,8 @@ class SqlErasure:
             )
             try:
                 for partition in result.partitions():
-                    for row in partition:
-                        yield tuple(row[:width]), row[width]
+                    for found in partition:
+                        yield tuple(found[:width]), found[width]
             finally:
                 result.close()
         except sa.exc.DBAPIError as exc:

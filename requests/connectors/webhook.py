@@ -179,7 +179,8 @@ class WebhookConnector(Connector):
             raise TransientStoreError(
                 f"webhook {self._where}: the host name does not resolve"
             ) from None
-        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        # str() for the type checker only: an IPv4 or IPv6 socket address starts with its text.
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         if not self.allow_private and any(_blocked(a) for a in addresses):
             raise AddressNotAllowed(
                 f"webhook {self._where}: the host resolves to a private, loopback or link-local "

@@ -201,7 +201,9 @@ def _flat(name: str) -> str:
 
 def names_table(column: str, table: str) -> bool:
     stem = _stem(column)
-    return bool(stem) and _flat(table) in _table_forms(stem)
+    if not stem:
+        return False
+    return _flat(table) in _table_forms(stem)
 
 
 def _compatible(a: str, b: str) -> bool:
@@ -260,11 +262,12 @@ def draft_map(tables: Iterable[TableInfo]) -> StoreMap:
                     "a reference names one field"
                 )
                 continue
-            column = table.column(fk.columns[0])
+            fk_column = table.column(fk.columns[0])
+            assert fk_column is not None  # a foreign key's columns are its own table's
             declared.add(fk.columns[0])
             tname = names[(target.schema, target.name)]
             _add_reference(
-                fields, column, tname, fk.referred_columns[0], cname, person_tables, notes, False
+                fields, fk_column, tname, fk.referred_columns[0], cname, person_tables, notes, False
             )
 
         for column in table.columns:

@@ -236,8 +236,9 @@ def erase_person(
         if target.erases_by_identity:
             # The service is sent the values its references point at (the shop's customer ids),
             # found wherever the referenced records are.
-            for ref in collection.reference_fields().values():
-                watch.setdefault(Node(ref.store or store, ref.collection), set()).add(ref.field)
+            for points_at in collection.reference_fields().values():
+                referred = Node(points_at.store or store, points_at.collection)
+                watch.setdefault(referred, set()).add(points_at.field)
     collector = _Collector(watch)
     searched = graph.stores_leading_to(set(watch))
     if target.erases_by_identity:

@@ -37,7 +37,7 @@ collection starts with the portal's default, delete, for staff to review).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from requests.engine.mapfile import (
     MapError,
@@ -89,6 +89,11 @@ class _Importer:
     def problem(self, path: Path, message: str) -> None:
         self.problems.append(MapProblem(line_of(self.lines, path), _dotted(path), message))
 
+    def refuse(self, path: Path, message: str) -> NoReturn:
+        """A problem that stops the import here: raised with every problem found so far."""
+        self.problem(path, message)
+        raise MapError(self.problems)
+
     def fail_if_problems(self) -> None:
         if self.problems:
             raise MapError(self.problems)
@@ -98,17 +103,14 @@ class _Importer:
         if isinstance(datasets, dict):
             datasets = [datasets]
         if not isinstance(datasets, list) or not datasets:
-            self.problem((), "a Fides dataset file has a `dataset:` list")
-            self.fail_if_problems()
+            self.refuse((), "a Fides dataset file has a `dataset:` list")
         keys = [d.get("fides_key") if isinstance(d, dict) else None for d in datasets]
         if wanted is not None:
             if wanted not in keys:
-                self.problem(("dataset",), f"no dataset {wanted!r} here (found: {keys})")
-                self.fail_if_problems()
+                self.refuse(("dataset",), f"no dataset {wanted!r} here (found: {keys})")
             index = keys.index(wanted)
         elif len(datasets) > 1:
-            self.problem(("dataset",), f"several datasets ({keys}); say which to import")
-            self.fail_if_problems()
+            self.refuse(("dataset",), f"several datasets ({keys}); say which to import")
         else:
             index = 0
         store_map = self.dataset(datasets[index], ("dataset", index))

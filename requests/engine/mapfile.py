@@ -208,6 +208,7 @@ def _refuse_aliases_and_depth(text: str) -> None:
     depth = 0
     for event in yaml.parse(text, Loader=_Loader):
         mark = event.start_mark
+        assert mark is not None  # the parser marks every event it emits
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise MapError(
                 [

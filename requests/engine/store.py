@@ -66,6 +66,9 @@ class StoreError(Exception):
     """A store could not do what was asked. The message never contains credentials or data."""
 
     transient: ClassVar[bool] = False
+    # The store that failed, set by the engine when it names it in the message (so an outer
+    # lookup does not wrap the error again).
+    store: str | None = None
 
 
 class TransientStoreError(StoreError):
