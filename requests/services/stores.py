@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 # Stores that staff search by hand: the finder skips them, staff get a task instead. Read from
 # the connectors' capability flags (requests.connectors.registry), for database queries by kind.
 UNSEARCHABLE_KINDS = kinds_where("searchable", False)
+# Stores whose erasure the portal hands over (to staff by hand, or to a recipient's service) and
+# then waits for.
+HANDED_OVER_KINDS = kinds_where("is_manual") | kinds_where("erases_by_identity")
 # Options the portal sets from its settings (or the store's secret): a store may not set them.
 RESERVED_OPTIONS = frozenset({"allow_private", "allowed_roots", "secret"})
 

@@ -14,6 +14,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from requests.assurance import searchable_identity
+from requests.connectors.registry import connector_class
 from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import StoreMap
 from requests.models import (
@@ -21,7 +22,6 @@ from requests.models import (
     DataRequest,
     ErasureCertificate,
     Job,
-    StoreKind,
     SuppressionEntry,
 )
 from requests.services import jobs as job_service
@@ -32,6 +32,7 @@ from requests.services.erasure.suppression import suppression_record
 from requests.services.erasure.sweep import SweepResult, erasure_sweep
 from requests.services.errors import NotFound, ServiceError
 from requests.services.job_holds import request_maps
+from requests.services.stores import HANDED_OVER_KINDS
 from requests.states import Kind, Status
 
 CERTIFICATE_FORMAT = "dsr-erasure-certificate/1"
@@ -122,7 +123,7 @@ def _store_entry(job: Job, maps: dict[str, StoreMap]) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
     }
-    if job.store.kind == StoreKind.MANUAL:
+    if connector_class(job.store.kind).is_manual:
         entry["method"] = "by hand (manual store)"
         entry["system"] = system_name(job.store)
         entry["confirmed_by"] = counts.get("confirmed_by")
@@ -130,7 +131,7 @@ def _store_entry(job: Job, maps: dict[str, StoreMap]) -> dict[str, Any]:
         return entry
     entry["method"] = (
         "sent to the recipient (Art. 19)"
-        if job.store.kind == StoreKind.WEBHOOK
+        if connector_class(job.store.kind).erases_by_identity
         else "erased by the portal"
     )
     collections = []
@@ -228,7 +229,7 @@ def certificate_content(
                 "finished_at": entry["finished_at"],
             }
             for entry in stores
-            if entry["kind"] in (StoreKind.WEBHOOK, StoreKind.MANUAL)
+            if entry["kind"] in HANDED_OVER_KINDS
         ],
         "sweep": sweep.to_json(),
         "suppression": {

@@ -16,14 +16,15 @@ from django.db.models import Q
 from django.utils import timezone
 
 from requests import clock
+from requests.connectors.registry import connector_class, kinds_where
 from requests.crypto import keyed_hash
 from requests.engine.store import StoreError, TransientStoreError
 from requests.engine.storemap import StoreMap
-from requests.models import ConnectedStore, DataRequest, Job, JobState, StoreKind
+from requests.models import ConnectedStore, DataRequest, Job, JobState
 from requests.services import jobs as job_service
 from requests.services.errors import ServiceError
 from requests.services.lifecycle import request_flag_attention
-from requests.services.stores import store_connector, store_map
+from requests.services.stores import HANDED_OVER_KINDS, store_connector, store_map
 from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def task_due_on(job: Job) -> date | None:
 def _handed_over_jobs():
     return (
         Job.objects.filter(state=JobState.WAITING)
-        .filter(Q(store__kind=StoreKind.MANUAL) | Q(store__kind=StoreKind.WEBHOOK))
+        .filter(store__kind__in=HANDED_OVER_KINDS)
         .filter(request__status__in=[Status.PROCESSING, Status.NEEDS_ATTENTION])
         .select_related("store", "request")
     )
@@ -119,7 +120,7 @@ def staff_tasks(
     for job in jobs.order_by("request__due_on", "pk")[offset : offset + limit]:
         due = task_due_on(job)
         late = due is not None and due < today
-        manual = job.store.kind == StoreKind.MANUAL
+        manual = connector_class(job.store.kind).is_manual
         if manual and job.store_id not in systems:
             systems[job.store_id] = (system_name(job.store), _owner(job.store))
         entry: dict[str, Any] = {
@@ -156,7 +157,9 @@ def request_job_summaries(*, request: DataRequest) -> list[dict[str, Any]]:
         if job.state == JobState.HELD:
             entry["waiting_for"] = "other_work"  # `held_for`: the access package, or other stores
         elif job.state == JobState.WAITING:
-            entry["waiting_for"] = "staff" if job.store.kind == StoreKind.MANUAL else "recipient"
+            entry["waiting_for"] = (
+                "staff" if connector_class(job.store.kind).is_manual else "recipient"
+            )
             due = task_due_on(job)
             entry["due_on"] = due
             entry["overdue"] = due is not None and due < clock.today()
@@ -170,7 +173,9 @@ def recipients_check() -> dict[str, int]:
     done = failed = flagged = 0
     # Requests that need staff for another reason are asked about too, so that their jobs
     # show where the recipients stand when staff look.
-    pending = _handed_over_jobs().filter(kind=Kind.ERASURE, store__kind=StoreKind.WEBHOOK)
+    pending = _handed_over_jobs().filter(
+        kind=Kind.ERASURE, store__kind__in=kinds_where("erases_by_identity")
+    )
     for job in pending.order_by("pk")[:CHECK_BATCH]:
         outcome = _check_downstream(job)
         done += outcome == "done"
@@ -261,7 +266,7 @@ def _flag(request_id: int, reason: str) -> bool:
 def _flag_overdue(job: Job, due: date) -> bool:
     what = (
         f"the manual task in {system_name(job.store)}"
-        if job.store.kind == StoreKind.MANUAL
+        if connector_class(job.store.kind).is_manual
         else f"the recipient {job.store.name} has not confirmed its erasure; it"
     )
     return _flag(job.request_id, f"{job.store.name}: {what} was due on {due.isoformat()}.")

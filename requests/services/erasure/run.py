@@ -12,12 +12,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from requests.assurance import searchable_identity
+from requests.connectors.registry import connector_class
 
 # The engine is reached through its module, at call time, so that tests can stand in for
 # `erase_person` and `find_remaining` on `requests.engine.erasure`.
 from requests.engine import erasure as erasure_engine
 from requests.engine.store import Connector, PermanentStoreError
-from requests.models import DataRequest, Job, StoreKind
+from requests.models import DataRequest, Job
 from requests.services import jobs as job_service
 from requests.services.erasure.recipients import manual_task_reason, system_name
 from requests.services.errors import ServiceError
@@ -96,7 +97,7 @@ def result_collections(counts: dict) -> dict[str, dict]:
 
 def erasure_execute(job: Job) -> JobOutcome:
     """Erase the person's records in the job's store (found through every store)."""
-    if job.store.kind == StoreKind.MANUAL:
+    if connector_class(job.store.kind).is_manual:
         return JobOutcome(
             counts={"task": {"system": system_name(job.store), "action": "erase by hand"}},
             waiting_reason=manual_task_reason(job.store, kind=Kind.ERASURE),

@@ -150,7 +150,7 @@ def suppression_reapply(
             if connector is None:
                 summary.skipped[store.name] = "a manual store: its owner checks it by hand"
                 continue
-            if type(connector).scan_values is Connector.scan_values:
+            if not connector.can_scan_values:
                 summary.skipped[store.name] = (
                     f"{connector.kind} stores cannot list their identity values; "
                     "ask the recipient to reapply its own erasures"
