@@ -21,6 +21,7 @@ from requests.models.request import Source
 from requests.queueing import enqueue
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import ServiceError, TransitionNotAllowed
+from requests.services.identifiers import identifier_mark_verified
 from requests.services.notices import notice_owe
 from requests.states import TERMINAL, Kind, RejectionReason, Status, can_transition
 
@@ -129,8 +130,6 @@ def request_mark_verified(*, request: DataRequest, method: str) -> DataRequest:
         **fields,
     )
     # The request's own check proves its email; the other identifiers are proven one by one.
-    from requests.services.identifiers import identifier_mark_verified
-
     identifier_mark_verified(
         request=verified,
         identity_type="email",
