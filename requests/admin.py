@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
+from requests.connectors.registry import CONNECTORS
 from requests.models import AuditEvent, ConnectedStore, DataRequest, Job, StaffProfile
 from requests.services import stores
 from requests.services.audit import actor_for_user, audit_record
@@ -38,7 +39,8 @@ class ConnectedStoreForm(forms.ModelForm):
             return url
         if self.instance.pk:
             return self.instance.url
-        if self.cleaned_data.get("kind") != "manual":
+        kind = CONNECTORS.get(self.cleaned_data.get("kind", ""))
+        if kind is None or kind.needs_url:
             raise forms.ValidationError("A connection URL is needed for this kind of store.")
         return ""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
+from requests.connectors.registry import CONNECTORS
 from requests.models import DataRequest, ErasureCertificate
 from requests.states import Kind, Status
 
@@ -107,9 +108,10 @@ def erasure_outcome(request: DataRequest) -> dict[str, Any] | None:
     content = certificate.content or {}
     erased = []
     for store in content.get("stores", []):
-        if store.get("kind") == "manual":
+        kind = CONNECTORS.get(store.get("kind", ""))
+        if kind is not None and kind.is_manual:
             erased.append({"how": "manual", "where": store.get("system") or store.get("store")})
-        elif store.get("kind") == "webhook":
+        elif kind is not None and kind.erases_by_identity:
             erased.append({"how": "recipient", "where": store.get("store")})
         else:
             for row in store.get("collections", []):
