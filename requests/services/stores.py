@@ -29,6 +29,8 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from requests.connectors.registry import CONNECTORS, connector_class, connector_for, kinds_where
+from requests.engine import discovery, mapfile
+from requests.engine.mapfile import dump_store_map
 from requests.engine.store import Connector, PermanentStoreError, StoreError
 from requests.engine.storemap import EraseAction, StoreMap
 from requests.models import ConnectedStore, Job, StoreKind
@@ -88,8 +90,6 @@ def parse_map(
     With `kind`, also what that kind of store cannot do (masking in Redis or a folder), so the
     map is refused when it is saved rather than when an erasure runs.
     """
-    from requests.engine import mapfile
-
     limit = settings.PORTAL_MAP_MAX_BYTES
     try:
         parsed = mapfile.load_store_map(map_yaml, store_names=store_names, max_bytes=limit)
@@ -121,8 +121,6 @@ def _check_map_fits_kind(parsed: StoreMap, kind: str) -> None:
 
 
 def dump_map(store_map: StoreMap) -> str:
-    from requests.engine.mapfile import dump_store_map
-
     return dump_store_map(store_map)
 
 
@@ -319,8 +317,6 @@ def store_create(
 def _discover(
     *, kind: str, url: str, name: str, options: dict, secret: str = "", progress=None
 ) -> StoreMap:
-    from requests.engine.discovery import discover
-
     try:
         connector = _connector(
             kind=kind, url=url, name=name, store_map=StoreMap(), options=options, secret=secret
@@ -331,7 +327,7 @@ def _discover(
     try:
         with connector:
             refuse_if_not_allowed(connector)
-            return discover(connector, progress=progress)
+            return discovery.discover(connector, progress=progress)
     except NotImplementedError as exc:
         raise ServiceError(str(exc), field="discover") from None
     except NOT_ALLOWED as exc:
