@@ -370,6 +370,9 @@ PORTAL_JOB_REQUEUE_AFTER = timedelta(
     seconds=env_int("PORTAL_JOB_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 )
 PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
+# Audit events are sealed into the chain right after their transaction commits; this sweep seals
+# those a crashed process left behind, so it bounds how long an event can stay unsealed.
+PORTAL_AUDIT_SEAL_SECONDS = env_int("PORTAL_AUDIT_SEAL_SECONDS", 60, minimum=1)
 # Kinds approved as soon as the person verifies (e.g. "access"); empty: staff review everything.
 # A request flagged possibly excessive, or with identifiers staff must still confirm, is reviewed.
 PORTAL_AUTO_APPROVE = env_list("PORTAL_AUTO_APPROVE", [])
@@ -526,6 +529,10 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-jobs": {
         "task": "requests.tasks.jobs_reconcile",
         "schedule": timedelta(seconds=PORTAL_RECONCILE_SECONDS),
+    },
+    "audit-seal-pending": {
+        "task": "requests.tasks.audit_seal_pending",
+        "schedule": timedelta(seconds=PORTAL_AUDIT_SEAL_SECONDS),
     },
     "reconcile-verification-emails": {
         "task": "requests.tasks.verifications_reconcile",

@@ -13,7 +13,7 @@ def request_by_reference(reference: str) -> DataRequest | None:
 
 
 def request_timeline(*, request: DataRequest):
-    return request.events.order_by("sequence")
+    return request.events.order_by("id")
 
 
 def request_jobs_summary(*, request: DataRequest) -> list[dict]:

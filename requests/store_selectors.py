@@ -56,6 +56,6 @@ def store_history(store: ConnectedStore) -> list[AuditEvent]:
     first. Events name a store by its name in their details, never by its URL."""
     return list(
         AuditEvent.objects.filter(action__startswith="store.", details__store=store.name).order_by(
-            "-sequence"
+            "-id"
         )[:HISTORY_LIMIT]
     )

@@ -17,6 +17,7 @@ from django.utils import timezone
 from requests import emails
 from requests.models import AccessPackage, DataRequest, ErasureCertificate
 from requests.services import (
+    audit,
     jobs,
     lifecycle,
     notices,
@@ -28,6 +29,10 @@ from requests.services.erasure.recipients import recipients_check
 from requests.states import Kind
 
 log = logging.getLogger(__name__)
+
+# Each beat run seals at most this many batches, so one run stays short after a long outage; the
+# next run carries on.
+AUDIT_SEAL_MAX_BATCHES = 20
 
 # Mail servers that are down or busy are worth retrying; a refused recipient is not.
 TRANSIENT_MAIL_ERRORS = (
@@ -234,3 +239,9 @@ def staff_digest_send() -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def requests_purge_closed_identities() -> int:
     return lifecycle.requests_purge_closed_identities()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def audit_seal_pending() -> int:
+    """Seal audit events whose process died between its commit and sealing them."""
+    return audit.audit_seal_all(max_batches=AUDIT_SEAL_MAX_BATCHES)

@@ -80,7 +80,7 @@ class CountsTable:
 
 @dataclass
 class Entry:
-    sequence: int
+    sequence: int | None  # None until the event is sealed into the chain, just after its commit
     when: datetime
     actor: str
     sentence: str

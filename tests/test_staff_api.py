@@ -91,7 +91,7 @@ def test_rejecting_needs_a_legal_reason_and_records_it(staff_api, staff_user):
     )
     assert response.status_code == 200
     assert response.json()["status"] == "rejected"
-    event = AuditEvent.objects.filter(request=request).latest("sequence")
+    event = AuditEvent.objects.filter(request=request).latest("id")
     assert event.action == "request.rejected"
     assert event.actor == f"staff:{staff_user.username}"
     assert event.details["reason"] == "manifestly_unfounded"

@@ -77,7 +77,7 @@ def _send_code(client, code, next_url=""):
 def _actions(username="dpo") -> list[str]:
     return list(
         AuditEvent.objects.filter(actor=f"staff:{username}")
-        .order_by("sequence")
+        .order_by("id")
         .values_list("action", flat=True)
     )
 

@@ -16,6 +16,14 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise TypeError("audit events are append-only")
 
+    def seal(self, *, pk: int, sequence: int, prev_hash: str, hash: str) -> int:
+        """Give one unsealed event its chain position: the only write an event ever gets.
+
+        It matches unsealed rows only, so a sealed event can never be moved or rewritten here.
+        """
+        unsealed = self.filter(pk=pk, sequence__isnull=True)
+        return models.QuerySet.update(unsealed, sequence=sequence, prev_hash=prev_hash, hash=hash)
+
 
 class AuditEvent(models.Model):
     """One entry in the append-only, hash-chained audit trail.
@@ -23,9 +31,13 @@ class AuditEvent(models.Model):
     `hash` covers the previous event's hash and this event's content, so changing or removing any
     event breaks every link after it; `manage.py audit verify` finds the first broken one. Details
     never hold personal data: only ids, counts, states and reasons.
+
+    An event is written "unsealed" (no sequence, prev_hash or hash) in the caller's transaction
+    and sealed into the chain just after it commits (see `requests/services/audit.py`). The id is
+    the order events were recorded in; `sequence` is their order in the chain.
     """
 
-    sequence = models.PositiveBigIntegerField(unique=True)
+    sequence = models.PositiveBigIntegerField(unique=True, null=True, blank=True)
     request = models.ForeignKey(
         "requests.DataRequest",
         on_delete=models.PROTECT,
@@ -37,15 +49,17 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64)
     created_at = models.DateTimeField()
     details = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    prev_hash = models.CharField(max_length=64, unique=True)
-    hash = models.CharField(max_length=64, unique=True)
+    prev_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["sequence"]
+        ordering = ["id"]
 
     def __str__(self) -> str:
+        if self.sequence is None:
+            return f"(unsealed) {self.action}"
         return f"#{self.sequence} {self.action}"
 
     def save(self, *args, **kwargs):
@@ -74,7 +88,7 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """A single row holding the newest link; appends lock it so the chain never forks."""
+    """A single row holding the newest link; sealing locks it so the chain never forks."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     sequence = models.PositiveBigIntegerField(default=0)

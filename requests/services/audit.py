@@ -1,8 +1,34 @@
-"""Appending to and checking the hash-chained audit trail."""
+"""Appending to, sealing and checking the hash-chained audit trail.
+
+Recording and sealing are two steps, so that no request's transaction holds the chain's lock:
+
+- `audit_record` inserts the event in the caller's transaction *unsealed*: no sequence, no
+  prev_hash, no hash. Recording locks nothing shared, so filings on different web workers no longer
+  wait for each other (before, every filing held the chain head's row lock from its read until its
+  commit, which serialised intake).
+- `audit_seal_pending` seals: in its own short transaction it locks the chain head and gives every
+  pending event, in the order they were recorded (id), the next sequence number and the hash of
+  the previous link: one pass seals everything pending (group commit). It runs on commit of every
+  transaction that recorded an event (after the commit, never raising into the request: on any
+  failure the events stay unsealed), from the `audit-seal-pending` beat task for leftovers (a
+  process that died between its commit and the sealing), before `audit verify` checks the chain,
+  and before a certificate names its completion event.
+- A sealed event is never written again (`AuditEventQuerySet.seal` touches unsealed rows only);
+  events still cannot be updated or deleted through the application.
+
+Tamper evidence. Once sealed, an event is covered exactly as before: changing or removing it breaks
+its link, and removing the newest events disagrees with the head. An unsealed event is not yet
+covered: in the window between its transaction's commit and its sealing (normally milliseconds,
+at most one beat interval, PORTAL_AUDIT_SEAL_SECONDS, after a crash) someone with write access to
+the database could change or delete it without `audit verify` noticing. The chain order is the
+order events were sealed, which can differ from the recorded order (id) between transactions that
+commit out of order; within one request's history the recorded order is what the timeline shows.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +45,11 @@ SUBJECT = "subject"
 # Verification streams the chain in pages of this many events: big enough to keep the number of
 # queries small, small enough that a chain of millions never sits in memory.
 VERIFY_BATCH = 2000
+# One sealing transaction seals at most this many events, so the head's lock is held briefly even
+# after a long outage left many behind; the beat task runs several passes.
+SEAL_BATCH = 500
+
+logger = logging.getLogger(__name__)
 
 
 def actor_for_user(user) -> str:
@@ -33,22 +64,72 @@ def audit_record(
     request: DataRequest | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Details must not hold personal data: ids, counts, states, reasons."""
-    head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+    """Record one event, unsealed; it is sealed into the chain once this transaction commits.
+
+    Details must not hold personal data: ids, counts, states, reasons.
+    """
     # Round-trip through JSON so the hash is computed over exactly what the database returns.
     clean_details = json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
     event = AuditEvent(
-        sequence=head.sequence + 1,
         request=request,
         actor=actor,
         action=action,
         created_at=timezone.now(),
         details=clean_details,
-        prev_hash=head.hash,
     )
-    event.hash = event.compute_hash(request.reference if request else None)
     event.save()
-    AuditChainHead.objects.filter(id=1).update(sequence=event.sequence, hash=event.hash)
+    transaction.on_commit(audit_seal_after_commit, robust=True)
+    return event
+
+
+def audit_seal_after_commit() -> None:
+    """Seal what the committed transaction recorded; a failure leaves it to the beat task."""
+    try:
+        if AuditEvent.objects.filter(sequence__isnull=True).exists():
+            audit_seal_pending()
+    except Exception:  # the request already committed; its events can wait for the beat task
+        logger.warning("audit events left unsealed after commit; the beat task will seal them")
+
+
+def audit_seal_pending(*, limit: int = SEAL_BATCH) -> int:
+    """Seal up to `limit` pending events in recorded order, in one short transaction; how many."""
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        pending = list(
+            AuditEvent.objects.filter(sequence__isnull=True)
+            .select_related("request")
+            .order_by("id")[:limit]
+        )
+        sequence, link = head.sequence, head.hash
+        for event in pending:
+            event.sequence, event.prev_hash = sequence + 1, link
+            event.hash = event.compute_hash(event.request.reference if event.request else None)
+            AuditEvent.objects.seal(
+                pk=event.pk, sequence=event.sequence, prev_hash=event.prev_hash, hash=event.hash
+            )
+            sequence, link = event.sequence, event.hash
+        if pending:
+            AuditChainHead.objects.filter(id=1).update(sequence=sequence, hash=link)
+        return len(pending)
+
+
+def audit_seal_all(*, max_batches: int | None = None) -> int:
+    """Seal pending events batch by batch until none are left (or `max_batches` ran)."""
+    sealed = batches = 0
+    while max_batches is None or batches < max_batches:
+        count = audit_seal_pending()
+        sealed += count
+        batches += 1
+        if count < SEAL_BATCH:
+            break
+    return sealed
+
+
+def audit_event_sealed(event: AuditEvent) -> AuditEvent:
+    """The event with its chain position, sealing what is pending first if it has none yet."""
+    if event.sequence is None:
+        audit_seal_all()
+        event.refresh_from_db()
     return event
 
 
@@ -60,8 +141,13 @@ class ChainReport:
     problem: str = ""
 
 
-def audit_verify() -> ChainReport:
-    """Walk the chain from the start; name the first event whose link or content does not match."""
+def audit_verify(*, seal: bool = True) -> ChainReport:
+    """Walk the chain from the start; name the first event whose link or content does not match.
+
+    Pending events are sealed first (with `seal`), so the whole recorded trail is checked.
+    """
+    if seal:
+        audit_seal_all()
     expected_prev = GENESIS_HASH
     expected_sequence = 1
     checked = 0

@@ -97,7 +97,7 @@ def test_a_dpo_signs_in_with_a_second_factor_searches_the_queue_and_opens_a_requ
         "-c",
         "from requests.models import AuditEvent; "
         "print(list(AuditEvent.objects.filter(actor='staff:dpo', action__startswith="
-        "'staff.').order_by('sequence').values_list('action', flat=True)))",
+        "'staff.').order_by('id').values_list('action', flat=True)))",
     )
     assert (
         "['staff.second_factor_enrolled', 'staff.second_factor_refused', "

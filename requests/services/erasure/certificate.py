@@ -25,7 +25,7 @@ from requests.models import (
     SuppressionEntry,
 )
 from requests.services import jobs as job_service
-from requests.services.audit import SYSTEM, audit_record
+from requests.services.audit import SYSTEM, audit_event_sealed, audit_record
 from requests.services.erasure.recipients import downstream_of, system_name
 from requests.services.erasure.run import COUNT_NAMES, result_collections
 from requests.services.erasure.suppression import suppression_record
@@ -201,9 +201,7 @@ def certificate_content(
                     }
                 )
     approved = (
-        AuditEvent.objects.filter(request=request, action="request.approved")
-        .order_by("sequence")
-        .last()
+        AuditEvent.objects.filter(request=request, action="request.approved").order_by("id").last()
     )
     return {
         "format": CERTIFICATE_FORMAT,
@@ -254,10 +252,11 @@ def erasure_certificate(*, request: DataRequest) -> dict[str, Any]:
             f"is {request.status}."
         )
     completed = (
-        AuditEvent.objects.filter(request=request, action="request.completed")
-        .order_by("sequence")
-        .last()
+        AuditEvent.objects.filter(request=request, action="request.completed").order_by("id").last()
     )
+    if completed is not None:
+        # The certificate names the event's place in the chain, so it must have one.
+        completed = audit_event_sealed(completed)
     document = json.loads(json.dumps(certificate.content, cls=DjangoJSONEncoder))
     document["completed_at"] = request.closed_at
     document["certificate_sha256"] = certificate.sha256
