@@ -10,9 +10,10 @@ Recording and sealing are two steps, so that no request's transaction holds the 
   pending event, in the order they were recorded (id), the next sequence number and the hash of
   the previous link: one pass seals everything pending (group commit). It runs on commit of every
   transaction that recorded an event (after the commit, never raising into the request: on any
-  failure the events stay unsealed), from the `audit-seal-pending` beat task for leftovers (a
-  process that died between its commit and the sealing), before `audit verify` checks the chain,
-  and before a certificate names its completion event.
+  failure the events stay unsealed; a request that finds the head locked leaves its events to the
+  process holding it, which looks again after releasing it), from the `audit-seal-pending` beat
+  task for leftovers (a process that died between its commit and the sealing), before
+  `audit verify` checks the chain, and before a certificate names its completion event.
 - A sealed event is never written again (`AuditEventQuerySet.seal` touches unsealed rows only);
   events still cannot be updated or deleted through the application.
 
@@ -48,6 +49,8 @@ VERIFY_BATCH = 2000
 # One sealing transaction seals at most this many events, so the head's lock is held briefly even
 # after a long outage left many behind; the beat task runs several passes.
 SEAL_BATCH = 500
+# How many sealing passes a committing request makes at most (see audit_seal_after_commit).
+AFTER_COMMIT_PASSES = 5
 
 logger = logging.getLogger(__name__)
 
@@ -83,18 +86,33 @@ def audit_record(
 
 
 def audit_seal_after_commit() -> None:
-    """Seal what the committed transaction recorded; a failure leaves it to the beat task."""
+    """Seal what the committed transaction recorded; a failure leaves it to the beat task.
+
+    It does not queue for the head's lock: when another process holds it, that process is sealing
+    and looks again for pending events after releasing it, and this transaction committed before
+    it tried, so that second look finds its events. Bounded passes keep one request's share short
+    under constant load; whatever is left then goes with the next commit or the beat task.
+    """
     try:
-        if AuditEvent.objects.filter(sequence__isnull=True).exists():
-            audit_seal_pending()
+        for _ in range(AFTER_COMMIT_PASSES):
+            if not AuditEvent.objects.filter(sequence__isnull=True).exists():
+                return
+            if audit_seal_pending(wait=False) is None:
+                return
     except Exception:  # the request already committed; its events can wait for the beat task
         logger.warning("audit events left unsealed after commit; the beat task will seal them")
 
 
-def audit_seal_pending(*, limit: int = SEAL_BATCH) -> int:
-    """Seal up to `limit` pending events in recorded order, in one short transaction; how many."""
+def audit_seal_pending(*, limit: int = SEAL_BATCH, wait: bool = True) -> int | None:
+    """Seal up to `limit` pending events in recorded order, in one short transaction; how many.
+
+    With `wait=False`, None when another process holds the chain head (it is sealing already).
+    """
+    AuditChainHead.objects.get_or_create(id=1)
     with transaction.atomic():
-        head, _ = AuditChainHead.objects.select_for_update().get_or_create(id=1)
+        head = AuditChainHead.objects.select_for_update(skip_locked=not wait).filter(id=1).first()
+        if head is None:
+            return None
         pending = list(
             AuditEvent.objects.filter(sequence__isnull=True)
             .select_related("request")
@@ -117,10 +135,11 @@ def audit_seal_all(*, max_batches: int | None = None) -> int:
     """Seal pending events batch by batch until none are left (or `max_batches` ran)."""
     sealed = batches = 0
     while max_batches is None or batches < max_batches:
-        count = audit_seal_pending()
+        count = audit_seal_pending() or 0
         sealed += count
         batches += 1
-        if count < SEAL_BATCH:
+        # Stop only on an empty pass: whoever found the head locked meanwhile relies on this look.
+        if count == 0:
             break
     return sealed
 
