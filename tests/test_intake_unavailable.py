@@ -1,14 +1,16 @@
 """A database error while filing answers 503 with Retry-After (API and page), never 500.
 
-The error is a real one from PostgreSQL: another session holds the audit chain's head row, and
-the portal's session is told to give up waiting for a lock at once (lock_timeout).
+The error is a real one from PostgreSQL: another session locks the audit events' table against
+writes, so the filing's audit event cannot be inserted, and the portal's session is told to give
+up waiting for a lock at once (lock_timeout). (Filings no longer lock the audit chain's head, so
+holding that row, as this test once did, no longer stops them.)
 """
 
 import pytest
 from django.db import connection
 from django.urls import reverse
 
-from requests.models import AuditChainHead, DataRequest
+from requests.models import DataRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +21,6 @@ def database_failing_on_filing():
         pytest.skip("needs the portal on PostgreSQL (lock_timeout); set DATABASE_URL to one")
     import psycopg
 
-    AuditChainHead.objects.get_or_create(id=1)
     params = connection.settings_dict
     other = psycopg.connect(
         host=params["HOST"],
@@ -29,7 +30,7 @@ def database_failing_on_filing():
         dbname=params["NAME"],
     )
     try:
-        other.execute("SELECT 1 FROM requests_auditchainhead WHERE id = 1 FOR UPDATE")
+        other.execute("LOCK TABLE requests_auditevent IN SHARE MODE")
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '200ms'")
         yield
