@@ -42,7 +42,8 @@ def queued_tasks(callbacks) -> list[tuple[str, list]]:
     """(task name, args) of each Celery task sent on commit."""
     out = []
     for callback in callbacks:
-        task = getattr(callback.func, "__self__", None)
+        # Other on-commit work (sealing the audit events) is not a task: only partials of one are.
+        task = getattr(getattr(callback, "func", None), "__self__", None)
         if task is not None:
             out.append((task.name, callback.keywords["args"]))
     return out
