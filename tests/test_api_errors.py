@@ -287,3 +287,11 @@ def test_a_content_length_that_is_not_a_number_is_a_400(public_api):
     )
     assert response.status_code == 400
     assert _error(response)["code"] == "bad_length"
+
+
+def test_options_on_the_certificate_as_a_page_describes_the_view_instead_of_failing(staff_api):
+    response = staff_api.options("/api/v1/staff/requests/nothing-here/certificate/?format=html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"<title>Erasure certificate</title>" in response.content

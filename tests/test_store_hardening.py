@@ -286,6 +286,23 @@ def test_a_disabled_store_is_not_previewed_nor_given_jobs_and_both_changes_are_a
     ]
 
 
+def test_a_store_deleted_while_it_is_being_disabled_is_not_found_not_a_server_error(
+    staff_api, demo_shop
+):
+    # Two staff members at once: one reads the store, the other deletes it, then the first
+    # disables or edits it (found by schemathesis against gunicorn's several workers).
+    store = ConnectedStore.objects.get(name="shop")
+    assert staff_api.delete(f"{API}shop/").status_code == 204
+
+    from requests.services.errors import NotFound
+
+    with pytest.raises(NotFound):
+        stores.store_set_enabled(store=store, enabled=False, actor=SYSTEM)
+    with pytest.raises(NotFound):
+        stores.store_update_map(store=store, map_yaml=DEMO_MAP, actor=SYSTEM)
+    assert not AuditEvent.objects.filter(action="store.disabled").exists()
+
+
 def test_enabling_needs_a_boolean(staff_api, demo_shop):
     response = staff_api.patch(f"{API}shop/", {"enabled": "perhaps"}, format="json")
     assert response.status_code == 400

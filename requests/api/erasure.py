@@ -51,9 +51,14 @@ class CertificateHTMLRenderer(BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         response = (renderer_context or {}).get("response")
-        if response is not None and response.status_code >= 400:
+        is_error = response is not None and response.status_code >= 400
+        # Anything but a certificate (an error, or OPTIONS' description of the view) is a short
+        # page: the certificate's template needs a certificate's fields.
+        if is_error or not isinstance(data, dict) or "sweep" not in data:
             error = data.get("error") if isinstance(data, dict) else None
             message = error.get("message", "") if isinstance(error, dict) else ""
+            if not is_error and isinstance(data, dict):
+                message = str(data.get("description") or data.get("name") or "")
             return (
                 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
                 f"<title>Erasure certificate</title></head><body><p>{escape(message)}</p>"

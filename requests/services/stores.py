@@ -353,10 +353,18 @@ def store_discover(*, store: ConnectedStore, progress=None) -> StoreMap:
     )
 
 
+def _lock_live_store(store: ConnectedStore) -> ConnectedStore:
+    """The store's row, locked; NotFound when another request deleted it since it was read."""
+    locked = live_stores().select_for_update().filter(pk=store.pk).first()
+    if locked is None:
+        raise NotFound("No store with this name.")
+    return locked
+
+
 @transaction.atomic
 def store_update_map(*, store: ConnectedStore, map_yaml: str, actor: str) -> ConnectedStore:
     parsed = parse_map(map_yaml, store_names=_store_names(), kind=store.kind)
-    locked = ConnectedStore.objects.select_for_update().get(pk=store.pk)
+    locked = _lock_live_store(store)
     locked.map_yaml = map_yaml
     locked.save(update_fields=["map_yaml", "updated_at"])
     audit_record(
@@ -372,7 +380,7 @@ def store_set_enabled(*, store: ConnectedStore, enabled: bool, actor: str) -> Co
     """Enable or disable a store. A disabled store is not searched, previewed or given jobs of
     requests approved from now on; jobs it already has still run (disable, then let them finish
     or see them fail, before deleting it)."""
-    locked = ConnectedStore.objects.select_for_update().get(pk=store.pk)
+    locked = _lock_live_store(store)
     changed = locked.enabled != enabled
     locked.enabled = enabled
     locked.save(update_fields=["enabled", "updated_at"])
