@@ -304,15 +304,7 @@ def classify(
         sample_size=0,
         skip_failed_stores=required is not None,
     )
-    if required in result.errors:
-        transient = required in result.transient
-        error = (TransientStoreError if transient else PermanentStoreError)(result.errors[required])
-        error.store = required
-        raise error
-    for failed in result.errors:
-        searchable.pop(failed, None)
-        for node in [n for n in collector.rows if n.store == failed]:
-            del collector.rows[node]
+    _forget_failed_stores(result, required, searchable, collector.rows)
     ownership = decide(model, collector.rows, searchable)
     ownership.searched = dict(searchable)
     return ownership
@@ -518,17 +510,7 @@ def find_owned(
         sample_size=0,
         skip_failed_stores=required is not None,
     )
-    if required in result.errors:
-        transient = required in result.transient
-        error = (TransientStoreError if transient else PermanentStoreError)(result.errors[required])
-        error.store = required
-        raise error
-    for failed in result.errors:
-        searchable.pop(failed, None)
-        for node in [n for n in collector.rows if n.store == failed]:
-            del collector.rows[node]
-        for node in [n for n in held if n.store == failed]:
-            del held[node]
+    _forget_failed_stores(result, required, searchable, collector.rows, held)
     ownership = decide(model, collector.rows, searchable)
     ownership.searched = dict(searchable)
     for node, records in held.items():
@@ -619,3 +601,21 @@ def _streaming(model: Model, plan) -> tuple[dict[Node, str], set[Node], set[Node
                 collect.add(edge.source)
                 queue.append(edge.source)
     return state, {n for n in collect if n in state}, twins
+
+
+def _forget_failed_stores(result, required: str | None, searchable: dict, *found: dict) -> None:
+    """Raise the required store's own failure; drop every other failed store and its rows.
+
+    Another store that cannot be searched must not fail this store's job (containment), but
+    its rows cannot be judged either, so they leave the decision with the store itself.
+    """
+    if required in result.errors:
+        transient = required in result.transient
+        error = (TransientStoreError if transient else PermanentStoreError)(result.errors[required])
+        error.store = required
+        raise error
+    for failed in result.errors:
+        searchable.pop(failed, None)
+        for rows in found:
+            for node in [n for n in rows if n.store == failed]:
+                del rows[node]
