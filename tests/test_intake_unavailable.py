@@ -6,6 +6,8 @@ up waiting for a lock at once (lock_timeout). (Filings no longer lock the audit 
 holding that row, as this test once did, no longer stops them.)
 """
 
+from contextlib import contextmanager
+
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -76,3 +78,47 @@ def test_the_try_again_page_speaks_the_persons_language(database_failing_on_fili
 
     assert response.status_code == 503
     assert "Veuillez réessayer dans un instant" in response.content.decode()
+
+
+@contextmanager
+def _sessions_locked():
+    """Another session holds the sessions table, so a middleware reading the signed-in session
+    (before any view runs) gets a real lock-timeout error from PostgreSQL."""
+    import psycopg
+
+    params = connection.settings_dict
+    other = psycopg.connect(
+        host=params["HOST"],
+        port=params["PORT"] or 5432,
+        user=params["USER"],
+        password=params["PASSWORD"],
+        dbname=params["NAME"],
+    )
+    try:
+        other.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        yield
+    finally:
+        other.rollback()
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+
+def test_a_database_error_in_a_middleware_before_any_view_answers_503_not_500(staff_user, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs the portal on PostgreSQL (lock_timeout); set DATABASE_URL to one")
+    from django.test import Client
+
+    settings.PORTAL_STAFF_2FA = "required"
+    # The test client re-raises errors by default; a real server answers with the error handler.
+    client = Client(raise_request_exception=False)
+    client.force_login(staff_user)
+
+    with _sessions_locked():
+        response = client.get("/staff/")
+
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) > 0
+    assert "Please try again in a moment" in response.content.decode()

@@ -12,6 +12,7 @@ Nothing here ever repeats what the person sent: messages come from the code, not
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -153,6 +154,11 @@ def page_not_found(request, exception=None):
 
 
 def server_error(request):
+    # A lost database outside any view (a middleware loading the session, say) reaches only this
+    # handler; it is the same 503 with Retry-After as in a view, not a 500.
+    if isinstance(sys.exc_info()[1], unavailable.DATABASE_UNAVAILABLE):
+        log.warning("database unavailable outside a view; answered 503")
+        return unavailable.unavailable_response(request)
     if _is_api(request):
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side; it was logged."),
