@@ -40,6 +40,11 @@ ROWS = [
     "INSERT INTO customers VALUES (1, 'stanisław.wójcik@wp.pl', 'Stanisław Wójcik'), "
     "(2, 'stanislaw.wojcik@wp.pl', 'Someone Else')",
     "INSERT INTO orders VALUES (10, 1, 'kajak'), (11, 2, 'rower')",
+    # One system keeps the domain in its ASCII (punycode) form, another in Unicode; a third
+    # address only looks alike.
+    "INSERT INTO customers VALUES (3, 'jürgen@xn--bcher-kva.example', 'Jürgen'), "
+    "(4, 'jürgen@bücher.example', 'Jürgen'), (5, 'jurgen@bucher.example', 'Someone Else')",
+    "INSERT INTO orders VALUES (12, 3, 'buch'), (13, 4, 'heft'), (14, 5, 'stift')",
 ]
 
 
@@ -141,6 +146,33 @@ def test_a_store_holding_an_internationalised_address_finds_and_packages_its_rec
     rows = data_json(zip_of(package))["stores"]["shop"]
     assert [r["id"] for r in rows["customers"]] == [1]  # not the ASCII look-alike
     assert [r["id"] for r in rows["orders"]] == [10]
+
+
+def test_a_store_holding_the_punycode_form_of_a_domain_is_matched_and_erased(
+    store_url, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    kind = "sqlite" if store_url.startswith("sqlite") else "postgresql"
+    ConnectedStore.objects.create(name="shop", kind=kind, url=store_url, map_yaml=MAP)
+    reference = file_request(kind="erasure", email="Jürgen@BÜCHER.example")
+    (message,) = mail.outbox
+    verified = public_api.post(
+        f"/api/v1/requests/{reference}/verify/", {"code": code_from(message)}
+    )
+    assert verified.status_code == 200, verified.content
+
+    preview = staff_api.get(f"/api/v1/staff/requests/{reference}/preview/").json()
+    collections = preview["stores"]["shop"]["collections"]
+    assert (collections["customers"]["count"], collections["orders"]["count"]) == (2, 2)
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+    assert detail["status"] == "completed", detail
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        customers = sorted(r[0] for r in conn.execute(sa.text("SELECT id FROM customers")))
+        orders = sorted(r[0] for r in conn.execute(sa.text("SELECT id FROM orders")))
+    engine.dispose()
+    assert customers == [1, 2, 5]  # both forms of the address gone, the look-alike kept
+    assert orders == [10, 11, 14]
 
 
 class _Inbox:

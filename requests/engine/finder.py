@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from requests.engine.graph import Entry, Node, WalkPlan, walk_plan
-from requests.engine.normalise import normalise
+from requests.engine.normalise import email_forms, normalise
 from requests.engine.store import (
     FIND_BATCH,
     Connector,
@@ -144,9 +144,11 @@ def normalise_identity(
             if value is None or not str(value).strip():
                 continue
             try:
-                normal.append(normalise(identity_type, str(value), region=phone_region))
+                one = normalise(identity_type, str(value), region=phone_region)
             except ValueError:
                 warnings.append(f"a {identity_type} value could not be read; it was not searched")
+                continue
+            normal.extend(email_forms(one) if identity_type == "email" else [one])
         if normal:
             out[identity_type] = list(dict.fromkeys(normal))
     return out, warnings

@@ -20,7 +20,7 @@ def normalise_email(value: str) -> str:
     `Stanisław.Wójcik@WP.pl` (composed or decomposed accents) is `stanisław.wójcik@wp.pl`, and
     `jürgen@xn--bcher-kva.example` is `jürgen@bücher.example`. Stores are matched on this form,
     so one holding the ASCII (punycode) form of a domain is matched only where the connector
-    compares normal forms itself.
+    compares normal forms itself, or searched with `email_forms`.
     """
     text = unicodedata.normalize("NFC", value.strip())
     local, at, domain = text.rpartition("@")
@@ -38,6 +38,20 @@ def email_domain(domain: str) -> str:
         return idna.decode(idna.encode(lowered, uts46=True))
     except (idna.IDNAError, UnicodeError):
         return lowered
+
+
+def email_forms(normal: str) -> list[str]:
+    """The ways a store may hold one normalised address: as it is, and, when its domain is
+    internationalised, with the domain in ASCII (punycode) form as mail systems often keep it.
+    Both name the same mailbox, so searching both searches only what the person proved."""
+    local, at, domain = normal.rpartition("@")
+    if not at or domain.isascii():
+        return [normal]
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return [normal]
+    return [normal, f"{local}@{ascii_domain}"]
 
 
 def parse_phone(value: str, region: str | None) -> phonenumbers.PhoneNumber:
