@@ -23,8 +23,10 @@ the store of the same name, or to the name given in `store_names`.
 
 Roles: a collection with identity fields is `person`; one whose data categories are all
 `system.*` (nothing personal: a catalogue, a lookup table) and whose references lead to no
-person is `reference` data, never erased and
-never walked onward, as Fides leaves it alone; the rest are `owned`. `fill_from_live` completes
+person is `reference` data, never erased and never walked onward, as Fides leaves it alone; the
+rest are `owned`. A reference between two `person` collections (a service request found by the
+requester's email, pointing at the employee who handled it) is a `mention`: the row is its own
+subject's, and the person it points at sees it as a shared row. `fill_from_live` completes
 an imported map from the live store's discovered one: keys where the dataset declares no primary
 key (Fides erases such collections by their references; the portal needs a key), and `nullable`
 references where the column allows null (`manage.py stores import-fides FILE --store NAME`).
@@ -189,6 +191,7 @@ class _Importer:
         for collection in collections.values():
             collection.role = _role_from_categories(collection)
         _own_what_leads_to_people(collections)
+        self.mentions_between_people(collections)
         for cname, collection in collections.items():
             if collection.role == Role.REFERENCE:
                 self.notes.append(
@@ -213,6 +216,27 @@ class _Importer:
                 )
             )
         return store_map
+
+    def mentions_between_people(self, collections: dict[str, Collection]) -> None:
+        """A reference from rows that are people found by their own identity (a service request
+        found by the requester's email) to another collection of people (the employee who
+        handled it) only mentions them: Fides reaches the row from either side, but the row is
+        its own subject's, and following it as ownership would erase or hand over other
+        people's rows to the person mentioned."""
+        for cname, collection in collections.items():
+            if collection.role != Role.PERSON:
+                continue
+            for fname, ref in collection.reference_fields().items():
+                target = collections.get(ref.collection)
+                if ref.store or target is None:
+                    continue
+                if target.role == Role.PERSON and ref.kind == RefKind.OWNER:
+                    ref.kind = RefKind.MENTION
+                    self.notes.append(
+                        f"{cname}.{fname} -> {ref.collection}: a mention (both collections hold "
+                        "people found by their own identity); say `kind: owner` if the rows "
+                        "belong to the row pointed at"
+                    )
 
     def erasure(self, cspec: dict) -> Erasure:
         override = (_meta(cspec).get("masking_strategy_override") or {}).get("strategy")

@@ -6,7 +6,7 @@ import pytest
 
 from requests.engine.fides import import_fides_dataset
 from requests.engine.mapfile import MapError, dump_store_map, load_store_map
-from requests.engine.storemap import Follow
+from requests.engine.storemap import Follow, RefKind
 
 # Written for these tests in the Fides dataset format (fides_meta with identity, primary_key and
 # references with a direction), with one collection in the older `fidesops_meta` spelling.
@@ -175,3 +175,42 @@ def test_a_yaml_syntax_error_in_a_fides_file_names_the_line():
     with pytest.raises(MapError) as caught:
         import_fides_dataset("dataset:\n  - fides_key: x\n    collections: [\n")
     assert caught.value.problems[0].line is not None
+
+
+def test_a_reference_between_two_collections_of_people_is_a_mention():
+    dataset = """\
+dataset:
+  - fides_key: desk
+    collections:
+      - name: employee
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: email
+            fides_meta: {identity: email}
+      - name: ticket
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: requester_email
+            fides_meta: {identity: email}
+          - name: employee_id
+            fides_meta:
+              references: [{field: employee.id, direction: from}]
+      - name: login
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: employee_id
+            fides_meta:
+              references: [{field: employee.id, direction: from}]
+"""
+    imported = import_fides_dataset(dataset)
+
+    handled = imported.collections["ticket"].fields["employee_id"].references
+    assert (handled.kind, handled.follow) == (RefKind.MENTION, Follow.CHILDREN)
+    assert any(
+        note.startswith("ticket.employee_id -> employee: a mention") for note in imported.notes
+    )
+    # A row with no identity of its own still belongs to the person it points at.
+    assert imported.collections["login"].fields["employee_id"].references.kind == RefKind.OWNER
