@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 
 from requests.connectors.registry import CONNECTORS
 from requests.models import AuditEvent, ConnectedStore, DataRequest, Job, StaffProfile
-from requests.services import stores
+from requests.services import store_health, stores
 from requests.services.audit import actor_for_user, audit_record
 from requests.services.errors import ServiceError
 
@@ -76,7 +76,7 @@ class ConnectedStoreAdmin(admin.ModelAdmin):
     @admin.action(description="Check the connection of the selected stores")
     def check_stores(self, request, queryset):
         for store in queryset:
-            result = stores.store_check(store=store, actor=actor_for_user(request.user))
+            result = store_health.store_check(store=store, actor=actor_for_user(request.user))
             level = messages.SUCCESS if result.ok else messages.ERROR
             self.message_user(request, f"{store.name}: {result.message}", level)
 

@@ -39,6 +39,16 @@ def erasure_words(action: str) -> str:
     }.get(action) or words(action)
 
 
+def instead_words(instead: str) -> str:
+    """What erasure does instead of the map's action (requests.engine.readiness)."""
+    if not instead:
+        return ""
+    return {
+        "mask": _("Masked instead: a loop of references (see the store's warnings)"),
+        "refuse": _("Erasure stops here with an error (see the store's warnings)"),
+    }.get(instead) or words(instead)
+
+
 @dataclass
 class SampleTable:
     columns: list[str]
@@ -53,6 +63,8 @@ class CollectionRow:
     # What erasure does instead to a row another kept row still points at (a delete's fallback).
     fallback: str = ""
     hold_basis: str = ""
+    # What erasure does instead of the map's action, said in full under the store's warnings.
+    instead: str = ""
     mismatches: int = 0
     mismatch_types: str = ""
     ownership: dict[str, int] = field(default_factory=dict)
@@ -117,6 +129,7 @@ def preview_stores(preview: dict[str, Any], *, with_samples: bool) -> list[Store
                         else ""
                     ),
                     hold_basis=entry.get("hold_basis", ""),
+                    instead=instead_words(entry.get("erasure_instead", "")),
                     mismatches=mismatch.get("count", 0),
                     mismatch_types=", ".join(
                         identity_type_label(t) for t in mismatch.get("types", [])

@@ -1,7 +1,7 @@
 """Reads for the stores pages: each live store with its health, and a store's history.
 
 Health is what a DPO needs to trust a store before approving work in it: the last connection
-check (kept on the store by `store_check`) and the latest job that failed in it.
+check (kept on the store by `store_health.store_check`) and the latest job that failed in it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import pytest
 
 from requests.engine.erasure import erase_person
-from requests.services.stores import open_connectors
+from requests.services.store_connections import open_connectors
 from tests.engine.erasure_helpers import HASH_KEY, execute
 from tests.erasure_fixtures import shop_and_crm
 

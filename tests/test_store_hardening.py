@@ -11,7 +11,7 @@ import pytest
 from requests.connectors.files import RootNotAllowed
 from requests.demo import DEMO_MAP, demo_database_build
 from requests.models import AuditEvent, ConnectedStore, Job
-from requests.services import jobs, lifecycle, stores
+from requests.services import jobs, lifecycle, store_health, stores
 from requests.services.audit import SYSTEM
 from requests.states import Status
 from tests.processes import free_port
@@ -120,7 +120,7 @@ def test_an_allow_private_option_saved_before_is_ignored_by_check_and_search(set
         options={"allow_private": True},
     )
 
-    check = stores.store_check(store=store)
+    check = store_health.store_check(store=store)
     with stores.store_connector(store) as connector:
         assert connector.allow_private is False
 
@@ -197,7 +197,7 @@ def test_the_account_id_passwd_never_reaches_etc_passwd(allowed, tmp_path):
                 connector.open_file(accounts, "passwd")
             with pytest.raises(RootNotAllowed):
                 connector.erase(accounts, ["passwd"])
-        assert stores.store_check(store=store).code == "not_allowed"
+        assert store_health.store_check(store=store).code == "not_allowed"
     with stores.store_connector(linked) as connector:
         accounts = connector.store_map.collections["accounts"]
         assert list(connector.find(accounts, "account_id", ["passwd"])) == []

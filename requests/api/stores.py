@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from requests import permissions
 from requests.models import ConnectedStore, StoreKind
-from requests.services import stores
+from requests.services import store_health, stores
 from requests.services.audit import actor_for_user
 from requests.services.store_checks import CHECK_MESSAGES
 
@@ -41,11 +41,27 @@ class CheckResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     code = serializers.ChoiceField(
         choices=sorted(CHECK_MESSAGES),
-        help_text="Stable: ok, invalid_map, invalid_url, not_allowed, unavailable, map_mismatch.",
+        help_text=(
+            "Stable: ok, invalid_map, invalid_url, not_allowed, unavailable, map_mismatch, "
+            "cannot_handle (the store answers, but a job would stop on its map)."
+        ),
     )
     message = serializers.CharField()
-    problems = serializers.ListField(child=serializers.CharField())
-    warnings = serializers.ListField(child=serializers.CharField())
+    problems = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What makes the check fail, each naming the collection (table) and fields.",
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=(
+            "What a job will do differently from what the map seems to ask (a loop erasure "
+            "masks), or do slowly (a large table searched without an index)."
+        ),
+    )
+    notes = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="How erasure goes about the store; nothing to fix.",
+    )
 
 
 class StoreSerializer(serializers.ModelSerializer):
@@ -202,5 +218,5 @@ class StoreCheckView(APIView):
 
     @extend_schema(request=None, responses=CheckResultSerializer, summary="Check the connection")
     def post(self, request, name: str):
-        result = stores.store_check(store=_store(name), actor=actor_for_user(request.user))
+        result = store_health.store_check(store=_store(name), actor=actor_for_user(request.user))
         return Response(CheckResultSerializer(result).data)

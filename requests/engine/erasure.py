@@ -686,18 +686,10 @@ def _without_reference_data(store_map: StoreMap) -> StoreMap:
     return copy
 
 
-def loop_warnings(store: str, store_map: StoreMap) -> list[str]:
-    """What erasure will do about loops of non-nullable references, for `stores check` and the
-    preview: in words a DPO can act on, naming the tables and columns."""
-    _, _, looped = erasure_order(store, store_map)
-    loops = sorted(set(looped.values()))
-    return [
-        f"loop of references none of which may be set to null ({loop}): erasure masks the "
-        "person's records in these tables instead of deleting them; mark one of these "
-        "references `nullable: true` if the column allows null, or mark a table "
-        "`role: reference` if it is catalogue data"
-        for loop in loops
-    ]
+def masked_fields(collection: Collection) -> list[str]:
+    """The fields erasure overwrites when it masks a record of `collection` (for `stores check`
+    and the preview, which say so before anyone approves: requests.engine.readiness)."""
+    return [mask.field for mask in _full_masks(collection)]
 
 
 def _hold_masks(collection: Collection) -> list[FieldMask]:

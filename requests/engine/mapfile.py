@@ -357,7 +357,7 @@ def check_store_map(
             problem((*base, "key"), "the key names a field twice")
 
     # A loop of non-nullable references is no error: erasure masks the person's records in it
-    # (requests.engine.erasure.loop_warnings says so in `stores check` and the preview).
+    # (requests.engine.readiness says so in `stores check` and the preview).
     return problems
 
 

@@ -58,7 +58,8 @@ from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
 from requests.services.jobs import JobOutcome, release_erasures_held_for
-from requests.services.stores import kept_connectors, store_map
+from requests.services.store_connections import kept_connectors
+from requests.services.stores import store_map
 from requests.states import Kind
 
 log = logging.getLogger(__name__)

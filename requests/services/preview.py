@@ -8,19 +8,16 @@ from typing import Any
 from django.conf import settings
 
 from requests.assurance import identifier_states, searchable_identity, unproven_identity
-from requests.engine.erasure import loop_warnings
 from requests.engine.finder import find_person, json_value
 from requests.engine.ownership import find_owned
 from requests.engine.store import StoreError
 from requests.models import ConnectedStore, DataRequest
 from requests.services.candidates import ProvenRecords, find_candidates
 from requests.services.errors import ServiceError
-from requests.services.stores import (
-    UNSEARCHABLE_KINDS,
-    open_connectors,
-    preview_add_store_failures,
-    store_map,
-)
+from requests.services.store_checks import redact
+from requests.services.store_connections import open_connectors
+from requests.services.store_health import store_readiness_of
+from requests.services.stores import UNSEARCHABLE_KINDS, live_stores, store_map
 from requests.states import Status
 
 PREVIEW_SAMPLE_SIZE = 3
@@ -47,6 +44,23 @@ def _classified_samples(connectors, identity, result) -> dict:
         for name in per:
             per[name] = samples.get(store, {}).get(name, [])
     return ownership.counts()
+
+
+def _add_store_failures(preview: dict[str, Any], failures: dict[str, str]) -> None:
+    """Report, in a preview, the stores that could not be opened (each under its own name) and
+    hide the addresses in the errors of those that failed while searched."""
+    urls = dict(live_stores().values_list("name", "url"))
+    errors = preview.setdefault("errors", {})
+    for name, message in list(errors.items()):
+        errors[name] = redact(message, urls.get(name, ""))
+        entry = preview.get("stores", {}).get(name)
+        if entry is not None and "error" in entry:
+            entry["error"] = errors[name]
+    for name, message in failures.items():
+        errors[name] = message
+        preview.setdefault("stores", {}).setdefault(name, {"collections": {}})["error"] = message
+    if failures:
+        preview["complete"] = False
 
 
 def request_preview(*, request: DataRequest) -> dict[str, Any]:
@@ -80,14 +94,17 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
             connectors, unproven_identity(request=request), proven, phone_region=region
         )
         maps = {name: connector.store_map for name, connector in connectors.items()}
+        kinds = {name: connector.kind for name, connector in connectors.items()}
         # What the package and the erasure will see: the same classification (issue 9).
         working = {n: c for n, c in connectors.items() if n not in result.errors}
         ownership = _classified_samples(working, searchable_identity(request=request), result)
     preview = result.to_json()
-    preview_add_store_failures(preview, failures)
+    _add_store_failures(preview, failures)
     proven.annotate(preview)
     preview["identifiers"] = identifier_states(request=request)
     preview["candidates"] = candidates
+    # What erasure will refuse or do differently in each store, in `stores check`'s words.
+    readiness = {name: store_readiness_of(name, kinds[name], maps) for name in maps}
     for store_name, store in preview["stores"].items():
         stored_map = maps.get(store_name)
         for collection_name, entry in store["collections"].items():
@@ -109,11 +126,16 @@ def request_preview(*, request: DataRequest) -> dict[str, Any]:
                     entry["erasure_fallback"] = collection.erasure.fallback.value
                 if collection.erasure.basis:
                     entry["hold_basis"] = collection.erasure.basis
+                instead = readiness[store_name].erasure_instead.get(collection_name)
+                if instead is not None:
+                    # "mask" (a loop no nullable reference breaks) or "refuse" (no key).
+                    entry["erasure_instead"] = instead
     preview["erasure_warnings"] = {
-        name: warnings
-        for name, stored_map in maps.items()
-        if (warnings := loop_warnings(name, stored_map))
+        name: [*ready.problems, *ready.warnings]
+        for name, ready in readiness.items()
+        if ready.problems or ready.warnings
     }
+    preview["erasure_notes"] = {name: r.notes for name, r in readiness.items() if r.notes}
     preview["total"] = sum(
         entry["count"]
         for store in preview["stores"].values()

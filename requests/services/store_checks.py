@@ -16,7 +16,6 @@ from urllib.parse import unquote, urlsplit
 
 from requests.connectors.files import RootNotAllowed
 from requests.connectors.webhook import AddressNotAllowed
-from requests.engine.erasure import loop_warnings
 from requests.engine.store import CheckResult, Connector, StoreError
 from requests.models import ConnectedStore
 from requests.services.errors import ServiceError
@@ -41,6 +40,10 @@ CHECK_MESSAGES = {
         "or the credentials."
     ),
     "map_mismatch": "The store answers, but it lacks what its map names; the problems say what.",
+    "cannot_handle": (
+        "The store answers and holds what its map names, but an access or erasure job would "
+        "stop on its map as it stands; the problems say where."
+    ),
 }
 
 
@@ -53,6 +56,8 @@ class StoreCheck:
     message: str
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # How erasure will go about the store, nothing to fix (a reference it sets to null first).
+    notes: list[str] = field(default_factory=list)
 
 
 def refuse_if_not_allowed(connector: Connector) -> None:
@@ -124,8 +129,6 @@ def check_connector(store: ConnectedStore, connector: Connector) -> StoreCheck:
         except Exception as exc:  # a driver's surprise must not turn a check into a 500
             log.exception("store %s: the check failed unexpectedly", store.name)
             return failed(store, "unavailable", type(exc).__name__)
-    # What erasure will do about loops of non-nullable references, said before anyone approves.
-    result.warnings.extend(loop_warnings(store.name, connector.store_map))
     if result.ok:
         warnings = [redact(w, store.url) for w in result.warnings]
         return StoreCheck(True, "ok", CHECK_MESSAGES["ok"], [], warnings)

@@ -184,6 +184,7 @@ def _preview(http, data_request: DataRequest) -> dict | None:
         "errors": sorted((preview.get("errors") or {}).items()),
         "warnings": preview.get("warnings") or [],
         "erasure_warnings": sorted((preview.get("erasure_warnings") or {}).items()),
+        "erasure_notes": sorted((preview.get("erasure_notes") or {}).items()),
         "candidates": candidate_rows(candidates),
         "candidate_total": candidates.get("total", 0),
         "candidate_types": ", ".join(

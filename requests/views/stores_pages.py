@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods
 
 from requests import permissions, store_selectors
 from requests.models import ConnectedStore, StoreKind
-from requests.services import stores
+from requests.services import store_health, stores
 from requests.services.audit import actor_for_user
 from requests.services.errors import NotFound, ServiceError
 from requests.views.console import staff_only, staff_page
@@ -324,7 +324,7 @@ def store_map_save(request, name: str):
 @require_http_methods(["POST"])
 def store_check_run(request, name: str):
     store = _store_or_404(name)
-    result = stores.store_check(store=store, actor=actor_for_user(request.user))
+    result = store_health.store_check(store=store, actor=actor_for_user(request.user))
     store.refresh_from_db()
     return _detail(request, store, check=result)
 

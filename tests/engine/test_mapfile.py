@@ -6,7 +6,6 @@ import textwrap
 
 import pytest
 
-from requests.engine.erasure import loop_warnings
 from requests.engine.mapfile import (
     MAX_DEPTH,
     MapError,
@@ -14,6 +13,7 @@ from requests.engine.mapfile import (
     dump_store_map,
     load_store_map,
 )
+from requests.engine.readiness import store_readiness
 from requests.engine.storemap import EraseAction, Follow, Match, StoreMap
 
 SHOP = """\
@@ -134,7 +134,7 @@ def test_a_cycle_of_non_nullable_references_is_valid_and_erasure_says_it_will_ma
                 references: {collection: customer, field: id}
         """
     store_map = load_store_map(textwrap.dedent(text))  # no MapError
-    (warning,) = loop_warnings("shop", store_map)
+    (warning,) = [w for w in store_readiness("shop", {"shop": store_map}).warnings if "loop" in w]
     assert "customer.last_order_id -> orders" in warning
     assert "orders.customer_id -> customer" in warning
     assert "masks the person's records" in warning
@@ -177,7 +177,7 @@ def test_a_self_reference_that_is_not_nullable_is_a_loop_erasure_masks():
             """
         )
     )
-    (warning,) = loop_warnings("forum", store_map)
+    (warning,) = [w for w in store_readiness("forum", {"forum": store_map}).warnings if "loop" in w]
     assert "comment.parent_id -> comment" in warning
 
 

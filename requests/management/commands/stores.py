@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from requests.models import ConnectedStore
-from requests.services import stores
+from requests.services import store_health, stores
 from requests.services.audit import SYSTEM
 from requests.services.errors import ServiceError
 
@@ -82,12 +82,14 @@ class Command(BaseCommand):
             self.stdout.write(f"{store.name:24} {store.kind:10} {state}{enabled}")
 
     def _check(self, options):
-        result = stores.store_check(store=self._store(options["name"]))
+        result = store_health.store_check(store=self._store(options["name"]))
         self.stdout.write(("OK: " if result.ok else f"FAILED ({result.code}): ") + result.message)
         for problem in result.problems:
             self.stdout.write(f"  - {problem}")
         for warning in result.warnings:
             self.stdout.write(f"  ! {warning}")
+        for note in result.notes:
+            self.stdout.write(f"  . {note}")
         if not result.ok:
             raise CommandError("The check failed.")
 

@@ -5,7 +5,7 @@ else, so each importer names the module it uses.
 1. Execution (`run`). Approval creates one erasure job per enabled store
    (`requests.services.jobs`), queued on commit. A job uses connectors to every enabled store (the
    finder needs them all: a store's records can be reachable only through another's; each worker
-   keeps them between jobs, see `requests.services.stores.kept_connectors`) and calls the engine's
+   keeps them between jobs: `requests.services.store_connections`) and calls the engine's
    `erase_person` for its own store: one transaction per SQL store, in bounded batches, renewing
    the job's lease between batches (a worker that lost its lease stops, and its transaction rolls
    back). Transient store errors are retried with backoff up to a cap; permanent ones fail the job

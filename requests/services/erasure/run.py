@@ -23,7 +23,7 @@ from requests.services import jobs as job_service
 from requests.services.erasure.recipients import manual_task_reason, system_name
 from requests.services.errors import ServiceError
 from requests.services.jobs import JobOutcome
-from requests.services.stores import kept_connectors
+from requests.services.store_connections import kept_connectors
 from requests.states import Kind
 
 # Counts a store's erasure reports per collection, in the order the certificate shows them.

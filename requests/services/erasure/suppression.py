@@ -24,7 +24,7 @@ from requests.models import ConnectedStore, DataRequest, SuppressionEntry
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.erasure.run import COUNT_NAMES, erase_in_store, result_collections
 from requests.services.errors import ServiceError
-from requests.services.stores import open_connectors
+from requests.services.store_connections import open_connectors
 
 # Identity types never kept in the suppression ledger nor used to erase again: a name does not
 # single a person out, and erasing every "Ada Lovelace" in a restored backup would be wrong.

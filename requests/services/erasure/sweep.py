@@ -15,7 +15,8 @@ from requests.engine import erasure as erasure_engine
 from requests.engine.storemap import StoreMap
 from requests.models import ConnectedStore, DataRequest
 from requests.services.erasure.run import erasure_identity
-from requests.services.stores import UNSEARCHABLE_KINDS, kept_connectors
+from requests.services.store_connections import kept_connectors
+from requests.services.stores import UNSEARCHABLE_KINDS
 
 
 @dataclass

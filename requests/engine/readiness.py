@@ -1,0 +1,143 @@
+"""What an access or erasure job would refuse or warn about in one store, said before any runs.
+
+`stores check` and the staff preview call `store_readiness`; the jobs themselves never do. It plans
+what the jobs plan (the finder's walk, the ownership model, the stores' order and the erasure's
+order of collections) from the maps alone, without connecting, and says in a DPO's words:
+
+- problems: what makes a job stop with an error, so the store cannot be handled as its map
+  stands (the maps cannot be planned; a collection without a key in which the person has rows,
+  which erasure refuses; a loop erasure must mask in a store that cannot mask);
+- warnings: what a job does differently from what the map seems to ask (a loop of references
+  none of which may be set to null, whose rows are masked instead of deleted; a collection no
+  identity field or reference leads to, so nothing in it is ever found);
+- notes: how erasure keeps its order (a nullable reference it sets to null first).
+
+Every message names collections (and their tables) and fields: never a value, a host or a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from requests.engine.erasure import erasure_order, masked_fields, store_order
+from requests.engine.graph import walk_plan
+from requests.engine.ownership import Model
+from requests.engine.storemap import BUILTIN_IDENTITY_TYPES, Collection, EraseAction, Role, StoreMap
+
+
+@dataclass
+class Readiness:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    # Collections whose records erasure would not delete as the map asks: name -> what it does
+    # instead ("mask" for a loop, "refuse" without a key), for the preview's per-collection line.
+    erasure_instead: dict[str, str] = field(default_factory=dict)
+
+
+def _named(collection: Collection, noun: str) -> str:
+    if collection.physical_name != collection.name:
+        return f"{noun} {collection.name} ({collection.physical_name})"
+    return f"{noun} {collection.name}"
+
+
+def store_readiness(
+    store: str,
+    maps: Mapping[str, StoreMap],
+    *,
+    erases_by_key: bool = True,
+    can_mask: bool = True,
+    noun: str = "collection",
+) -> Readiness:
+    """What jobs would refuse or do differently in `store` (its map is `maps[store]`; the other
+    maps are every other enabled store's, since the finder walks them all).
+
+    `erases_by_key`: erasure deletes and masks records by their keys (not a webhook that erases
+    by identity, not a manual store). `can_mask`: the store can mask records. `noun` names a
+    collection as the store's staff know it ("table" in a database).
+    """
+    out = Readiness()
+    store_map = maps[store]
+    try:
+        types = set(BUILTIN_IDENTITY_TYPES).union(*(m.identity_types for m in maps.values()))
+        plan = walk_plan(maps, types)
+        Model(maps)
+        store_order(maps)
+        order, late, looped = erasure_order(store, store_map)
+    except Exception as exc:  # whatever a planner trips on, a job would trip on too
+        out.problems.append(
+            f"the map cannot be planned ({type(exc).__name__}: {exc}): no access or erasure job "
+            "can run in this store until the map is corrected"
+        )
+        return out
+    reached = {(node.store, node.collection) for node in plan.reachable}
+    unreached = [
+        c
+        for name, c in store_map.collections.items()
+        if (store, name) not in reached and c.effective_role != Role.REFERENCE
+    ]
+    if unreached:
+        out.warnings.append(
+            f"{', '.join(_named(c, noun) for c in unreached)}: no field identifies a person "
+            "and no reference leads here from one that does, so access and erasure never find "
+            "anything in it; mark its identity fields or references in the map, or mark it "
+            "`role: reference` if it is catalogue data"
+        )
+    if not erases_by_key:
+        return out
+    for name in order:
+        collection = store_map.collections[name]
+        if (
+            collection.key
+            or (store, name) not in reached
+            or collection.effective_role == Role.REFERENCE
+        ):
+            continue
+        out.problems.append(
+            f"{_named(collection, noun)} has no key (no primary key, and the map names none): "
+            "erasure cannot tell the person's records there from other people's, so it stops "
+            "with an error, erasing nothing in this store, whenever the person has records "
+            f"in it; give the collection a `key` in the map (fields that identify one record)"
+        )
+        out.erasure_instead[name] = "refuse"
+    for loop in sorted(set(looped.values())):
+        members = [n for n in order if looped.get(n) == loop]
+        masked = [n for n in members if store_map.collections[n].erasure.action != EraseAction.HOLD]
+        if not masked:
+            continue
+        if not can_mask:
+            out.problems.append(
+                f"loop of references none of which may be set to null ({loop}): erasure would "
+                "have to mask the person's records in "
+                f"{', '.join(_named(store_map.collections[n], noun) for n in masked)} instead "
+                "of deleting them, and this kind of store cannot mask, so erasure stops with an "
+                "error; mark one of these references `nullable: true` if the field may be empty"
+            )
+            out.erasure_instead.update(dict.fromkeys(masked, "refuse"))
+            continue
+        what = []
+        for n in masked:
+            fields = masked_fields(store_map.collections[n])
+            if fields:
+                what.append(f"{_named(store_map.collections[n], noun)}: {', '.join(fields)}")
+            else:
+                what.append(
+                    f"{_named(store_map.collections[n], noun)}: nothing (no field is "
+                    "marked as identity or personal data, so the records stay as they are)"
+                )
+        out.warnings.append(
+            f"loop of references none of which may be set to null ({loop}): erasure masks the "
+            "person's records in these tables instead of deleting them ("
+            + "; ".join(what)
+            + "); mark one of these references `nullable: true` if the field may be empty, or "
+            "mark a collection `role: reference` if it is catalogue data"
+        )
+        out.erasure_instead.update(dict.fromkeys(masked, "mask"))
+    for ref in sorted(late, key=lambda r: (r.node.collection, r.field)):
+        out.notes.append(
+            f"{ref.node.collection}.{ref.field} -> {ref.target.collection} closes a loop of "
+            f"references: erasure sets {ref.node.collection}.{ref.field} to null in the "
+            "person's records first, then deletes them"
+        )
+    return out
