@@ -1,0 +1,182 @@
+"""`stores check` says what a job would refuse or do differently, before anyone approves (issue
+9), through the HTTP API, the management command and the console, and the preview says the same
+in the same words. On a shop connected with discovery, untouched, in SQLite, PostgreSQL and
+MariaDB:
+
+- `visits` has no primary key: erasure would stop with an error once the person has visits;
+- `customers.wallet_id` and `wallets.customer_id` are both NOT NULL: a loop erasure cannot order,
+  so it masks the person's rows in both tables instead of deleting them;
+- `audit_log` has no identity column and nothing leads to it: nothing in it is ever found;
+- `customers` is large and its email is searched as lower(email) without an index on it
+  (PostgreSQL, which uses such an index when there is one).
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from tests.access_fixtures import approve, file_and_verify
+from tests.engine.erasure_helpers import fresh_database
+
+pytestmark = pytest.mark.django_db
+
+ANN = "ann.wallet@example.org"
+
+TABLES = [
+    """CREATE TABLE customers (id INTEGER PRIMARY KEY, email VARCHAR(120) NOT NULL,
+        wallet_id INTEGER NOT NULL{customer_fk})""",
+    """CREATE TABLE wallets (id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL,
+        iban VARCHAR(40), FOREIGN KEY (customer_id) REFERENCES customers (id))""",
+    """CREATE TABLE visits (customer_id INTEGER NOT NULL, page VARCHAR(100),
+        FOREIGN KEY (customer_id) REFERENCES customers (id))""",
+    "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, what VARCHAR(100))",
+]
+CUSTOMER_FK = ", FOREIGN KEY (wallet_id) REFERENCES wallets (id)"
+ROWS = [
+    f"INSERT INTO customers VALUES (1, '{ANN}', 1), (2, 'bo.wallet@example.org', 2)",
+    "INSERT INTO wallets VALUES (1, 1, 'XX00 0001'), (2, 2, 'XX00 0002')",
+    "INSERT INTO visits VALUES (1, '/home'), (1, '/cart'), (2, '/home')",
+    "INSERT INTO audit_log VALUES (1, 'nightly export')",
+]
+# Enough customers for PostgreSQL's estimate to call the table large (requests.connectors.sql).
+MANY = [
+    """INSERT INTO customers SELECT g, 'c' || g || '@example.org', g
+        FROM generate_series(100, 12100) AS g""",
+    "INSERT INTO wallets SELECT g, g, NULL FROM generate_series(100, 12100) AS g",
+    "ANALYZE customers",
+]
+SCHEMAS = {
+    "sqlite": [TABLES[0].format(customer_fk=CUSTOMER_FK), *TABLES[1:], *ROWS],
+    # The loop's second foreign key once both tables hold rows (it is checked when added).
+    "postgresql": [
+        TABLES[0].format(customer_fk=""),
+        *TABLES[1:],
+        *ROWS,
+        *MANY[:2],
+        "ALTER TABLE customers ADD FOREIGN KEY (wallet_id) REFERENCES wallets (id)",
+        MANY[2],
+    ],
+    "mysql": [
+        "SET FOREIGN_KEY_CHECKS = 0",
+        TABLES[0].format(customer_fk=CUSTOMER_FK),
+        *TABLES[1:],
+        *ROWS,
+        "SET FOREIGN_KEY_CHECKS = 1",
+    ],
+}
+
+LOOP = "customers.wallet_id -> wallets; wallets.customer_id -> customers"
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
+def shop(request, tmp_path, staff_api, settings):
+    settings.DATA_DIR = tmp_path / "data"
+    kind, url = fresh_database(request.param, request, tmp_path, "wallets", *SCHEMAS[request.param])
+    created = staff_api.post(
+        "/api/v1/staff/stores/",
+        {"name": "shop", "kind": kind, "url": url, "discover": True},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    return kind
+
+
+def _one(texts: list[str], *words: str) -> str:
+    (found,) = [t for t in texts if all(w in t for w in words)]
+    return found
+
+
+def test_the_check_names_the_table_without_a_key_the_loop_and_the_unreached_table(shop, staff_api):
+    response = staff_api.post("/api/v1/staff/stores/shop/check/")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] is False and body["code"] == "cannot_handle", body
+    no_key = _one(body["problems"], "visits")
+    assert "no key" in no_key and "erasure" in no_key and "stops with an error" in no_key
+    loop = _one(body["warnings"], LOOP)
+    assert "masks the person's records" in loop
+    # What the mask changes, table by table: wallets has nothing marked as personal data.
+    assert "table customers: email" in loop
+    assert "table wallets: nothing" in loop
+    assert "audit_log" in _one(body["warnings"], "never find anything")
+    # The store's last check is kept as it was said.
+    listed = staff_api.get("/api/v1/staff/stores/shop/").json()
+    assert (listed["last_check_ok"], listed["last_check_code"]) == (False, "cannot_handle")
+    # Words from the map, never the connection's.
+    assert "127.0.0.1" not in response.content.decode()
+
+
+def test_a_large_table_searched_as_lower_without_an_index_is_a_warning(shop, staff_api):
+    if shop != "postgresql":
+        pytest.skip("PostgreSQL alone estimates table sizes and uses an index on lower()")
+    body = staff_api.post("/api/v1/staff/stores/shop/check/").json()
+    warning = _one(body["warnings"], "lower(email)")
+    assert "customers" in warning and "no index" in warning
+
+
+def test_the_command_says_the_same(shop, staff_api):
+    api = staff_api.post("/api/v1/staff/stores/shop/check/").json()
+    out = io.StringIO()
+
+    with pytest.raises(CommandError):
+        call_command("stores", "check", "shop", stdout=out)
+
+    printed = out.getvalue()
+    assert printed.startswith("FAILED (cannot_handle): ")
+    for problem in api["problems"]:
+        assert f"  - {problem}\n" in printed
+    for warning in api["warnings"]:
+        assert f"  ! {warning}\n" in printed
+
+
+def test_the_console_store_page_shows_the_problems_and_warnings(shop, staff_user):
+    client = Client()
+    client.force_login(staff_user)
+
+    page = client.post("/staff/stores/shop/check/", follow=True).content.decode()
+
+    assert "visits" in page and "no key" in page
+    assert LOOP.replace("->", "-&gt;") in page
+
+
+def test_the_preview_says_what_erasure_will_refuse_or_mask_in_the_checks_words(
+    shop, staff_api, staff_user, public_api, file_request
+):
+    checked = staff_api.post("/api/v1/staff/stores/shop/check/").json()
+    reference = file_and_verify(public_api, file_request, kind="erasure", email=ANN)
+
+    preview = staff_api.get(f"/api/v1/staff/requests/{reference}/preview/").json()
+
+    said = preview["erasure_warnings"]["shop"]
+    for problem in checked["problems"]:
+        assert problem in said
+    assert _one(checked["warnings"], LOOP) in said
+    collections = preview["stores"]["shop"]["collections"]
+    assert collections["visits"]["count"]  # Ann has visits: her erasure would stop there
+    assert collections["visits"]["erasure_instead"] == "refuse"
+    assert collections["customers"]["erasure_instead"] == "mask"
+    assert collections["wallets"]["erasure_instead"] == "mask"
+    # The request page shows it beside each collection and in full under the store.
+    client = Client()
+    client.force_login(staff_user)
+    page = client.get(f"/staff/requests/{reference}/").content.decode()
+    assert "Erasure stops here with an error" in page
+    assert "Masked instead: a loop of references" in page
+    assert LOOP.replace("->", "-&gt;") in page
+
+
+def test_approved_anyway_the_erasure_stops_saying_what_the_check_said(
+    shop, staff_api, public_api, file_request, django_capture_on_commit_callbacks
+):
+    reference = file_and_verify(public_api, file_request, kind="erasure", email=ANN)
+
+    detail = approve(staff_api, django_capture_on_commit_callbacks, reference)
+
+    assert detail["status"] == "needs_attention", detail
+    (job,) = [j for j in detail["jobs"] if j["store"] == "shop"]
+    assert "visits" in job["error"] and "no key" in job["error"]
