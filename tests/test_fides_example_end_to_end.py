@@ -196,8 +196,8 @@ def by_table(rows: set[Row]) -> dict[str, int]:
 
 @pytest.fixture(params=["postgresql", "mysql"])
 def teashop(request, staff_api, settings, tmp_path):
-    """The tea shop in a fresh database, connected with discovery, then given the map that
-    `stores import-fides --store` prints for the dataset, as printed."""
+    """The tea shop in a fresh database, connected with discovery, then given the map
+    `stores import-fides --store --apply` makes of the dataset, untouched."""
     settings.DATA_DIR = tmp_path / "data"
     url = request.getfixturevalue(
         "postgres_database" if request.param == "postgresql" else "mariadb_database"
@@ -209,14 +209,12 @@ def teashop(request, staff_api, settings, tmp_path):
         format="json",
     )
     assert created.status_code == 201, created.content
-    out = io.StringIO()
+    out, err = io.StringIO(), io.StringIO()
+    dataset = str(FIXTURE / "dataset.yml")
     call_command(
-        "stores", "import-fides", str(FIXTURE / "dataset.yml"), "--store", STORE, stdout=out
+        "stores", "import-fides", dataset, "--store", STORE, "--apply", stdout=out, stderr=err
     )
-    applied = staff_api.put(
-        f"/api/v1/staff/stores/{STORE}/map/", {"map": out.getvalue()}, format="json"
-    )
-    assert applied.status_code == 200, applied.content
+    assert f"applied to {STORE}" in err.getvalue()
     return url
 
 

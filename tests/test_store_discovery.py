@@ -84,6 +84,30 @@ def test_a_fides_dataset_becomes_a_starting_map_on_the_command_line(tmp_path):
     assert drafted.collections["customer"].key == ["id"]
 
 
+def test_the_command_imports_the_dataset_named_when_a_file_holds_several(tmp_path):
+    from django.core.management.base import CommandError
+
+    dataset = tmp_path / "two.yml"
+    one = "  - fides_key: {key}\n    collections:\n      - name: {name}\n        fields:\n"
+    field = "          - name: email\n            fides_meta: {identity: email}\n"
+    dataset.write_text(
+        "dataset:\n"
+        + one.format(key="shop", name="customer")
+        + field
+        + one.format(key="crm", name="contact")
+        + field
+    )
+    with pytest.raises(CommandError, match="say which"):
+        call_command("stores", "import-fides", str(dataset), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="--store"):
+        call_command("stores", "import-fides", str(dataset), "--apply", stdout=io.StringIO())
+
+    out = io.StringIO()
+    call_command("stores", "import-fides", str(dataset), "--dataset", "crm", stdout=out)
+
+    assert list(stores.parse_map(out.getvalue()).collections) == ["contact"]
+
+
 def test_a_broken_fides_dataset_is_refused_with_its_line(tmp_path):
     from django.core.management.base import CommandError
 

@@ -42,6 +42,12 @@ class Command(BaseCommand):
             help="complete the map from this connected store: its keys where the dataset gives "
             "none, and which references may be null",
         )
+        fides.add_argument(
+            "--dataset", help="the fides_key of the dataset to import when the file holds several"
+        )
+        fides.add_argument(
+            "--apply", action="store_true", help="Save the map as the --store's map."
+        )
         for action, text in [
             ("enable", "Search the store again."),
             ("disable", "Stop searching the store (jobs it already has still run)."),
@@ -124,8 +130,10 @@ class Command(BaseCommand):
             text = options["file"].read_text()
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}") from None
+        if options.get("apply") and not options.get("store"):
+            raise CommandError("--apply saves the map as a store's: name it with --store.")
         try:
-            imported = import_fides_dataset(text)
+            imported = import_fides_dataset(text, dataset=options.get("dataset"))
         except MapError as exc:
             raise CommandError(str(exc)) from None
         if options.get("store"):
@@ -133,4 +141,8 @@ class Command(BaseCommand):
 
             store = self._store(options["store"])
             imported = fill_from_live(imported, stores.store_discover(store=store))
-        self.stdout.write(stores.dump_map(imported))
+        text = stores.dump_map(imported)
+        if options.get("apply"):
+            stores.store_update_map(store=store, map_yaml=text, actor=SYSTEM)
+            self.stderr.write(f"applied to {store.name}")
+        self.stdout.write(text)
