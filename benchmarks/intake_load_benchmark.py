@@ -133,6 +133,74 @@ def running(args: list[str], env: dict[str, str], log_path: Path):
                 process.wait()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_of(pid: int | str) -> float:
+    """User + system CPU seconds of one process (or /proc/self/task/<tid>), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _session_pids(session: int) -> list[int]:
+    """The processes of one session: gunicorn's arbiter and workers, or Celery's."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if int(fields[3]) == session:
+                pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by each side of the run: gunicorn, Celery, the database's backends for
+    this run's database, the load generator's thread and the SMTP server's thread (both in this
+    process). Redis and PostgreSQL's own background processes serve other databases too, so
+    they are left out."""
+
+    def __init__(self, web: int, worker: int, database_url: str) -> None:
+        self.web, self.worker = web, worker
+        self.database = database_url.rsplit("/", 1)[1]
+
+    def backends(self) -> list[int]:
+        with psycopg.connect(SERVER, autocommit=True) as admin:
+            rows = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def sample(self) -> dict[str, dict[int, float]]:
+        main = threading.main_thread().native_id
+        threads = [int(t.name) for t in Path("/proc/self/task").iterdir()]
+        return {
+            "gunicorn": {pid: _cpu_of(pid) for pid in _session_pids(self.web)},
+            "celery": {pid: _cpu_of(pid) for pid in _session_pids(self.worker)},
+            "postgres": {pid: _cpu_of(pid) for pid in self.backends()},
+            "client": {main: _cpu_of(f"self/task/{main}")},
+            "smtp": {tid: _cpu_of(f"self/task/{tid}") for tid in threads if tid != main},
+        }
+
+    @staticmethod
+    def per_request(before: dict, after: dict, count: int) -> dict[str, float]:
+        """CPU milliseconds per request by side. A process that started during the phase counts
+        from zero; one that ended during it (a backend closed) loses its share, so the database's
+        figure is a lower bound."""
+        spent = {
+            side: sum(cpu - before[side].get(pid, 0.0) for pid, cpu in after[side].items())
+            for side in after
+        }
+        result = {side: round(seconds * 1000 / count, 2) for side, seconds in spent.items()}
+        result["total"] = round(sum(spent.values()) * 1000 / count, 2)
+        return result
+
+
 def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -260,9 +328,10 @@ def main() -> None:
                 "--without-gossip", "--without-mingle",
             ]  # fmt: skip
             with (
-                running(web, env, data_dir / "web.log"),
-                running(worker, env, data_dir / "worker.log"),
+                running(web, env, data_dir / "web.log") as web_process,
+                running(worker, env, data_dir / "worker.log") as worker_process,
             ):
+                meter = CpuMeter(web_process.pid, worker_process.pid, database_url)
                 wait_for(lambda: answering(port), 120, "gunicorn")
                 worker_log = data_dir / "worker.log"
                 wait_for(lambda: "ready." in worker_log.read_text(), 120, "the Celery worker")
@@ -272,15 +341,20 @@ def main() -> None:
                 load_average = os.getloadavg()[0]
 
                 log(f"healthz: {args.count} requests from {args.concurrency} clients")
+                before = meter.sample()
                 results["healthz"] = asyncio.run(load(base, args.count, args.concurrency, health))
+                results["healthz"]["cpu_ms"] = meter.per_request(before, meter.sample(), args.count)
                 log(f"healthz: {results['healthz']}")
 
                 log(f"intake: {args.count} filings from {args.concurrency} clients")
                 started = time.perf_counter()
+                before = meter.sample()
                 results["intake"] = asyncio.run(load(base, args.count, args.concurrency, file_one))
                 log(f"intake: {results['intake']}")
                 filed = results["intake"]["statuses"].get("201", 0)
                 wait_for(lambda: inbox.count() >= filed, args.mail_timeout, f"{filed} emails")
+                # From the first filing to the last email: the mail is part of a filing's cost.
+                results["intake"]["cpu_ms"] = meter.per_request(before, meter.sample(), args.count)
                 last = max(inbox.times) if inbox.times else started
                 results["mail"] = {
                     "emails": inbox.count(),
@@ -311,6 +385,7 @@ def main() -> None:
             results["machine"] = {
                 "cpus": os.cpu_count(),
                 "load_average_before": round(load_average, 2),
+                "load_average_after": round(os.getloadavg()[0], 2),
                 "python": platform.python_version(),
                 "web_workers": args.web_workers,
                 "worker_concurrency": args.worker_concurrency,
@@ -345,6 +420,13 @@ def report(results: dict, args) -> None:
             f"| {label} | {r['requests']} | {args.concurrency} | {r['per_s']} | {r['p50_ms']} ms "
             f"| {r['p90_ms']} ms | {r['p99_ms']} ms | {r['max_ms']} ms | {answers} |"
         )
+    print("\nCPU milliseconds per request, by process (filings: until the last email arrived):\n")
+    sides = list(results["healthz"]["cpu_ms"])
+    print("| view | " + " | ".join(sides) + " |")
+    print("| --- |" + " ---: |" * len(sides))
+    for name, label in (("healthz", "`GET /healthz`"), ("intake", "`POST /api/v1/requests/`")):
+        cpu = results[name]["cpu_ms"]
+        print(f"| {label} | " + " | ".join(f"{cpu[side]}" for side in sides) + " |")
     mail, checks = results["mail"], results["checks"]
     print(
         f"\nIntake throughput is {results['ratio']} of the trivial view's. Emails: "
