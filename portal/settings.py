@@ -370,8 +370,12 @@ PORTAL_JOB_REQUEUE_AFTER = timedelta(
     seconds=env_int("PORTAL_JOB_REQUEUE_AFTER_SECONDS", 60, minimum=1)
 )
 PORTAL_RECONCILE_SECONDS = env_int("PORTAL_RECONCILE_SECONDS", 30, minimum=1)
-# Audit events are sealed into the chain right after their transaction commits; this sweep seals
-# those a crashed process left behind, so it bounds how long an event can stay unsealed.
+# Audit events are sealed into the chain by a task queued after their transaction commits, which
+# runs this many seconds later and seals every event committed meanwhile in one batch (0: the
+# committing process seals at once, itself). It is most of the time an event stays unsealed.
+PORTAL_AUDIT_SEAL_DELAY = env_int("PORTAL_AUDIT_SEAL_DELAY", 1, minimum=0)
+# This sweep seals the events whose sealing task was lost (a process that died after its commit),
+# so it bounds how long an event can stay unsealed.
 PORTAL_AUDIT_SEAL_SECONDS = env_int("PORTAL_AUDIT_SEAL_SECONDS", 60, minimum=1)
 # Kinds approved as soon as the person verifies (e.g. "access"); empty: staff review everything.
 # A request flagged possibly excessive, or with identifiers staff must still confirm, is reviewed.

@@ -7,6 +7,7 @@ from django.db import connection, connections, transaction
 
 from requests import tasks
 from requests.models import AuditChainHead, AuditEvent
+from requests.services import audit
 from requests.services.audit import audit_record, audit_seal_all, audit_verify
 
 
@@ -94,8 +95,21 @@ def test_the_verify_command_reports_an_intact_chain(capsys):
     assert "intact" in capsys.readouterr().out
 
 
+@pytest.fixture
+def seal_at_once(settings):
+    """The committing process seals its events itself, right after the commit."""
+    settings.PORTAL_AUDIT_SEAL_DELAY = 0
+
+
+@pytest.fixture
+def seal_by_task(settings, monkeypatch):
+    """Sealing queued as a task after the commit, as in production; no task queued yet."""
+    settings.PORTAL_AUDIT_SEAL_DELAY = 1
+    monkeypatch.setattr(audit, "_sealing_queued_until", 0.0)
+
+
 @pytest.mark.django_db(transaction=True)
-def test_an_event_is_recorded_unsealed_and_sealed_when_its_transaction_commits():
+def test_an_event_is_recorded_unsealed_and_sealed_when_its_transaction_commits(seal_at_once):
     with transaction.atomic():
         event = audit_record(action="test.one", actor="system")
         assert AuditEvent.objects.get(pk=event.pk).sequence is None
@@ -205,7 +219,46 @@ def test_events_left_unsealed_by_a_crash_after_commit_are_sealed_by_the_beat_tas
 
 
 @pytest.mark.django_db(transaction=True)
-def test_tampering_with_an_event_sealed_on_commit_is_named_by_audit_verify():
+def test_a_commit_queues_one_sealing_task_that_seals_what_commits_before_it_runs(
+    seal_by_task, monkeypatch
+):
+    # Tasks run inline in tests, so the queued task runs at once instead of a second later: the
+    # first commit's event is sealed by it, and the next commits queue nothing while it is due.
+    with transaction.atomic():
+        first = audit_record(action="test.first", actor="system")
+    first.refresh_from_db()
+    assert first.sequence == 1
+    later = []
+    for n in range(3):
+        with transaction.atomic():
+            later.append(audit_record(action="test.later", actor="system", details={"n": n}))
+    assert AuditEvent.objects.filter(sequence__isnull=True).count() == 3
+    assert audit_verify(seal=False).ok  # what is sealed so far is one unbroken chain
+
+    # The delay is over: the next commit queues a task, and it seals all that is pending in
+    # recorded order, in one batch.
+    monkeypatch.setattr(audit, "_sealing_queued_until", 0.0)
+    with transaction.atomic():
+        last = audit_record(action="test.last", actor="system")
+    assert AuditEvent.objects.filter(sequence__isnull=True).count() == 0
+    sealed = list(AuditEvent.objects.order_by("sequence"))
+    assert [e.pk for e in sealed] == [first.pk, *(e.pk for e in later), last.pk]
+    assert [e.sequence for e in sealed] == [1, 2, 3, 4, 5]
+    assert AuditChainHead.objects.get(id=1).sequence == 5
+    assert audit_verify(seal=False).checked == 5
+
+
+@pytest.mark.django_db
+def test_sealing_a_batch_never_rewrites_an_event_sealed_already():
+    events = _sealed([audit_record(action=f"test.{i}", actor="system") for i in range(2)])
+    for event in events:
+        event.sequence, event.prev_hash, event.hash = 99 + event.pk, "c" * 64, "d" * 64
+    assert AuditEvent.objects.seal_many(events) == 0
+    assert audit_verify(seal=False).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tampering_with_an_event_sealed_on_commit_is_named_by_audit_verify(seal_at_once):
     events = []
     for n in range(4):
         with transaction.atomic():

@@ -24,6 +24,21 @@ class AuditEventQuerySet(models.QuerySet):
         unsealed = self.filter(pk=pk, sequence__isnull=True)
         return models.QuerySet.update(unsealed, sequence=sequence, prev_hash=prev_hash, hash=hash)
 
+    def seal_many(self, events: list[AuditEvent]) -> int:
+        """Write the chain positions set on `events` (unsealed rows only), in one statement."""
+
+        def by_pk(field: str, output: models.Field) -> models.Case:
+            whens = [models.When(pk=e.pk, then=models.Value(getattr(e, field))) for e in events]
+            return models.Case(*whens, output_field=output)
+
+        unsealed = self.filter(pk__in=[e.pk for e in events], sequence__isnull=True)
+        return models.QuerySet.update(
+            unsealed,
+            sequence=by_pk("sequence", models.PositiveBigIntegerField()),
+            prev_hash=by_pk("prev_hash", models.CharField()),
+            hash=by_pk("hash", models.CharField()),
+        )
+
 
 class AuditEvent(models.Model):
     """One entry in the append-only, hash-chained audit trail.

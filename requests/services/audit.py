@@ -1,44 +1,55 @@
 """Appending to, sealing and checking the hash-chained audit trail.
 
-Recording and sealing are two steps, so that no request's transaction holds the chain's lock:
+Recording and sealing are two steps, so that no request's transaction holds the chain's lock and
+no request pays for the sealing:
 
 - `audit_record` inserts the event in the caller's transaction *unsealed*: no sequence, no
-  prev_hash, no hash. Recording locks nothing shared, so filings on different web workers no longer
+  prev_hash, no hash. Recording locks nothing shared, so filings on different web workers never
   wait for each other (before, every filing held the chain head's row lock from its read until its
   commit, which serialised intake).
 - `audit_seal_pending` seals: in its own short transaction it locks the chain head and gives every
   pending event, in the order they were recorded (id), the next sequence number and the hash of
-  the previous link: one pass seals everything pending (group commit). It runs on commit of every
-  transaction that recorded an event (after the commit, never raising into the request: on any
-  failure the events stay unsealed; a request that finds the head locked leaves its events to the
-  process holding it, which looks again after releasing it), from the `audit-seal-pending` beat
-  task for leftovers (a process that died between its commit and the sealing), before
-  `audit verify` checks the chain, and before a certificate names its completion event.
-- A sealed event is never written again (`AuditEventQuerySet.seal` touches unsealed rows only);
-  events still cannot be updated or deleted through the application.
+  the previous link, written back in one statement: one pass seals everything pending (group
+  commit).
+- Who seals, and when. After each commit that recorded events, the process queues the sealing
+  task (`audit_seal_pending`) to run PORTAL_AUDIT_SEAL_DELAY seconds later, at most once per such
+  delay: every commit the process makes before the queued task runs is covered by it, so a busy
+  web worker queues about one sealing a second however many requests it answers, and the Celery
+  worker seals them in batches. With the delay at 0 the committing process seals at once itself
+  (a request that finds the head locked leaves its events to the process holding it, which looks
+  again after releasing it). Either way the sealing never raises into the request. The
+  `audit-seal-pending` beat task seals leftovers (a process that died between its commit and
+  queuing the sealing, a lost task), `audit verify` seals before it checks, and a certificate
+  seals before it names its completion event.
+- A sealed event is never written again (`AuditEventQuerySet.seal_many` touches unsealed rows
+  only); events still cannot be updated or deleted through the application.
 
 Tamper evidence. Once sealed, an event is covered exactly as before: changing or removing it breaks
 its link, and removing the newest events disagrees with the head. An unsealed event is not yet
-covered: in the window between its transaction's commit and its sealing (normally milliseconds,
-at most one beat interval, PORTAL_AUDIT_SEAL_SECONDS, after a crash) someone with write access to
-the database could change or delete it without `audit verify` noticing. The chain order is the
-order events were sealed, which can differ from the recorded order (id) between transactions that
-commit out of order; within one request's history the recorded order is what the timeline shows.
+covered: in the window between its transaction's commit and its sealing (normally the delay plus
+the time the task waits for a worker, at most one beat interval, PORTAL_AUDIT_SEAL_SECONDS, when
+the task is lost) someone with write access to the database could change or delete it without
+`audit verify` noticing. The chain order is the order events were sealed, which can differ from
+the recorded order (id) between transactions that commit out of order; within one request's
+history the recorded order is what the timeline shows.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from requests.models import AuditChainHead, AuditEvent, DataRequest
 from requests.models.audit import GENESIS_HASH
+from requests.queueing import enqueue
 
 SYSTEM = "system"
 SUBJECT = "subject"
@@ -54,12 +65,17 @@ AFTER_COMMIT_PASSES = 5
 
 logger = logging.getLogger(__name__)
 
+# Until when (time.monotonic) the sealing task this process queued last has not started yet, so
+# it will seal whatever this process commits meanwhile. Per process: gunicorn's and Celery's
+# workers are processes; threads racing here queue one task too many at worst.
+_sealing_queued_until = 0.0
+
 
 def actor_for_user(user) -> str:
     return f"staff:{user.get_username()}" if user is not None else SYSTEM
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def audit_record(
     *,
     action: str,
@@ -81,8 +97,31 @@ def audit_record(
         details=clean_details,
     )
     event.save()
-    transaction.on_commit(audit_seal_after_commit, robust=True)
+    transaction.on_commit(audit_seal_soon, robust=True)
     return event
+
+
+def audit_seal_soon() -> None:
+    """After a commit that recorded events: have them sealed, without making the caller wait.
+
+    Queues the sealing task to run PORTAL_AUDIT_SEAL_DELAY seconds from now unless this process
+    queued one that has not started yet (it will find this commit's events, as they committed
+    before it runs). With the delay at 0, seals in this process at once.
+    """
+    global _sealing_queued_until
+    delay = settings.PORTAL_AUDIT_SEAL_DELAY
+    if delay <= 0:
+        audit_seal_after_commit()
+        return
+    now = time.monotonic()
+    if now < _sealing_queued_until:
+        return
+    try:
+        enqueue("audit_seal_pending", countdown=delay)
+    except Exception:  # the request already committed; its events can wait for the beat task
+        logger.warning("could not queue the audit sealing; the beat task will seal the events")
+        return
+    _sealing_queued_until = now + delay
 
 
 def audit_seal_after_commit() -> None:
@@ -122,11 +161,9 @@ def audit_seal_pending(*, limit: int = SEAL_BATCH, wait: bool = True) -> int | N
         for event in pending:
             event.sequence, event.prev_hash = sequence + 1, link
             event.hash = event.compute_hash(event.request.reference if event.request else None)
-            AuditEvent.objects.seal(
-                pk=event.pk, sequence=event.sequence, prev_hash=event.prev_hash, hash=event.hash
-            )
             sequence, link = event.sequence, event.hash
         if pending:
+            AuditEvent.objects.seal_many(pending)
             AuditChainHead.objects.filter(id=1).update(sequence=sequence, hash=link)
         return len(pending)
 
