@@ -3,7 +3,8 @@
 One place for both: the API's throttles and the pages' forms call the same checks, so neither
 is a way around the other. Counts live in the Django cache (Redis when REDIS_URL is set, the
 database otherwise), so every web worker sees them. Cache keys hold keyed hashes only: never an
-address, an email or a phone number in clear.
+address, an email or a phone number in clear. On Redis, one check of any number of limits is one
+round trip (a script counts them in order and stops at the first one reached).
 
 The client's address is the connection's, unless PORTAL_TRUSTED_PROXIES says which proxies
 stand in front of the portal; only then is X-Forwarded-For believed, and only as far as those
@@ -17,7 +18,8 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
 
 from requests.crypto import keyed_hash
@@ -90,27 +92,76 @@ def _describe(limit: str, count: int, seconds: int) -> str:
     return f"{count} {DESCRIPTIONS.get(limit, limit)} per {period}"
 
 
-def limit_hit(limit: str, subject: str) -> None:
-    """Count one attempt against `limit` for `subject`; RateLimited once the limit is reached.
+# KEYS: one counter per limit, in the order they are checked; ARGV: each one's lifetime and
+# allowance. Counts each until one is over its allowance; returns that one's position (1-based),
+# or 0 when all allow the attempt.
+_COUNT_SCRIPT = """
+for i, key in ipairs(KEYS) do
+    local used = redis.call('INCR', key)
+    if used == 1 then redis.call('EXPIRE', key, ARGV[2 * i - 1]) end
+    if used > tonumber(ARGV[2 * i]) then return i end
+end
+return 0
+"""
+
+
+def _counter(backend: RedisCache):
+    """The script on the cache's Redis, made once per cache backend: a Redis client is costly to
+    make (the cache makes one per call), and the script goes to the server once, then is called
+    by its hash."""
+    script = getattr(backend, "_portal_rate_limit_script", None)
+    if script is None:
+        script = backend._cache.get_client(write=True).register_script(_COUNT_SCRIPT)
+        backend._portal_rate_limit_script = script  # type: ignore[attr-defined]
+    return script
+
+
+def _count(keys: list[str], limits: list[tuple[int, int]]) -> int:
+    """Count one attempt on each key in order; the 1-based position of the first over its
+    allowance (it and those before it counted, those after not), or 0."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        arguments = [value for count, seconds in limits for value in (seconds + 1, count)]
+        keys = [backend.make_and_validate_key(key) for key in keys]
+        return int(_counter(backend)(keys=keys, args=arguments))
+    for position, (key, (count, seconds)) in enumerate(zip(keys, limits, strict=True), 1):
+        ttl = seconds + 1
+        if cache.add(key, 1, timeout=ttl):
+            used = 1
+        else:
+            try:
+                used = cache.incr(key)
+            except ValueError:  # the window's key expired between add and incr
+                cache.add(key, 1, timeout=ttl)
+                used = 1
+        if used > count:
+            return position
+    return 0
+
+
+def limits_hit(checks: list[tuple[str, str]]) -> None:
+    """Count one attempt against each (limit, subject), in order; RateLimited at the first limit
+    reached, and the limits after it are not counted.
 
     Fixed windows: a window's count starts at its first attempt and the answer says when the
     window ends, which is exactly when a new attempt will be allowed.
     """
-    count, seconds = settings.PORTAL_RATE_LIMITS[limit]
+    if not checks:
+        return
     now = time.time()
-    window = int(now // seconds)
-    key = f"ratelimit:{limit}:{keyed_hash(subject, purpose=f'ratelimit:{limit}')}:{window}"
-    ttl = seconds + 1
-    if cache.add(key, 1, timeout=ttl):
-        used = 1
-    else:
-        try:
-            used = cache.incr(key)
-        except ValueError:  # the window's key expired between add and incr
-            cache.add(key, 1, timeout=ttl)
-            used = 1
-    if used > count:
-        retry_after = max(1, math.ceil((window + 1) * seconds - now))
+    keys, limits = [], []
+    for limit, subject in checks:
+        count, seconds = settings.PORTAL_RATE_LIMITS[limit]
+        window = int(now // seconds)
+        keys.append(
+            f"ratelimit:{limit}:{keyed_hash(subject, purpose=f'ratelimit:{limit}')}:{window}"
+        )
+        limits.append((count, seconds))
+    reached = _count(keys, limits)
+    if reached:
+        limit = checks[reached - 1][0]
+        count, seconds = limits[reached - 1]
+        retry_after = max(1, math.ceil((int(now // seconds) + 1) * seconds - now))
         raise RateLimited(
             f"Too many attempts: the limit {limit} allows {_describe(limit, count, seconds)}. "
             f"Try again in {retry_after} seconds.",
@@ -118,6 +169,11 @@ def limit_hit(limit: str, subject: str) -> None:
             code="rate_limited",
             extra={"limit": limit, "retry_after": retry_after},
         )
+
+
+def limit_hit(limit: str, subject: str) -> None:
+    """Count one attempt against `limit` for `subject`; RateLimited once the limit is reached."""
+    limits_hit([(limit, subject)])
 
 
 def check_address(request, limit: str) -> None:
@@ -130,9 +186,13 @@ def check_identity(identity: object) -> None:
         cleaned = clean_intake_identity(identity)
     except IdentityError:
         return  # the service refuses it with a clear message; nothing to count
-    for kind in ("email", "phone"):
-        if cleaned.get(kind):
-            limit_hit("file_per_identity", f"{kind}:{cleaned[kind]}")
+    limits_hit(
+        [
+            ("file_per_identity", f"{kind}:{cleaned[kind]}")
+            for kind in ("email", "phone")
+            if cleaned.get(kind)
+        ]
+    )
 
 
 def check_reference(reference: str) -> None:
@@ -151,8 +211,9 @@ class PublicVerifyThrottle(BaseThrottle):
     """Code guesses and resends, per client address and per request reference."""
 
     def allow_request(self, request, view) -> bool:
-        check_address(request, "verify_per_address")
+        checks = [("verify_per_address", _address_key(client_address(request)))]
         reference = getattr(view, "kwargs", {}).get("reference")
         if reference:
-            check_reference(reference)
+            checks.append(("verify_per_reference", f"reference:{reference}"))
+        limits_hit(checks)
         return True
