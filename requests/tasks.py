@@ -243,5 +243,6 @@ def requests_purge_closed_identities() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def audit_seal_pending() -> int:
-    """Seal audit events whose process died between its commit and sealing them."""
+    """Seal pending audit events in batches: queued after each commit that recorded some (one per
+    process per PORTAL_AUDIT_SEAL_DELAY), and from beat for those whose task was lost."""
     return audit.audit_seal_all(max_batches=AUDIT_SEAL_MAX_BATCHES)
