@@ -261,6 +261,12 @@ async def load(base: str, count: int, concurrency: int, make_request) -> dict:
     }
 
 
+def unsealed_events(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        query = "SELECT count(*) FROM requests_auditevent WHERE sequence IS NULL"
+        return conn.execute(query).fetchone()[0]
+
+
 def address(number: int) -> str:
     return f"load-{number}@bench.example"
 
@@ -355,6 +361,8 @@ def main() -> None:
                 wait_for(lambda: inbox.count() >= filed, args.mail_timeout, f"{filed} emails")
                 # From the first filing to the last email: the mail is part of a filing's cost.
                 results["intake"]["cpu_ms"] = meter.per_request(before, meter.sample(), args.count)
+                # Audit events are sealed into the chain by the worker shortly after each commit.
+                wait_for(lambda: unsealed_events(database_url) == 0, 60, "the audit sealing")
                 last = max(inbox.times) if inbox.times else started
                 results["mail"] = {
                     "emails": inbox.count(),
