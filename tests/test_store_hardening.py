@@ -11,7 +11,7 @@ import pytest
 from requests.connectors.files import RootNotAllowed
 from requests.demo import DEMO_MAP, demo_database_build
 from requests.models import AuditEvent, ConnectedStore, Job
-from requests.services import jobs, lifecycle, store_health, stores
+from requests.services import jobs, lifecycle, store_health, store_lifecycle, stores
 from requests.services.audit import SYSTEM
 from requests.states import Status
 from tests.processes import free_port
@@ -297,7 +297,7 @@ def test_a_store_deleted_while_it_is_being_disabled_is_not_found_not_a_server_er
     from requests.services.errors import NotFound
 
     with pytest.raises(NotFound):
-        stores.store_set_enabled(store=store, enabled=False, actor=SYSTEM)
+        store_lifecycle.store_set_enabled(store=store, enabled=False, actor=SYSTEM)
     with pytest.raises(NotFound):
         stores.store_update_map(store=store, map_yaml=DEMO_MAP, actor=SYSTEM)
     assert not AuditEvent.objects.filter(action="store.disabled").exists()

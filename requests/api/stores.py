@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 
 from requests import permissions
 from requests.models import ConnectedStore, StoreKind
-from requests.services import store_health, stores
+from requests.services import store_health, store_lifecycle, stores
 from requests.services.audit import actor_for_user
 from requests.services.store_checks import CHECK_MESSAGES
 
@@ -159,7 +159,7 @@ class StoreDetailView(APIView):
         store = _store(name)
         serializer = StoreUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        updated = stores.store_set_enabled(
+        updated = store_lifecycle.store_set_enabled(
             store=store,
             enabled=serializer.validated_data["enabled"],
             actor=actor_for_user(request.user),
@@ -182,7 +182,7 @@ class StoreDetailView(APIView):
         ),
     )
     def delete(self, request, name: str):
-        stores.store_delete(store=_store(name), actor=actor_for_user(request.user))
+        store_lifecycle.store_delete(store=_store(name), actor=actor_for_user(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,7 +1,8 @@
-"""Connected stores: adding, disabling and deleting them, their maps, connectors and discovery.
+"""Connected stores: adding them, their maps, connectors and discovery.
 
-Checking a store is requests.services.store_health; opening every store's connector for the
-finder (and keeping them in workers) is requests.services.store_connections.
+Enabling, disabling and deleting a store is requests.services.store_lifecycle; checking it,
+requests.services.store_health; opening every store's connector for the finder (and keeping them
+in workers), requests.services.store_connections.
 
 Connecting to a store (check, discovery) happens outside any database transaction: a slow store
 must never hold a lock in the portal's own database.
@@ -22,15 +23,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import ProtectedError
-from django.utils import timezone
 
 from requests.connectors.registry import CONNECTORS, connector_class, connector_for, kinds_where
 from requests.engine import discovery, mapfile
 from requests.engine.mapfile import dump_store_map
 from requests.engine.store import Connector, PermanentStoreError, StoreError
 from requests.engine.storemap import EraseAction, StoreMap
-from requests.models import ConnectedStore, Job, StoreKind
+from requests.models import ConnectedStore, StoreKind
 from requests.models.stores import STORE_NAME_VALIDATOR
 from requests.services.audit import audit_record
 from requests.services.errors import NotFound, ServiceError
@@ -40,7 +39,6 @@ from requests.services.store_checks import (
     redact,
     refuse_if_not_allowed,
 )
-from requests.states import TERMINAL
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +55,6 @@ RESERVED_OPTIONS = frozenset({"allow_private", "allowed_roots", "secret"})
 class MapTooLarge(ServiceError):
     status_code = 413
     code = "map_too_large"
-
-
-class StoreInUse(ServiceError):
-    status_code = 409
-    code = "store_in_use"
 
 
 class InvalidMap(ServiceError):
@@ -346,8 +339,9 @@ def store_discover(*, store: ConnectedStore, progress=None) -> StoreMap:
     )
 
 
-def _lock_live_store(store: ConnectedStore) -> ConnectedStore:
-    """The store's row, locked; NotFound when another request deleted it since it was read."""
+def lock_live_store(store: ConnectedStore) -> ConnectedStore:
+    """The store's row, locked for the caller's transaction; NotFound when another request
+    deleted it since it was read."""
     locked = live_stores().select_for_update().filter(pk=store.pk).first()
     if locked is None:
         raise NotFound("No store with this name.")
@@ -357,7 +351,7 @@ def _lock_live_store(store: ConnectedStore) -> ConnectedStore:
 @transaction.atomic
 def store_update_map(*, store: ConnectedStore, map_yaml: str, actor: str) -> ConnectedStore:
     parsed = parse_map(map_yaml, store_names=_store_names(), kind=store.kind)
-    locked = _lock_live_store(store)
+    locked = lock_live_store(store)
     locked.map_yaml = map_yaml
     locked.save(update_fields=["map_yaml", "updated_at"])
     audit_record(
@@ -366,89 +360,3 @@ def store_update_map(*, store: ConnectedStore, map_yaml: str, actor: str) -> Con
         details={"store": locked.name, "collections": len(parsed.collections)},
     )
     return locked
-
-
-@transaction.atomic
-def store_set_enabled(*, store: ConnectedStore, enabled: bool, actor: str) -> ConnectedStore:
-    """Enable or disable a store. A disabled store is not searched, previewed or given jobs of
-    requests approved from now on; jobs it already has still run (disable, then let them finish
-    or see them fail, before deleting it)."""
-    locked = _lock_live_store(store)
-    changed = locked.enabled != enabled
-    locked.enabled = enabled
-    locked.save(update_fields=["enabled", "updated_at"])
-    audit_record(
-        action="store.enabled" if enabled else "store.disabled",
-        actor=actor,
-        details={"store": locked.name, "changed": changed},
-    )
-    return locked
-
-
-def store_delete(*, store: ConnectedStore, actor: str) -> bool:
-    """Delete a store; returns whether its row is gone (True) or kept as deleted (False).
-
-    Refused (409) while requests that are not closed have jobs in it, or while another store's
-    map refers to it. A store no job ever used is removed. One that past requests used is kept
-    for their records (the jobs name it) but disabled, hidden, and its URL, secret and options
-    wiped, so nothing can connect with it again; its name stays taken.
-    """
-    with transaction.atomic():
-        locked = live_stores().select_for_update().filter(pk=store.pk).first()
-        if locked is None:
-            raise NotFound("No store with this name.")
-        open_requests = (
-            Job.objects.filter(store=locked)
-            .exclude(request__status__in=TERMINAL)
-            .values("request")
-            .distinct()
-            .count()
-        )
-        if open_requests:
-            raise StoreInUse(
-                f"{open_requests} request(s) not yet closed have work in this store; disable it "
-                "now, and delete it once they are closed.",
-            )
-        referring = _maps_referring_to(locked)
-        if referring:
-            raise StoreInUse(
-                f"The maps of {', '.join(referring)} refer to this store; change them first.",
-            )
-        removed = not Job.objects.filter(store=locked).exists()
-        if removed:
-            try:
-                locked.delete()
-            except ProtectedError:  # an approval gave it a job since we looked
-                raise StoreInUse("A request was just given work in this store.") from None
-        else:
-            locked.url = ""
-            locked.secret = ""
-            locked.options = {}
-            locked.enabled = False
-            locked.deleted_at = timezone.now()
-            locked.save()
-        audit_record(
-            action="store.deleted",
-            actor=actor,
-            details={"store": store.name, "kind": store.kind, "kept_for_records": not removed},
-        )
-    return removed
-
-
-def _maps_referring_to(store: ConnectedStore) -> list[str]:
-    names = []
-    for other in live_stores().exclude(pk=store.pk).exclude(map_yaml=""):
-        try:
-            parsed = store_map(other)
-        except ServiceError:
-            # A map that no longer parses cannot be read for its references: assume it may.
-            if store.name in other.map_yaml:
-                names.append(other.name)
-            continue
-        if any(
-            spec.references is not None and spec.references.store == store.name
-            for collection in parsed.collections.values()
-            for spec in collection.fields.values()
-        ):
-            names.append(other.name)
-    return names

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods
 
 from requests import permissions, store_selectors
 from requests.models import ConnectedStore, StoreKind
-from requests.services import store_health, stores
+from requests.services import store_health, store_lifecycle, stores
 from requests.services.audit import actor_for_user
 from requests.services.errors import NotFound, ServiceError
 from requests.views.console import staff_only, staff_page
@@ -337,7 +337,7 @@ def store_enabled(request, name: str):
     wanted = request.POST.get("enabled")
     if wanted not in ("true", "false"):
         return _detail(request, store, status=400)
-    store = stores.store_set_enabled(
+    store = store_lifecycle.store_set_enabled(
         store=store, enabled=wanted == "true", actor=actor_for_user(request.user)
     )
     if store.enabled:
@@ -359,8 +359,8 @@ def store_enabled(request, name: str):
 def store_remove(request, name: str):
     store = _store_or_404(name)
     try:
-        removed = stores.store_delete(store=store, actor=actor_for_user(request.user))
-    except stores.StoreInUse as exc:
+        removed = store_lifecycle.store_delete(store=store, actor=actor_for_user(request.user))
+    except store_lifecycle.StoreInUse as exc:
         return _detail(request, store, delete_error=exc.message, status=exc.status_code)
     if removed:
         messages.success(request, gettext("Store %(name)s deleted.") % {"name": name})

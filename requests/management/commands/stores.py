@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from requests.models import ConnectedStore
-from requests.services import store_health, stores
+from requests.services import store_health, store_lifecycle, stores
 from requests.services.audit import SYSTEM
 from requests.services.errors import ServiceError
 
@@ -69,15 +69,19 @@ class Command(BaseCommand):
         return store
 
     def _enable(self, options):
-        stores.store_set_enabled(store=self._store(options["name"]), enabled=True, actor=SYSTEM)
+        store_lifecycle.store_set_enabled(
+            store=self._store(options["name"]), enabled=True, actor=SYSTEM
+        )
         self.stdout.write(f"{options['name']} enabled.")
 
     def _disable(self, options):
-        stores.store_set_enabled(store=self._store(options["name"]), enabled=False, actor=SYSTEM)
+        store_lifecycle.store_set_enabled(
+            store=self._store(options["name"]), enabled=False, actor=SYSTEM
+        )
         self.stdout.write(f"{options['name']} disabled.")
 
     def _delete(self, options):
-        removed = stores.store_delete(store=self._store(options["name"]), actor=SYSTEM)
+        removed = store_lifecycle.store_delete(store=self._store(options["name"]), actor=SYSTEM)
         kept = "" if removed else " (kept, wiped, for the records of past requests)"
         self.stdout.write(f"{options['name']} deleted{kept}.")
 
