@@ -8,7 +8,8 @@ order of collections) from the maps alone, without connecting, and says in a DPO
   stands (the maps cannot be planned; a collection without a key in which the person has rows,
   which erasure refuses; a loop erasure must mask in a store that cannot mask);
 - warnings: what a job does differently from what the map seems to ask (a loop of references
-  none of which may be set to null, whose rows are masked instead of deleted; a collection no
+  none of which may be set to null, whose rows are masked instead of deleted; a fallback that
+  cannot do what it says where another record still points at the person's; a collection no
   identity field or reference leads to, so nothing in it is ever found);
 - notes: how erasure keeps its order (a nullable reference it sets to null first).
 
@@ -17,13 +18,21 @@ Every message names collections (and their tables) and fields: never a value, a 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from requests.engine.erasure import erasure_order, masked_fields, store_order
-from requests.engine.graph import walk_plan
+from requests.engine.graph import DeclaredReference, declared_references, walk_plan
 from requests.engine.ownership import Model
-from requests.engine.storemap import BUILTIN_IDENTITY_TYPES, Collection, EraseAction, Role, StoreMap
+from requests.engine.storemap import (
+    BUILTIN_IDENTITY_TYPES,
+    Collection,
+    EraseAction,
+    Fallback,
+    Role,
+    StoreMap,
+)
 
 
 @dataclass
@@ -134,6 +143,7 @@ def store_readiness(
             "mark a collection `role: reference` if it is catalogue data"
         )
         out.erasure_instead.update(dict.fromkeys(masked, "mask"))
+    out.warnings.extend(_fallback_warnings(store, maps, order, out, can_mask, noun))
     for ref in sorted(late, key=lambda r: (r.node.collection, r.field)):
         out.notes.append(
             f"{ref.node.collection}.{ref.field} -> {ref.target.collection} closes a loop of "
@@ -141,3 +151,73 @@ def store_readiness(
             "person's records first, then deletes them"
         )
     return out
+
+
+def _fallback_warnings(
+    store: str,
+    maps: Mapping[str, StoreMap],
+    order: list[str],
+    out: Readiness,
+    can_mask: bool,
+    noun: str,
+) -> list[str]:
+    """Where erasure's fallback (for a record of the person's another record still points at)
+    cannot do what the map says: `nullify` through a reference that may not be null or lives in
+    another store (the record is masked instead), a mask with no field to overwrite (the record
+    is kept as it is), or a mask in a store that cannot mask (erasure stops)."""
+    store_map = maps[store]
+    incoming: dict[str, list[DeclaredReference]] = defaultdict(list)
+    for ref in declared_references(maps):
+        if ref.target.store == store and ref.target.collection in store_map.collections:
+            incoming[ref.target.collection].append(ref)
+    warnings = []
+    for name in order:
+        collection = store_map.collections[name]
+        refs = incoming.get(name)
+        if (
+            not refs
+            or name in out.erasure_instead
+            or collection.erasure.action != EraseAction.DELETE
+            or collection.effective_role == Role.REFERENCE
+        ):
+            continue
+        named = _named(collection, noun)
+        through = ", ".join(
+            sorted(
+                f"{r.node.collection}.{r.field}"
+                if r.node.store == store
+                else f"{r.node.store}.{r.node.collection}.{r.field}"
+                for r in refs
+            )
+        )
+        masks = collection.erasure.fallback == Fallback.MASK
+        if collection.erasure.fallback == Fallback.NULLIFY:
+            fixed = sorted(
+                f"{r.node.collection}.{r.field}"
+                if r.node.store == store
+                else f"{r.node.store}.{r.node.collection}.{r.field}"
+                for r in refs
+                if r.node.store != store or not r.reference.nullable
+            )
+            if fixed:
+                masks = True
+                warnings.append(
+                    f"{named}: its fallback is `nullify`, but {', '.join(fixed)} may not be set "
+                    "to null (not `nullable`, or in another store): a record of the person's "
+                    "that one of those still points at is masked instead of deleted"
+                )
+        if not masks:
+            continue
+        if not can_mask:
+            warnings.append(
+                f"{named}: a record of the person's that another record still points at "
+                f"(through {through}) would be masked, and this kind of store cannot mask, so "
+                "erasure would stop with an error; set the collection's fallback to `keep`"
+            )
+        elif not masked_fields(collection):
+            warnings.append(
+                f"{named}: a record of the person's that another record still points at "
+                f"(through {through}) is kept as it is: its fallback masks, and no field of it "
+                "is marked as identity or personal data to mask"
+            )
+    return warnings
