@@ -79,6 +79,10 @@ class ConnectedStoreAdmin(admin.ModelAdmin):
             result = store_health.store_check(store=store, actor=actor_for_user(request.user))
             level = messages.SUCCESS if result.ok else messages.ERROR
             self.message_user(request, f"{store.name}: {result.message}", level)
+            for problem in result.problems:
+                self.message_user(request, f"{store.name}: {problem}", messages.ERROR)
+            for warning in result.warnings:
+                self.message_user(request, f"{store.name}: {warning}", messages.WARNING)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -19,6 +19,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from requests.models import ConnectedStore
 from tests.access_fixtures import approve, file_and_verify
 from tests.engine.erasure_helpers import fresh_database
 
@@ -180,3 +181,18 @@ def test_approved_anyway_the_erasure_stops_saying_what_the_check_said(
     assert detail["status"] == "needs_attention", detail
     (job,) = [j for j in detail["jobs"] if j["store"] == "shop"]
     assert "visits" in job["error"] and "no key" in job["error"]
+
+
+def test_the_admin_action_shows_the_problems_and_warnings(shop, django_user_model):
+    client = Client()
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    store = ConnectedStore.objects.get(name="shop")
+
+    page = client.post(
+        "/admin/requests/connectedstore/",
+        {"action": "check_stores", "_selected_action": [store.pk]},
+        follow=True,
+    ).content.decode()
+
+    assert "Shop: table visits has no key" in page  # the admin capitalises its messages
+    assert LOOP.replace("->", "-&gt;") in page
