@@ -63,7 +63,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.sql import sqltypes
 
-from requests.connectors.sql_erase import SqlErasure, driver_of
+from requests.connectors.sql_erase import SqlErasure, as_stored, driver_of
 from requests.engine.normalise import (
     national_digits,
     normalise_email,
@@ -335,7 +335,7 @@ class SqlConnector(SqlErasure, Connector):
             )
             if not found:
                 raise sa.exc.NoSuchTableError(collection.physical_name)
-            columns = [(c["name"], c["type"]) for c in found]
+            columns = [(c["name"], as_stored(self.family, c["type"])) for c in found]
             case_blind = set()
             if self.family == "mysql":
                 case_blind = self._mysql_ci_columns(conn, collection)

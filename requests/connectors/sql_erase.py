@@ -67,6 +67,19 @@ _RANDOM_DATE_SPAN = 365 * 50  # days from 1970-01-01: a date that says nothing a
 _CONSTANT = (MaskStrategy.NULL, MaskStrategy.FIXED)
 
 
+def as_stored(family: str, column_type: Any) -> Any:
+    """How the connector reads and binds a column. SQLite has no date type: a DATE or TIMESTAMP
+    column holds the text the application wrote ('2024-01-06 10:00:00', with or without
+    fractions), so it is read and bound as that text: a key holding a time then finds its row
+    again (the parsed value binds back with fractions and matches nothing), and an odd value
+    never fails a lookup."""
+    if family == "sqlite" and isinstance(
+        column_type, sqltypes.Date | sqltypes.DateTime | sqltypes.Time
+    ):
+        return sa.String()
+    return column_type
+
+
 class _Mask:
     """A FieldMask resolved against the column: the strategy to apply and its constant value."""
 
@@ -147,7 +160,11 @@ class SqlErasure(Connector):
             collection.physical_name,
             sa.MetaData(),
             *[
-                sa.Column(c["name"], c["type"], nullable=bool(c.get("nullable", True)))
+                sa.Column(
+                    c["name"],
+                    as_stored(self.family, c["type"]),
+                    nullable=bool(c.get("nullable", True)),
+                )
                 for c in found
             ],
             schema=collection.schema_name,

@@ -79,3 +79,35 @@ def test_records_with_a_composite_key_are_masked_by_the_whole_key(connect, clubs
     }
     assert set(rows(url, "memberships", "person_id = 1")) == expected
     assert rows(url, "memberships", "person_id = 2") == bob
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_a_key_holding_a_time_finds_its_rows_again(connect, request, tmp_path, kind):
+    """A visit keyed by (email, time): SQLite keeps the time as the text written, without
+    fractions, and the row must still be found by the key the finder read."""
+    kind, url = fresh_database(
+        kind,
+        request,
+        tmp_path,
+        "visits",
+        """CREATE TABLE visit (email VARCHAR(100) NOT NULL, seen TIMESTAMP NOT NULL,
+            PRIMARY KEY (email, seen))""",
+        """INSERT INTO visit VALUES ('ada@example.com', '2024-01-06 10:00:00'),
+            ('ada@example.com', '2024-02-09 18:30:00'),
+            ('bob@example.com', '2024-01-06 10:00:00')""",
+    )
+    store_map = StoreMap.model_validate(
+        {
+            "collections": {
+                "visit": {"key": ["email", "seen"], "fields": {"email": {"identity": "email"}}}
+            }
+        }
+    )
+    connector = connect(kind, url, store_map, name="visits")
+
+    result = erase_person(
+        {"visits": connector}, {"email": "ada@example.com"}, store="visits", hash_key=HASH_KEY
+    )
+
+    assert result.collections["visit"].deleted == 2
+    assert [row[0] for row in rows(url, "visit")] == ["bob@example.com"]
