@@ -1,6 +1,6 @@
 """A dataset in the shape of Fides' own example project, imported with `stores import-fides
 --store` and used untouched, runs access and erasure end to end through the HTTP API on real
-PostgreSQL and MariaDB (issue 9, deliver 6).
+PostgreSQL and MariaDB and on SQLite (issue 9, deliver 6).
 
 The tea shop in tests/fixtures/fides_example/ (its README says who shares what) has what the
 example project's database and dataset have: no foreign keys in the database, collections whose
@@ -27,7 +27,7 @@ from django.core.management import call_command
 from requests.engine.finder import json_value
 from requests.engine.ownership import WITHHELD
 from tests.access_fixtures import approve, data_json, file_and_verify, zip_of
-from tests.engine.erasure_helpers import engine_for, execute
+from tests.engine.erasure_helpers import engine_for, fresh_database
 from tests.erasure_fixtures import file_erasure
 
 pytestmark = pytest.mark.django_db
@@ -194,15 +194,19 @@ def by_table(rows: set[Row]) -> dict[str, int]:
     return out
 
 
-@pytest.fixture(params=["postgresql", "mysql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def teashop(request, staff_api, settings, tmp_path):
     """The tea shop in a fresh database, connected with discovery, then given the map
     `stores import-fides --store --apply` makes of the dataset, untouched."""
     settings.DATA_DIR = tmp_path / "data"
-    url = request.getfixturevalue(
-        "postgres_database" if request.param == "postgresql" else "mariadb_database"
+    _, url = fresh_database(
+        request.param,
+        request,
+        tmp_path,
+        STORE,
+        *statements(f"schema_{request.param}.sql"),
+        *statements("data.sql"),
     )
-    execute(url, *statements(f"schema_{request.param}.sql"), *statements("data.sql"))
     created = staff_api.post(
         "/api/v1/staff/stores/",
         {"name": STORE, "kind": request.param, "url": url, "discover": True},
