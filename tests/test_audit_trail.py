@@ -1,4 +1,6 @@
 import threading
+import time
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -246,6 +248,55 @@ def test_a_commit_queues_one_sealing_task_that_seals_what_commits_before_it_runs
     assert [e.sequence for e in sealed] == [1, 2, 3, 4, 5]
     assert AuditChainHead.objects.get(id=1).sequence == 5
     assert audit_verify(seal=False).checked == 5
+
+
+@pytest.fixture
+def redis_cache(settings, redis_server_url):
+    """The production cache, Redis, under a prefix of this test's own."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server_url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    import redis
+
+    server = redis.Redis.from_url(redis_server_url)
+    yield server, prefix
+    for key in server.scan_iter(f"{prefix}:*"):
+        server.delete(key)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_processes_sharing_redis_queue_one_sealing_while_one_is_due(
+    seal_by_task, redis_cache, monkeypatch
+):
+    server, prefix = redis_cache
+    with transaction.atomic():
+        first = audit_record(action="test.first", actor="system")
+    first.refresh_from_db()
+    assert first.sequence == 1  # this process claimed the next sealing and queued it
+    claim_ms = server.pttl(f"{prefix}:1:{audit.SEALING_DUE_KEY}")
+    assert 0 < claim_ms <= 1000
+
+    # Another process (no sealing queued by itself) commits while that task is due: it queues
+    # none, and waits for no longer than the claim lives before it looks again.
+    monkeypatch.setattr(audit, "_sealing_queued_until", 0.0)
+    with transaction.atomic():
+        second = audit_record(action="test.second", actor="system")
+    second.refresh_from_db()
+    assert second.sequence is None
+    assert 0 < audit._sealing_queued_until - time.monotonic() <= 1.0
+
+    # The claim ended (the task started): the next commit queues a sealing again.
+    server.delete(f"{prefix}:1:{audit.SEALING_DUE_KEY}")
+    monkeypatch.setattr(audit, "_sealing_queued_until", 0.0)
+    with transaction.atomic():
+        audit_record(action="test.third", actor="system")
+    assert AuditEvent.objects.filter(sequence__isnull=True).count() == 0
+    assert audit_verify(seal=False).checked == 3
 
 
 @pytest.mark.django_db

@@ -18,10 +18,10 @@ import math
 import time
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
+from requests.cache_redis import cache_redis
 from requests.crypto import keyed_hash
 from requests.identity import IdentityError, clean_intake_identity
 from requests.services.errors import RateLimited
@@ -105,25 +105,24 @@ return 0
 """
 
 
-def _counter(backend: RedisCache):
-    """The script on the cache's Redis, made once per cache backend: a Redis client is costly to
-    make (the cache makes one per call), and the script goes to the server once, then is called
-    by its hash."""
+def _counter(backend, client):
+    """The script, made once per cache backend: it goes to the server once, then is called by
+    its hash."""
     script = getattr(backend, "_portal_rate_limit_script", None)
     if script is None:
-        script = backend._cache.get_client(write=True).register_script(_COUNT_SCRIPT)
-        backend._portal_rate_limit_script = script  # type: ignore[attr-defined]
+        script = client.register_script(_COUNT_SCRIPT)
+        backend._portal_rate_limit_script = script
     return script
 
 
 def _count(keys: list[str], limits: list[tuple[int, int]]) -> int:
     """Count one attempt on each key in order; the 1-based position of the first over its
     allowance (it and those before it counted, those after not), or 0."""
-    backend = caches["default"]
-    if isinstance(backend, RedisCache):
+    backend, client = cache_redis()
+    if client is not None:
         arguments = [value for count, seconds in limits for value in (seconds + 1, count)]
         keys = [backend.make_and_validate_key(key) for key in keys]
-        return int(_counter(backend)(keys=keys, args=arguments))
+        return int(_counter(backend, client)(keys=keys, args=arguments))
     for position, (key, (count, seconds)) in enumerate(zip(keys, limits, strict=True), 1):
         ttl = seconds + 1
         if cache.add(key, 1, timeout=ttl):

@@ -11,13 +11,14 @@ no request pays for the sealing:
   pending event, in the order they were recorded (id), the next sequence number and the hash of
   the previous link, written back in one statement: one pass seals everything pending (group
   commit).
-- Who seals, and when. After each commit that recorded events, the process queues the sealing
-  task (`audit_seal_pending`) to run PORTAL_AUDIT_SEAL_DELAY seconds later, at most once per such
-  delay: every commit the process makes before the queued task runs is covered by it, so a busy
-  web worker queues about one sealing a second however many requests it answers, and the Celery
-  worker seals them in batches. With the delay at 0 the committing process seals at once itself
-  (a request that finds the head locked leaves its events to the process holding it, which looks
-  again after releasing it). Either way the sealing never raises into the request. The
+- Who seals, and when. After each commit that recorded events, the sealing task
+  (`audit_seal_pending`) is queued to run PORTAL_AUDIT_SEAL_DELAY seconds later, unless one is
+  due already: every commit made before the queued task runs is covered by it. Processes share
+  that knowledge through a claim in the cache's Redis (each process keeps its own without it), so
+  a busy portal queues about one sealing a second however many requests it answers, and the
+  Celery worker seals them in batches. With the delay at 0 the committing process seals at once
+  itself (a request that finds the head locked leaves its events to the process holding it,
+  which looks again after releasing it). Either way the sealing never raises into the request. The
   `audit-seal-pending` beat task seals leftovers (a process that died between its commit and
   queuing the sealing, a lost task), `audit verify` seals before it checks, and a certificate
   seals before it names its completion event.
@@ -47,6 +48,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
+from requests.cache_redis import cache_redis
 from requests.models import AuditChainHead, AuditEvent, DataRequest
 from requests.models.audit import GENESIS_HASH
 from requests.queueing import enqueue
@@ -65,10 +67,13 @@ AFTER_COMMIT_PASSES = 5
 
 logger = logging.getLogger(__name__)
 
-# Until when (time.monotonic) the sealing task this process queued last has not started yet, so
-# it will seal whatever this process commits meanwhile. Per process: gunicorn's and Celery's
-# workers are processes; threads racing here queue one task too many at worst.
+# Until when (time.monotonic) a sealing task this process queued, or learnt another process
+# queued, has not started yet, so it will seal whatever this process commits meanwhile. Per
+# process: gunicorn's and Celery's workers are processes; threads racing here queue one task too
+# many at worst.
 _sealing_queued_until = 0.0
+# The cache key that says a sealing task is queued and not started yet, for as long as it lives.
+SEALING_DUE_KEY = "audit:sealing-due"
 
 
 def actor_for_user(user) -> str:
@@ -104,9 +109,11 @@ def audit_record(
 def audit_seal_soon() -> None:
     """After a commit that recorded events: have them sealed, without making the caller wait.
 
-    Queues the sealing task to run PORTAL_AUDIT_SEAL_DELAY seconds from now unless this process
-    queued one that has not started yet (it will find this commit's events, as they committed
-    before it runs). With the delay at 0, seals in this process at once.
+    Queues the sealing task to run PORTAL_AUDIT_SEAL_DELAY seconds from now unless one that has
+    not started yet was queued, by this process or (with the cache on Redis) any other: it will
+    find this commit's events, as they committed before it runs. So the web and Celery workers
+    together queue about one sealing per delay. With the delay at 0, seals in this process at
+    once.
     """
     global _sealing_queued_until
     delay = settings.PORTAL_AUDIT_SEAL_DELAY
@@ -117,11 +124,37 @@ def audit_seal_soon() -> None:
     if now < _sealing_queued_until:
         return
     try:
+        due_in = _sealing_due_elsewhere(delay)
+        if due_in > 0:
+            _sealing_queued_until = now + due_in
+            return
         enqueue("audit_seal_pending", countdown=delay)
     except Exception:  # the request already committed; its events can wait for the beat task
         logger.warning("could not queue the audit sealing; the beat task will seal the events")
         return
     _sealing_queued_until = now + delay
+
+
+def _sealing_due_elsewhere(delay: float) -> float:
+    """In how many seconds a sealing task another process queued starts; 0 when none is due, and
+    then this process has claimed queuing the next one. One round trip to the cache's Redis;
+    without Redis, always 0 (each process queues its own).
+
+    The claim lives exactly as long as the task's countdown and is made before the task is
+    queued, so while it lives the task has not started. A process that dies between the two
+    leaves the events to the beat task.
+    """
+    backend, client = cache_redis()
+    if client is None:
+        return 0.0
+    key = backend.make_and_validate_key(SEALING_DUE_KEY)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(key, 1, nx=True, px=int(delay * 1000))
+    pipe.pttl(key)
+    claimed, remaining_ms = pipe.execute()
+    if claimed:
+        return 0.0
+    return max(0, remaining_ms) / 1000  # -2: it expired in between, so claim nothing, queue one
 
 
 def audit_seal_after_commit() -> None:
