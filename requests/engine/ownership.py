@@ -134,6 +134,12 @@ class Model:
             for cname, collection in store_map.collections.items():
                 self.watch[Node(store, cname)].update(collection.key)
         self.can_own = self._collections_with_owners()
+        # (store, collection) -> (node, the fields a collector keeps of its rows), for every
+        # RowCollector of these maps: built once here, not per person.
+        self.kept_fields: dict[tuple[str, str], tuple[Node, tuple[str, ...]]] = {
+            (node.store, node.collection): (node, tuple(sorted(fields)))
+            for node, fields in self.watch.items()
+        }
 
     def collection(self, node: Node) -> Collection:
         return self.maps[node.store].collections[node.collection]
@@ -185,18 +191,19 @@ def model_for(maps: Mapping[str, StoreMap]) -> Model:
 
 class RowCollector:
     def __init__(self, model: Model) -> None:
+        # Only collections that received a row are in `rows` (a walk that streamed everything
+        # leaves it empty, and `decide` has nothing to do).
         self.rows: dict[Node, dict[tuple, _Row]] = defaultdict(dict)
+        self._kept = model.kept_fields
         # (store, collection) -> (its rows, the fields kept): one look-up per record streamed.
-        self._targets = {
-            (node.store, node.collection): (self.rows[node], tuple(sorted(fields)))
-            for node, fields in model.watch.items()
-        }
+        self._targets: dict[tuple[str, str], tuple[dict[tuple, _Row], tuple[str, ...]]] = {}
 
     def add(self, record: Record) -> None:
         target = self._targets.get((record.store, record.collection))
         if target is None:
-            node = Node(record.store, record.collection)
-            target = self._targets[(record.store, record.collection)] = (self.rows[node], ())
+            where = (record.store, record.collection)
+            node, fields = self._kept.get(where) or (Node(*where), ())
+            target = self._targets[where] = (self.rows[node], fields)
         rows, fields = target
         key = record.key
         nkey = (norm(key[0]),) if len(key) == 1 else norm_key(key)
@@ -314,6 +321,10 @@ def decide(
     model: Model, rows: dict[Node, dict[tuple, _Row]], connectors: Mapping[str, Connector]
 ) -> Ownership:
     result = Ownership(model, rows)
+    if not any(rows.values()):
+        # Nothing held for a decision: every row the walk reached was decided on arrival (a
+        # customer and their orders), as for most people in most stores. Nothing to ask either.
+        return result
     alone: dict[Node, set[tuple]] = {
         node: {k for k, r in found.items() if r.owned_path}
         for node, found in rows.items()
