@@ -237,6 +237,7 @@ def test_the_imported_map_is_keyed_from_the_database_and_checks_clean(teashop, s
     assert imported.collections["order_item"].effective_role == "owned"
     handled = imported.collections["service_request"].fields["employee_id"].references
     assert handled.kind == "mention"
+    assert not [note for note in imported.notes if "name its key" in note]
 
 
 @pytest.mark.parametrize("who", ASKING)

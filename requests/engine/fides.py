@@ -62,6 +62,7 @@ from requests.engine.storemap import (
     StoreMap,
 )
 
+_NO_KEY = "{name}: no primary_key in the dataset; name its key"
 IDENTITY_TYPES = {"email": "email", "phone_number": "phone", "phone": "phone"}
 MIRROR = {Follow.CHILDREN: Follow.PARENT, Follow.PARENT: Follow.CHILDREN, Follow.BOTH: Follow.BOTH}
 
@@ -174,7 +175,7 @@ class _Importer:
                 collection.fields[fname] = spec_out
                 field_specs[cname].append((fpath, fspec))
             if not collection.key:
-                self.notes.append(f"{cname}: no primary_key in the dataset; name its key")
+                self.notes.append(_NO_KEY.format(name=cname))
             collections[cname] = collection
 
         # Second pass: references, now that every collection's key is known.
@@ -275,6 +276,13 @@ class _Importer:
             self.problem((*rpath, "field"), f"unknown collection {target_collection!r}")
             return
         if target_field not in target.fields:
+            head = target_field.split(".")[0]
+            if head != target_field and head in target.fields:
+                self.notes.append(
+                    f"{cname}.{fname}: a reference to the nested field {ref['field']} is not "
+                    "imported (nested fields are not)"
+                )
+                return
             self.problem(
                 (*rpath, "field"), f"collection {target_collection!r} has no field {target_field!r}"
             )
@@ -368,6 +376,7 @@ def fill_from_live(imported: StoreMap, discovered: StoreMap) -> StoreMap:
             continue
         if not collection.key and found.key:
             collection.key = list(found.key)
+            result.notes.remove(_NO_KEY.format(name=name))
             result.notes.append(f"{name}: keyed by {found.key}, the live store's primary key")
         for fname, live_spec in found.fields.items():
             live_ref = live_spec.references
@@ -391,9 +400,10 @@ def fill_from_live(imported: StoreMap, discovered: StoreMap) -> StoreMap:
                 kind=RefKind.MENTION,
                 nullable=live_ref.nullable,
             )
+            what = "a column named after" if live_ref.inferred else "a foreign key to"
             result.notes.append(
-                f"{name}.{fname} -> {target}: a foreign key of the live store the dataset does "
-                "not declare; kept so erasure respects it, not followed"
+                f"{name}.{fname} -> {target}: {what} a collection of the live store, which the "
+                "dataset does not declare; kept so erasure respects it, not followed"
             )
     return result
 

@@ -214,3 +214,31 @@ dataset:
     )
     # A row with no identity of its own still belongs to the person it points at.
     assert imported.collections["login"].fields["employee_id"].references.kind == RefKind.OWNER
+
+
+def test_a_reference_to_a_nested_field_is_noted_not_refused():
+    dataset = """\
+dataset:
+  - fides_key: app
+    collections:
+      - name: customer
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: email
+            fides_meta: {identity: email}
+          - name: profile
+            fields:
+              - name: referral_code
+      - name: referral
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: code
+            fides_meta:
+              references: [{field: customer.profile.referral_code, direction: from}]
+"""
+    imported = import_fides_dataset(dataset)
+
+    assert imported.collections["referral"].fields["code"].references is None
+    assert any("nested field customer.profile.referral_code" in n for n in imported.notes)
