@@ -11,7 +11,11 @@ referenced field; no direction means either way. In a portal map a reference sit
 and `follow` says which way the finder crosses it, so:
 - `from` becomes a reference on F with `follow: children` (orders.customer_id from customer.id);
 - `to` becomes a reference on F with `follow: parent` (customer.address_id to address.id);
-- no direction becomes `follow: both`.
+- no direction (either way) says nothing of whose row is whose, and walked both ways as
+  ownership it would make a customer belong to their address and so to everyone living there:
+  it becomes `children` when the row pointed at leads to a person (an order's customer, an order
+  line's order) and `parent` otherwise (an address, a product); each is noted. References to
+  another dataset without a direction stay `both`.
 When a collection's own primary key declares a reference to a non-key field of another collection
 of the same dataset (customer.id `to` orders.customer_id), the reference is written on that other
 field instead (orders.customer_id -> customer.id, `follow: children`): the same walk, and erasure
@@ -191,6 +195,7 @@ class _Importer:
 
         for collection in collections.values():
             collection.role = _role_from_categories(collection)
+        self.settle_undirected(collections)
         _own_what_leads_to_people(collections)
         self.mentions_between_people(collections)
         for cname, collection in collections.items():
@@ -217,6 +222,46 @@ class _Importer:
                 )
             )
         return store_map
+
+    def settle_undirected(self, collections: dict[str, Collection]) -> None:
+        """A reference with no direction (Fides walks it either way) says nothing of whose row
+        is whose, and walked both ways as ownership it would make a customer belong to an
+        address and so to everyone else living there. It is settled by the shape: the row
+        belongs to the row it points at when that row leads to a person (an order's customer,
+        an order line's order); otherwise the row pointed at, which leads to no one (an address,
+        a product), belongs to the rows pointing at it, or is shown beside them."""
+        undirected = [
+            (cname, fname, ref)
+            for cname, collection in collections.items()
+            for fname, ref in collection.reference_fields().items()
+            if ref.follow == Follow.BOTH and not ref.store and ref.collection in collections
+        ]
+        if not undirected:
+            return
+        leads = {n for n, c in collections.items() if c.role == Role.PERSON}
+        changed = True
+        while changed:
+            changed = False
+            for cname, collection in collections.items():
+                if cname in leads:
+                    continue
+                if any(
+                    ref.follow.children and not ref.store and ref.collection in leads
+                    for ref in collection.reference_fields().values()
+                ):
+                    leads.add(cname)
+                    changed = True
+        for cname, fname, ref in undirected:
+            if ref.collection in leads:
+                ref.follow = Follow.CHILDREN
+                how = f"its rows belong to the {ref.collection} rows they point at"
+            else:
+                ref.follow = Follow.PARENT
+                how = f"the {ref.collection} rows it points at lead to no person"
+            self.notes.append(
+                f"{cname}.{fname} -> {ref.collection}: no direction in the dataset; follow "
+                f"{ref.follow.value} ({how})"
+            )
 
     def mentions_between_people(self, collections: dict[str, Collection]) -> None:
         """A reference from rows that are people found by their own identity (a service request

@@ -6,7 +6,7 @@ import pytest
 
 from requests.engine.fides import import_fides_dataset
 from requests.engine.mapfile import MapError, dump_store_map, load_store_map
-from requests.engine.storemap import Follow, RefKind
+from requests.engine.storemap import Follow, RefKind, Role
 
 # Written for these tests in the Fides dataset format (fides_meta with identity, primary_key and
 # references with a direction), with one collection in the older `fidesops_meta` spelling.
@@ -125,7 +125,12 @@ def test_a_reference_declared_by_a_primary_key_is_written_on_the_referencing_fie
     store_map = import_fides_dataset(DATASET)
 
     payment = store_map.collections["payment"].fields["order_item_id"].references
-    assert (payment.collection, payment.field, payment.follow) == ("order_item", "id", Follow.BOTH)
+    # No direction: the order item leads to a customer, so the payment belongs to it.
+    assert (payment.collection, payment.field, payment.follow) == (
+        "order_item",
+        "id",
+        Follow.CHILDREN,
+    )
     assert store_map.collections["order_item"].fields["id"].references is None
 
 
@@ -242,3 +247,47 @@ dataset:
 
     assert imported.collections["referral"].fields["code"].references is None
     assert any("nested field customer.profile.referral_code" in n for n in imported.notes)
+
+
+def test_a_reference_with_no_direction_is_settled_by_whom_it_leads_to():
+    """Walked both ways as ownership, an undirected customer -> address reference would make
+    the customer belong to the address, and so to everyone else living there."""
+    dataset = """\
+dataset:
+  - fides_key: shop
+    collections:
+      - name: customer
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: email
+            fides_meta: {identity: email}
+          - name: address_id
+            fides_meta:
+              references: [{field: address.id}]
+      - name: address
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: street
+            data_categories: [user.contact.address.street]
+      - name: orders
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+          - name: customer_id
+            fides_meta:
+              references: [{field: customer.id}]
+      - name: order_line
+        fields:
+          - name: order_id
+            data_categories: [system.operations]
+            fides_meta:
+              references: [{field: orders.id}]
+"""
+    c = import_fides_dataset(dataset).collections
+
+    assert c["customer"].fields["address_id"].references.follow == Follow.PARENT
+    assert c["orders"].fields["customer_id"].references.follow == Follow.CHILDREN
+    assert c["order_line"].fields["order_id"].references.follow == Follow.CHILDREN
+    assert c["order_line"].effective_role == Role.OWNED
