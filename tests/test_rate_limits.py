@@ -180,6 +180,39 @@ def test_the_filing_page_shows_a_readable_message_and_retry_after(client, limits
 # Per identity and per reference
 
 
+def test_a_filing_that_cannot_be_read_counts_against_the_address_and_is_limited_first(
+    public_api, limits
+):
+    limits(file_per_address=(2, 86400))
+    bad = {"kind": "access", "identity": {}}
+    headers = {"REMOTE_ADDR": "203.0.113.50"}
+
+    first = public_api.post(FILE, bad, format="json", **headers)
+    second = _file(public_api, "ada@example.com", remote="203.0.113.50")
+    third = public_api.post(FILE, bad, format="json", **headers)
+    malformed = public_api.post(FILE, "{", content_type="application/json", **headers)
+
+    assert (first.status_code, second.status_code) == (400, 201)
+    assert third.status_code == malformed.status_code == 429
+    assert "file_per_address" in third.content.decode()
+
+
+@pytest.mark.parametrize("store", ["locmem", "redis"])
+def test_an_address_over_its_limit_does_not_use_up_the_identity_limit(
+    public_api, limits, store, request
+):
+    if store == "redis":
+        request.getfixturevalue("redis_cache")  # one script counts both limits in Redis
+    limits(file_per_address=(1, 86400), file_per_identity=(2, 86400))
+    assert _file(public_api, "ada@example.com", remote="203.0.113.60").status_code == 201
+    for _ in range(3):
+        assert _file(public_api, "ada@example.com", remote="203.0.113.60").status_code == 429
+
+    # Counted once so far: the person can still file once more from elsewhere.
+    assert _file(public_api, "ada@example.com", remote="203.0.113.61").status_code == 201
+    assert _file(public_api, "ada@example.com", remote="203.0.113.62").status_code == 429
+
+
 def test_filings_for_one_email_are_limited_from_any_address(public_api, limits):
     limits(file_per_identity=(2, 86400))
 

@@ -175,42 +175,47 @@ def limit_hit(limit: str, subject: str) -> None:
     limits_hit([(limit, subject)])
 
 
+def _address_check(request, limit: str) -> tuple[str, str]:
+    return (limit, _address_key(client_address(request)))
+
+
+def _identity_checks(identity: object) -> list[tuple[str, str]]:
+    """One per identifier that reaches a person: the email and the phone."""
+    try:
+        cleaned = clean_intake_identity(identity)
+    except IdentityError:
+        return []  # the service refuses it with a clear message; nothing to count
+    return [
+        ("file_per_identity", f"{kind}:{cleaned[kind]}")
+        for kind in ("email", "phone")
+        if cleaned.get(kind)
+    ]
+
+
 def check_address(request, limit: str) -> None:
-    limit_hit(limit, _address_key(client_address(request)))
+    limits_hit([_address_check(request, limit)])
 
 
 def check_identity(identity: object) -> None:
     """Count a filing against each identifier that reaches a person: the email and the phone."""
-    try:
-        cleaned = clean_intake_identity(identity)
-    except IdentityError:
-        return  # the service refuses it with a clear message; nothing to count
-    limits_hit(
-        [
-            ("file_per_identity", f"{kind}:{cleaned[kind]}")
-            for kind in ("email", "phone")
-            if cleaned.get(kind)
-        ]
-    )
+    limits_hit(_identity_checks(identity))
+
+
+def check_filing(request, identity: object) -> None:
+    """A filing's limits, in one round trip: the client address's, then each identifier's (not
+    counted when the address is over its limit, as if checked one after the other)."""
+    limits_hit([_address_check(request, "file_per_address"), *_identity_checks(identity)])
 
 
 def check_reference(reference: str) -> None:
     limit_hit("verify_per_reference", f"reference:{reference}")
 
 
-class PublicFileThrottle(BaseThrottle):
-    """Filing, per client address (the view adds the per-identity limit once it read the body)."""
-
-    def allow_request(self, request, view) -> bool:
-        check_address(request, "file_per_address")
-        return True
-
-
 class PublicVerifyThrottle(BaseThrottle):
     """Code guesses and resends, per client address and per request reference."""
 
     def allow_request(self, request, view) -> bool:
-        checks = [("verify_per_address", _address_key(client_address(request)))]
+        checks = [_address_check(request, "verify_per_address")]
         reference = getattr(view, "kwargs", {}).get("reference")
         if reference:
             checks.append(("verify_per_reference", f"reference:{reference}"))
