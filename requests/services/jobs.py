@@ -59,7 +59,11 @@ class JobOutcome:
 # What a job of a kind does in its store (`requests.services.processing.EXECUTORS`).
 Executor = Callable[[Job], JobOutcome]
 # Returns details for the completion event, or raises ServiceError to flag the request for staff.
-Finaliser = Callable[[DataRequest], dict]
+# It may instead return a step that writes what goes with the completion (the erasure's
+# certificate): called with the locked request in the completion's transaction, it returns the
+# details, so the two are committed together.
+CompletionStep = Callable[[DataRequest], dict]
+Finaliser = Callable[[DataRequest], dict | CompletionStep]
 
 # Longest reason kept on a job (reasons are the portal's own words; never a service's).
 MAX_REASON = 500
@@ -257,6 +261,7 @@ def job_claim(*, job_id: int) -> Job | None:
         if job.state == JobState.RUNNING and job.attempts >= settings.PORTAL_JOB_MAX_ATTEMPTS:
             _fail(job, request, _claims_exhausted(job), from_states=(job.state,))
             return None
+        attempts = job.attempts + 1
         if not _move(
             job,
             JobState.RUNNING,
@@ -266,7 +271,8 @@ def job_claim(*, job_id: int) -> Job | None:
             error="",
         ):
             return None
-        job.refresh_from_db(fields=["attempts"])
+        # Exact without reading it back: every write of `attempts` holds the request's lock.
+        job.attempts = attempts
         _audit(job, "job.claimed", attempt=job.attempts)
     return job
 
@@ -279,11 +285,32 @@ def job_renew_lease(*, job: Job) -> bool:
     return renewed == 1
 
 
-@transaction.atomic
-def job_finish(*, job: Job, counts: dict, waiting_reason: str = "") -> bool:
+def job_settled_request_id(*, job_id: int) -> int | None:
+    """The request of a job on the shared queue that is done or handed over, while the request
+    is processing (a second delivery of its message moves the request on); None otherwise."""
+    return (
+        Job.objects.filter(
+            pk=job_id,
+            state__in=(JobState.DONE, JobState.WAITING),
+            request__status=Status.PROCESSING,
+            store__queue="",
+        )
+        .values_list("request_id", flat=True)
+        .first()
+    )
+
+
+# No savepoint when the caller's transaction holds it (the worker moving the request on in the
+# same transaction): a failure rolls that back too.
+@transaction.atomic(savepoint=False)
+def job_finish(
+    *, job: Job, counts: dict, waiting_reason: str = "", queue_advance: bool = True
+) -> bool:
     """Record a job's result: done, or handed over (waiting, with the reason). False if the job
-    is no longer this worker's to finish."""
-    _lock_request(job.request_id)
+    is no longer this worker's to finish. The request is moved on by a task queued on commit, or,
+    with `queue_advance=False`, by the caller (in the same worker task); `job.request` is then
+    the request as locked here."""
+    job.request = _lock_request(job.request_id)
     state = JobState.WAITING if waiting_reason else JobState.DONE
     if not _move(
         job,
@@ -295,7 +322,8 @@ def job_finish(*, job: Job, counts: dict, waiting_reason: str = "") -> bool:
     ):
         return False
     _audit(job, "job.waiting" if waiting_reason else "job.done", counts=counts)
-    _advance_on_commit(job.request_id)
+    if queue_advance:
+        _advance_on_commit(job.request_id)
     return True
 
 

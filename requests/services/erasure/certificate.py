@@ -11,7 +11,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 
 from requests.assurance import searchable_identity
 from requests.connectors.registry import connector_class
@@ -27,11 +26,12 @@ from requests.models import (
 from requests.services import jobs as job_service
 from requests.services.audit import SYSTEM, audit_event_sealed, audit_record
 from requests.services.erasure.recipients import downstream_of, system_name
-from requests.services.erasure.run import COUNT_NAMES, result_collections
+from requests.services.erasure.run import COUNT_NAMES, erasure_identity, result_collections
 from requests.services.erasure.suppression import suppression_record
 from requests.services.erasure.sweep import SweepResult, erasure_sweep
 from requests.services.errors import NotFound, ServiceError
 from requests.services.job_holds import request_maps
+from requests.services.jobs import CompletionStep
 from requests.services.stores import HANDED_OVER_KINDS
 from requests.states import Kind, Status
 
@@ -47,14 +47,17 @@ def _describe_left_over(left: dict[str, dict[str, int]]) -> str:
     return "; ".join(parts)
 
 
-def erasure_finalise(request: DataRequest) -> dict:
-    """Verify that nothing but held records is left, then issue the certificate and write the
-    suppression ledger. Raises ServiceError (staff must look) when something remains."""
+def erasure_finalise(request: DataRequest) -> dict | CompletionStep:
+    """Verify that nothing but held records is left; raises ServiceError (staff must look) when
+    something remains. Otherwise returns the step that writes the suppression ledger and issues
+    the certificate in the completion's transaction (`request_advance`), so the certificate, the
+    ledger and the completion are committed together."""
     existing = ErasureCertificate.objects.filter(request=request).first()
-    if existing is not None:
+    if existing is not None:  # issued by a run that stopped before completing the request
         return _completion_details(existing)
+    identity = erasure_identity(request)
     try:
-        sweep = erasure_sweep(request=request)
+        sweep = erasure_sweep(request=request, identity=identity)
     except PermanentStoreError as exc:
         raise ServiceError(f"The verification sweep could not search every store: {exc}") from None
     left = sweep.left_over()
@@ -77,22 +80,24 @@ def erasure_finalise(request: DataRequest) -> dict:
             f"{_describe_left_over(left)}. Retry to erase them again.",
             code="records_left",
         )
-    with transaction.atomic():
-        locked = DataRequest.objects.select_for_update().get(pk=request.pk)
-        existing = ErasureCertificate.objects.filter(request=locked).first()
-        if existing is not None:
-            return _completion_details(existing)
-        suppressed = suppression_record(request=locked)
-        content = certificate_content(request=locked, sweep=sweep, suppressed=suppressed)
+
+    def issue(locked: DataRequest) -> dict[str, Any]:
+        # The request is locked and still processing, so no other run issues one meanwhile.
+        suppressed = suppression_record(request=locked, identity=identity)
+        content = certificate_content(
+            request=locked, sweep=sweep, suppressed=suppressed, identity=identity
+        )
         certificate = ErasureCertificate.objects.create(
             request=locked,
             issued_at=sweep.ran_at,
             content=content,
             sha256=certificate_digest(content),
         )
-    # The completion event (written next, by request_advance) carries these details: the
-    # certificate's digest and the sweep's result enter the audit chain there.
-    return _completion_details(certificate)
+        # The completion event carries these details: the certificate's digest and the sweep's
+        # result enter the audit chain there.
+        return _completion_details(certificate)
+
+    return issue
 
 
 def _completion_details(certificate: ErasureCertificate) -> dict[str, Any]:
@@ -162,9 +167,17 @@ def _store_entry(job: Job, maps: dict[str, StoreMap]) -> dict[str, Any]:
 
 
 def certificate_content(
-    *, request: DataRequest, sweep: SweepResult, suppressed: list[SuppressionEntry]
+    *,
+    request: DataRequest,
+    sweep: SweepResult,
+    suppressed: list[SuppressionEntry],
+    identity: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The certificate: what was done, where and when; counts and reasons, no personal data."""
+    """The certificate: what was done, where and when; counts and reasons, no personal data.
+    `identity`: the searchable identity, when the caller read it already (only its types are
+    named)."""
+    if identity is None:
+        identity = searchable_identity(request=request)
     jobs = list(
         Job.objects.filter(request=request, kind=Kind.ERASURE)
         .select_related("store")
@@ -208,7 +221,7 @@ def certificate_content(
         "organisation": settings.PORTAL_ORGANISATION_NAME,
         "reference": request.reference,
         "kind": request.kind,
-        "identity_types": sorted(searchable_identity(request=request)),
+        "identity_types": sorted(identity),
         "received_at": request.received_at,
         "verified_at": request.verified_at,
         "approved_at": approved.created_at if approved else None,

@@ -51,21 +51,30 @@ def _normal(identity_type: str, value: Any) -> str | None:
     return normal or None
 
 
-def suppression_record(*, request: DataRequest) -> list[SuppressionEntry]:
-    """Keep a keyed hash of each identifier of the erased person that singles them out."""
+def suppression_record(
+    *, request: DataRequest, identity: dict[str, str] | None = None
+) -> list[SuppressionEntry]:
+    """Keep a keyed hash of each identifier of the erased person that singles them out (an
+    identifier already in the ledger keeps its first request). `identity`: the request's
+    searchable identity, when the caller read it already."""
+    if identity is None:
+        identity = searchable_identity(request=request)
     entries = []
-    for identity_type, value in sorted(searchable_identity(request=request).items()):
+    for identity_type, value in sorted(identity.items()):
         if identity_type in NOT_SUPPRESSIBLE:
             continue
         normal = _normal(identity_type, value)
         if not normal:
             continue
-        entry, _ = SuppressionEntry.objects.get_or_create(
-            identity_type=identity_type,
-            value_hash=suppression_hash(identity_type, normal),
-            defaults={"request": request},
+        entries.append(
+            SuppressionEntry(
+                identity_type=identity_type,
+                value_hash=suppression_hash(identity_type, normal),
+                request=request,
+            )
         )
-        entries.append(entry)
+    # One statement for them all; the unique constraint keeps one entry per identifier.
+    SuppressionEntry.objects.bulk_create(entries, ignore_conflicts=True)
     return entries
 
 

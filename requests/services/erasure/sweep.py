@@ -55,9 +55,11 @@ class SweepResult:
         }
 
 
-def erasure_sweep(*, request: DataRequest) -> SweepResult:
-    """Search every store again for what is left of the person (counts only)."""
-    identity = erasure_identity(request)
+def erasure_sweep(*, request: DataRequest, identity: dict[str, str] | None = None) -> SweepResult:
+    """Search every store again for what is left of the person (counts only). `identity`: the
+    request's `erasure_identity`, when the caller read it already."""
+    if identity is None:
+        identity = erasure_identity(request)
     with kept_connectors() as connectors:
         for connector in connectors.values():
             connector.options["request_id"] = request.reference  # named in webhook finds
