@@ -152,11 +152,15 @@ class _Importer:
                 continue
             collection = Collection(
                 schema=schema,
-                categories=list(cspec.get("data_categories") or []),
+                categories=_categories(cspec.get("data_categories")),
                 erasure=self.erasure(cspec),
             )
             field_specs[cname] = []
-            for j, fspec in enumerate(cspec.get("fields") or []):
+            fields_spec = cspec.get("fields") or []
+            if not isinstance(fields_spec, list):
+                self.problem((*cpath, "fields"), "fields is a list")
+                fields_spec = []
+            for j, fspec in enumerate(fields_spec):
                 fpath = (*cpath, "fields", j)
                 if not isinstance(fspec, dict) or not isinstance(fspec.get("name"), str):
                     self.problem(fpath, "a field needs a `name`")
@@ -167,9 +171,11 @@ class _Importer:
                         f"{cname}.{fname}: nested fields (a document store) are not imported"
                     )
                 meta = _meta(fspec)
-                spec_out = FieldMap(categories=list(fspec.get("data_categories") or []))
+                spec_out = FieldMap(categories=_categories(fspec.get("data_categories")))
                 identity = meta.get("identity")
-                if identity:
+                if identity and not isinstance(identity, str):
+                    self.problem((*fpath, _meta_key(fspec), "identity"), "identity is a type name")
+                elif identity:
                     kind = IDENTITY_TYPES.get(str(identity), str(identity))
                     spec_out.identity = kind
                     if kind not in BUILTIN_IDENTITY_TYPES:
@@ -285,8 +291,8 @@ class _Importer:
                     )
 
     def erasure(self, cspec: dict) -> Erasure:
-        override = (_meta(cspec).get("masking_strategy_override") or {}).get("strategy")
-        if override == "delete":
+        override = _meta(cspec).get("masking_strategy_override")
+        if isinstance(override, dict) and override.get("strategy") == "delete":
             return Erasure(action=EraseAction.DELETE)
         return Erasure()
 
@@ -460,6 +466,16 @@ def _imported_name(imported: StoreMap, discovered: StoreMap, live_name: str) -> 
         if name.lower() in wanted or collection.physical_name.lower() in wanted:
             return name
     return None
+
+
+def _categories(value: Any) -> list[str]:
+    """A `data_categories` list; one category written without brackets is one category, not
+    its letters."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(c) for c in value if c is not None]
+    return []
 
 
 def _meta_key(spec: dict) -> str:

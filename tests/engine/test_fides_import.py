@@ -291,3 +291,53 @@ dataset:
     assert c["orders"].fields["customer_id"].references.follow == Follow.CHILDREN
     assert c["order_line"].fields["order_id"].references.follow == Follow.CHILDREN
     assert c["order_line"].effective_role == Role.OWNED
+
+
+def test_a_category_written_without_brackets_is_one_category():
+    dataset = """\
+dataset:
+  - fides_key: shop
+    collections:
+      - name: product
+        fields:
+          - name: id
+            data_categories: system.operations
+            fides_meta: {primary_key: true}
+          - name: label
+            data_categories: [system.operations]
+"""
+    product = import_fides_dataset(dataset).collections["product"]
+
+    assert product.fields["id"].categories == ["system.operations"]
+    assert product.effective_role == Role.REFERENCE
+
+
+@pytest.mark.parametrize(
+    ("collection", "message"),
+    [
+        ("        fields: abc\n", "fields is a list"),
+        (
+            "        fields:\n          - name: x\n            fides_meta: {identity: [email]}\n",
+            "identity is a type name",
+        ),
+    ],
+)
+def test_a_misshapen_collection_is_refused_with_its_line(collection, message):
+    dataset = "dataset:\n  - fides_key: a\n    collections:\n      - name: c\n" + collection
+
+    with pytest.raises(MapError, match=message):
+        import_fides_dataset(dataset)
+
+
+def test_a_masking_override_written_as_a_word_is_ignored_not_a_crash():
+    dataset = """\
+dataset:
+  - fides_key: a
+    collections:
+      - name: c
+        fides_meta: {masking_strategy_override: delete}
+        fields:
+          - name: id
+            fides_meta: {primary_key: true}
+"""
+    assert import_fides_dataset(dataset).collections["c"].key == ["id"]
