@@ -14,7 +14,8 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from requests.connectors.sql import engine_url, translate_error
+from requests.connectors.sql.connection import engine_url
+from requests.connectors.sql.errors import translate_error
 from requests.engine.finder import find_person
 from requests.engine.mapfile import load_store_map
 from requests.engine.store import PermanentStoreError, TransientStoreError
