@@ -43,7 +43,8 @@ ROWS = [
     "INSERT INTO visits VALUES (1, '/home'), (1, '/cart'), (2, '/home')",
     "INSERT INTO audit_log VALUES (1, 'nightly export')",
 ]
-# Enough customers for PostgreSQL's estimate to call the table large (requests.connectors.sql.checks).
+# Enough customers for PostgreSQL's estimate to call the table large
+# (requests.connectors.sql.checks).
 MANY = [
     """INSERT INTO customers SELECT g, 'c' || g || '@example.org', g
         FROM generate_series(100, 12100) AS g""",

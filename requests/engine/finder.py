@@ -22,7 +22,7 @@ Why memory stays bounded whatever the size of the stores, and nearly whatever th
   references, or by a column that is not its collection's key, such as the `track_id` of many
   invoice lines) and record keys only in collections with several ways in (found by email and by
   reference): both are the person's own values, never the store's;
-- connectors stream their results in driver chunks (see requests.connectors.sql).
+- connectors stream their results in driver chunks (see requests.connectors.sql.find).
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ Identity comparisons (values arrive in normal form, see requests.engine.normalis
   field with `match: exact` holds E.164 already and is compared directly.
 - name: `lower(col)` then confirmed on the normalised value (whitespace collapsed, case folded).
 - anything else (account ids, custom types): compared as stored.
-
 """
 
 from __future__ import annotations
