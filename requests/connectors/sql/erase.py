@@ -124,10 +124,12 @@ class SqlErasure(SqlTables):
     def _driver_text(self, name: tuple, table: sa.Table, build: Callable[[], Any]) -> str:
         """The psycopg text of a statement, kept per connector by `name` and compiled once per
         process for the table's shape (statements.driver_sql)."""
-        shape = (name[0], statements.table_shape(table), *name[3:])
-        return self._statement(
-            ("driver", *name), lambda: statements.driver_sql(self.engine.dialect, shape, build)
-        )
+        text = self._cache().get(("driver", *name))
+        if text is None:
+            shape = (name[0], statements.table_shape(table), *name[3:])
+            text = statements.driver_sql(self.engine.dialect, shape, build)
+            self._cache()[("driver", *name)] = text
+        return text
 
     # The transaction -------------------------------------------------------------------------
 
