@@ -470,5 +470,5 @@ def test_check_warns_when_a_large_table_is_searched_without_an_index(connect, po
 
     assert before.ok and after.ok
     (warning,) = before.warnings
-    assert warning.startswith("collection customer: email is searched as lower(email)")
+    assert warning.startswith("table customer: email is searched as lower(email)")
     assert after.warnings == []

@@ -1,10 +1,14 @@
 """The SQL connector's checks: does the store answer and hold what the map names, and does each
-email column searched in lower case have an index for it; and the value scan of the suppression
-ledger's reapply, and discovery's draft of a map.
+email or name column searched in lower case on a large table have an index that serves the
+search; and the value scan of the suppression ledger's reapply, and discovery's draft of a map.
+
+What the map itself makes a job refuse (a collection without a key, a loop of references) is
+said by requests.engine.readiness for every kind of store, not here.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +22,8 @@ from requests.engine.discovery import draft_map
 from requests.engine.store import CheckResult, PermanentStoreError, StoreError
 from requests.engine.storemap import Collection, Match, StoreMap
 
-# Rows (PostgreSQL's estimate) above which a search that cannot use an index earns a warning.
+# Rows from which a search that no index serves earns a warning (a scan of a smaller table costs
+# nothing worth one). Counted up to this many, never further.
 LARGE_TABLE_ROWS = 10_000
 
 
@@ -63,13 +68,7 @@ class SqlChecks(SqlTables):
                                 f"collection {collection.name}: column {name!r} not found in "
                                 f"table {collection.physical_name!r}"
                             )
-                    if not collection.key:
-                        warnings.append(
-                            f"collection {collection.name}: no key, so its records cannot be "
-                            "told apart for erasure"
-                        )
-                    if self._psycopg():
-                        warnings.extend(self._index_warnings(conn, collection, table))
+                    warnings.extend(self._index_warnings(conn, collection, table))
         except StoreError as exc:
             return CheckResult(False, str(exc))
         if problems:
@@ -84,32 +83,59 @@ class SqlChecks(SqlTables):
     def _index_warnings(
         self, conn: Connection, collection: Collection, table: sa.Table
     ) -> list[str]:
-        """Email columns searched with lower() need an index on lower(col), or each search scans."""
-        out: list[str] = []
+        """Email and name columns are searched in lower case (requests.connectors.sql.find): on a
+        large table, each search without an index that serves it reads the whole table."""
+        searched = [
+            name
+            for name, spec in collection.fields.items()
+            if spec.identity in ("email", "name") and spec.match == Match.AUTO and name in table.c
+        ]
+        if not searched:
+            return []
         try:
-            rows = conn.execute(
-                statements.pg_row_estimate(),
-                {"name": self.engine.dialect.identifier_preparer.format_table(table)},
-            ).scalar()
-            if (rows or 0) < LARGE_TABLE_ROWS:
-                return out  # a scan of a small table costs nothing worth a warning
+            rows = conn.execute(statements.rows_up_to(table, LARGE_TABLE_ROWS)).scalar() or 0
+            if rows < LARGE_TABLE_ROWS:
+                return []
             indexes = sa.inspect(conn).get_indexes(table.name, schema=table.schema)
         except sa.exc.DBAPIError:
-            return out
-        for name, spec in collection.fields.items():
-            if spec.identity not in ("email", "name") or spec.match != Match.AUTO:
+            return []  # the check's other findings stand; this one is advice
+        where = f"table {collection.physical_name}"
+        case_blind = self._case_insensitive.get(
+            (collection.schema_name, collection.physical_name), set()
+        )
+        out = []
+        for name in searched:
+            if self.family == "mysql" and name in case_blind:
+                # Its collation ignores case: searched as the column itself, which an index on
+                # the column (first) serves.
+                if not any((ix.get("column_names") or [None])[0] == name for ix in indexes):
+                    out.append(
+                        f"{where}: {name} is searched in lower case on {LARGE_TABLE_ROWS:,} rows "
+                        f"or more, and no index starts with {name}, so every search reads the "
+                        f"whole table; create an index on {collection.physical_name} ({name})"
+                    )
                 continue
-            wanted = f"lower({name})"
-            found = any(
-                wanted in " ".join(str(e) for e in (ix.get("expressions") or [])).replace('"', "")
-                for ix in indexes
-            )
-            if not found and name in table.c:
-                out.append(
-                    f"collection {collection.name}: {name} is searched as lower({name}) and no "
-                    f"index covers it; create one (CREATE INDEX ON ... (lower({name}))) or mark "
-                    "the field `match: exact` if it holds lower-case values"
+            if self.family == "postgresql":
+                if any(_indexes_lower(ix, name) for ix in indexes):
+                    continue
+                advice = (
+                    f"create one (CREATE INDEX ON {collection.physical_name} (lower({name}))) or "
+                    "mark the field `match: exact` if it holds lower-case values"
                 )
+            elif self.family == "mysql":
+                advice = (
+                    "give the column a collation that ignores case (such as utf8mb4_general_ci) "
+                    "and an index, or mark the field `match: exact` if it holds lower-case values"
+                )
+            else:  # SQLite compares through the portal's own lower(), which no index serves
+                advice = (
+                    "mark the field `match: exact` if it holds lower-case values, and index the "
+                    "column"
+                )
+            out.append(
+                f"{where}: {name} is searched as lower({name}) on {LARGE_TABLE_ROWS:,} rows or "
+                f"more, and no index serves that, so every search reads the whole table; {advice}"
+            )
         return out
 
     def describe(self, *, progress=None) -> StoreMap:
@@ -125,3 +151,14 @@ class SqlChecks(SqlTables):
                 return draft_map(tables)
         except sa.exc.DBAPIError as exc:
             raise self._error(exc, doing) from None
+
+
+def _indexes_lower(index: Any, name: str) -> bool:
+    """Whether a PostgreSQL index is on lower(name). PostgreSQL writes the expression back in
+    its own words: `lower((email)::text)` for a varchar column, `lower("E-mail")` when quoted."""
+    for expression in index.get("expressions") or []:
+        text = re.sub(r"::[a-z ]+", "", str(expression)).replace('"', "").replace(" ", "")
+        bare = name.replace(" ", "")
+        if text in (f"lower({bare})", f"lower(({bare}))"):
+            return True
+    return False

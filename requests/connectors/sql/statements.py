@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import sqltypes
@@ -283,7 +282,6 @@ _PG_CLASS = sa.table(
     sa.column("relname"),
     sa.column("relnamespace"),
     sa.column("relispartition"),
-    sa.column("reltuples"),
 )
 _PG_NAMESPACE = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"))
 _MYSQL_COLUMNS = sa.table(
@@ -319,12 +317,11 @@ def pg_partitions() -> sa.Select:
     )
 
 
-def pg_row_estimate() -> sa.Select:
-    """PostgreSQL's estimate of the rows of the table whose quoted name is bound as `name`."""
-    c = _PG_CLASS.c
-    return sa.select(c.reltuples).where(
-        c.oid == sa.cast(sa.bindparam("name", type_=sa.Text()), postgresql.REGCLASS)
-    )
+def rows_up_to(table: sa.Table, limit: int) -> sa.Select:
+    """How many rows `table` holds, counting no further than `limit`: a bounded read, exact
+    where an estimate may be missing (a table PostgreSQL has not analysed yet)."""
+    head = sa.select(sa.literal_column("1")).select_from(table).limit(limit).subquery()
+    return sa.select(sa.func.count()).select_from(head)
 
 
 def sample(name: str, schema: str | None, columns: Sequence[str], rows: int) -> sa.Select:
