@@ -53,3 +53,60 @@ def test_a_mail_server_that_is_down_leaves_the_code_owed_for_a_retry(settings, f
 
     with pytest.raises((ConnectionError, Retry)):
         file_request(email="down@example.com")
+
+
+class _Sessions:
+    """An SMTP server's handler that notes which connection each message came over."""
+
+    def __init__(self) -> None:
+        self.peers: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.peers.append(session.peer)
+        return "250 OK"
+
+
+@pytest.fixture
+def counting_smtp(settings):
+    """A real SMTP server (aiosmtpd) that closes connections idle for half a second."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handler = _Sessions()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, timeout=0.5)
+    controller.start()
+    settings.EMAIL_BACKEND = "requests.mail_smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def test_emails_sent_one_after_another_share_one_connection_to_the_mail_server(
+    counting_smtp, file_request
+):
+    for n in range(3):
+        file_request(email=f"kept-{n}@example.com")
+    assert len(counting_smtp.peers) == 3
+    assert len(set(counting_smtp.peers)) == 1
+
+
+def test_a_connection_the_mail_server_closed_is_opened_again_without_losing_the_email(
+    counting_smtp, file_request
+):
+    import time
+
+    file_request(email="first@example.com")
+    time.sleep(1.5)  # the server drops the idle connection the worker kept
+    reference = file_request(email="second@example.com")
+
+    assert len(counting_smtp.peers) == 2
+    assert len(set(counting_smtp.peers)) == 2
+    verification = DataRequest.objects.get(reference=reference).verification
+    assert verification.send_pending is False
+    assert verification.sends == 1

@@ -263,6 +263,9 @@ class _Walk:
         connector = self.connectors[node.store]
         collection = self.maps[node.store].collections[node.collection]
         key_fields = collection.key
+        # Most collections have a one-field key: built without a generator, once per row.
+        single_key = key_fields[0] if len(key_fields) == 1 else None
+        key: tuple[Any, ...]
         edges = self.plan.edges_from.get(node, ())
         seen_keys = self.seen_keys.get(node)
         sample = self.result.samples[node.store][node.collection]
@@ -284,7 +287,10 @@ class _Walk:
             else:
                 rows = connector.find(collection, entry.field, values)
             for row in rows:
-                key = tuple(row.get(k) for k in key_fields)
+                if single_key is not None:
+                    key = (row.get(single_key),)
+                else:
+                    key = tuple(row.get(k) for k in key_fields)
                 if seen_keys is not None:
                     mark = key if key_fields else _row_fingerprint(row)
                     if mark in seen_keys:

@@ -241,8 +241,7 @@ class PartWriter:
     def add(self, collection: str, data: Mapping[str, Any]) -> None:
         """One record of `collection`. Kept on disk at once: nothing accumulates in memory."""
         spool = self._spools.get(collection) or self._spool(collection)
-        spool.file.write(encode_record(data))
-        spool.file.write("\n")
+        spool.file.write(encode_record(data) + "\n")  # one write per record, not two
         spool.count += 1
         keys = data.keys()
         # Rows of one query share their field names: compare as a set, in C, before looking closer.
