@@ -18,6 +18,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
 
+from requests.demo import DEMO_MAP, demo_database_build
 from requests.models import ConnectedStore
 from tests.access_fixtures import approve, file_and_verify
 from tests.engine.erasure_helpers import execute, fresh_database
@@ -219,3 +220,26 @@ def test_the_admin_action_shows_the_problems_and_warnings(shop, django_user_mode
 
     assert "Shop: table visits has no key" in page  # the admin capitalises its messages
     assert LOOP.replace("->", "-&gt;") in page
+
+
+def test_a_phone_column_no_region_reads_is_a_warning_until_the_portal_names_one(
+    tmp_path, staff_api, settings
+):
+    settings.PORTAL_DEFAULT_PHONE_REGION = None
+    path = tmp_path / "demo.sqlite3"
+    demo_database_build(path)
+    created = staff_api.post(
+        "/api/v1/staff/stores/",
+        {"name": "demo", "kind": "sqlite", "url": f"sqlite:///{path}", "map": DEMO_MAP},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+
+    before = staff_api.post("/api/v1/staff/stores/demo/check/").json()
+    settings.PORTAL_DEFAULT_PHONE_REGION = "GB"
+    after = staff_api.post("/api/v1/staff/stores/demo/check/").json()
+
+    warning = _one(before["warnings"], "PORTAL_DEFAULT_PHONE_REGION")
+    assert warning.startswith("customers.phone: ") and "this table" in warning
+    assert before["ok"] and after["ok"]
+    assert not [w for w in after["warnings"] if "PORTAL_DEFAULT_PHONE_REGION" in w]

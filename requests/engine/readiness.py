@@ -10,7 +10,8 @@ order of collections) from the maps alone, without connecting, and says in a DPO
 - warnings: what a job does differently from what the map seems to ask (a loop of references
   none of which may be set to null, whose rows are masked instead of deleted; a fallback that
   cannot do what it says where another record still points at the person's; a collection no
-  identity field or reference leads to, so nothing in it is ever found);
+  identity field or reference leads to, so nothing in it is ever found; a phone field no region
+  says how to read, so a number written without its country code is never found);
 - notes: how erasure keeps its order (a nullable reference it sets to null first).
 
 Every message names collections (and their tables) and fields: never a value, a host or a path.
@@ -30,6 +31,7 @@ from requests.engine.storemap import (
     Collection,
     EraseAction,
     Fallback,
+    Match,
     Role,
     StoreMap,
 )
@@ -58,13 +60,17 @@ def store_readiness(
     erases_by_key: bool = True,
     can_mask: bool = True,
     noun: str = "collection",
+    reads_phone_regions: bool = False,
+    phone_region: str | None = None,
 ) -> Readiness:
     """What jobs would refuse or do differently in `store` (its map is `maps[store]`; the other
     maps are every other enabled store's, since the finder walks them all).
 
     `erases_by_key`: erasure deletes and masks records by their keys (not a webhook that erases
     by identity, not a manual store). `can_mask`: the store can mask records. `noun` names a
-    collection as the store's staff know it ("table" in a database).
+    collection as the store's staff know it ("table" in a database). `phone_region`: the portal's
+    default region for phone numbers written without a country code, which stores that
+    `reads_phone_regions` (as people typed them) need.
     """
     out = Readiness()
     store_map = maps[store]
@@ -93,6 +99,8 @@ def store_readiness(
             "anything in it; mark its identity fields or references in the map, or mark it "
             "`role: reference` if it is catalogue data"
         )
+    if reads_phone_regions:
+        out.warnings.extend(_phone_warnings(store_map, phone_region, noun))
     if not erases_by_key:
         return out
     for name in order:
@@ -221,3 +229,27 @@ def _fallback_warnings(
                 "is marked as identity or personal data to mask"
             )
     return warnings
+
+
+def _phone_warnings(store_map: StoreMap, default: str | None, noun: str) -> list[str]:
+    """Phone fields compared as people typed them are read with a region (the field's, the
+    store's, else the portal's): with none, a number written without its country code cannot be
+    read, and is never found."""
+    unread = [
+        f"{collection.name}.{name}"
+        for collection in store_map.collections.values()
+        for name, spec in collection.fields.items()
+        if spec.identity == "phone"
+        and spec.match == Match.AUTO
+        and store_map.phone_region_for(collection, name, default) is None
+    ]
+    if not unread:
+        return []
+    return [
+        f"{', '.join(unread)}: phone numbers stored without their country code (such as "
+        "`06 12 34 56 78`) cannot be read, because neither the map (`phone_region`, for the "
+        "store or the field) nor the portal (PORTAL_DEFAULT_PHONE_REGION) names a region, so "
+        f"the person's records in {'these ' + noun + 's' if len(unread) > 1 else 'this ' + noun} "
+        "are not found by such a number; name the region, or mark the field `match: exact` if "
+        "it holds numbers in international form (+33...)"
+    ]

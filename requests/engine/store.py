@@ -142,6 +142,9 @@ class Connector(ABC):
     # Whether erasure is one call to the store with the person's identities (webhook: the service
     # erases its own records, perhaps later) rather than the primitives below by key.
     erases_by_identity: ClassVar[bool] = False
+    # Whether phone numbers are read as people typed them, with a region for those written
+    # without a country code (`find_identity`'s `phone_region`); other kinds compare normal forms.
+    reads_phone_regions: ClassVar[bool] = False
 
     def __init__(
         self,

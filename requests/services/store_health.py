@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -26,7 +27,8 @@ from requests.services.stores import live_stores, store_connector, store_map
 
 def store_readiness_of(name: str, kind: str, maps: Mapping[str, StoreMap]) -> Readiness:
     """What jobs would refuse or do differently in store `name` of `kind`, whose map and every
-    other searchable store's are in `maps` (the finder walks them all)."""
+    other searchable store's are in `maps` (the finder walks them all), with the portal's
+    settings."""
     cls = connector_class(kind)
     if not cls.searchable:
         return Readiness()  # staff search and erase it by hand: nothing is planned
@@ -37,6 +39,8 @@ def store_readiness_of(name: str, kind: str, maps: Mapping[str, StoreMap]) -> Re
         can_mask=cls.supports_masking,
         # Stores drafted from their own schema (databases) hold tables; staff know them so.
         noun="table" if cls.can_discover else "collection",
+        reads_phone_regions=cls.reads_phone_regions,
+        phone_region=settings.PORTAL_DEFAULT_PHONE_REGION,
     )
 
 

@@ -131,3 +131,30 @@ def test_fallbacks_that_cannot_do_what_the_map_says_are_warnings():
     assert "masked instead of deleted" in nullify[0]
     (kept,) = [w for w in ready.warnings if w.startswith("collection tags:")]
     assert "tag_uses.tag_id" in kept and "kept as it is" in kept
+
+
+PHONES = """\
+    collections:
+      customers:
+        key: [id]
+        fields:
+          phone: {identity: phone}
+          mobile: {identity: phone, match: exact}
+    """
+
+
+def test_a_phone_field_no_region_reads_is_a_warning_where_numbers_are_read_as_typed():
+    store_map = _map(PHONES)
+    (warning,) = store_readiness(
+        "shop", {"shop": store_map}, reads_phone_regions=True, noun="table"
+    ).warnings
+    assert warning.startswith("customers.phone: ") and "mobile" not in warning
+    assert "PORTAL_DEFAULT_PHONE_REGION" in warning and "this table" in warning
+    # A region from the portal, or the map, reads them; stores comparing normal forms need none.
+    assert (
+        store_readiness("s", {"s": store_map}, reads_phone_regions=True, phone_region="FR").warnings
+        == []
+    )
+    regional = _map(PHONES.replace("    collections:", "    phone_region: FR\n    collections:"))
+    assert store_readiness("s", {"s": regional}, reads_phone_regions=True).warnings == []
+    assert store_readiness("s", {"s": store_map}).warnings == []

@@ -13,6 +13,7 @@ class SqlConnector(SqlFinder, SqlErasure, SqlChecks):
     concurrent_finds = True
     supports_masking = True
     can_discover = True
+    reads_phone_regions = True
     can_scan_values = True
 
 
