@@ -99,16 +99,22 @@ def _prerequisite_done(job: Job | None) -> bool:
     )
 
 
-def holds_for(request: DataRequest, jobs: list[Job]) -> dict[int, Hold]:
-    """Which of `jobs` (about to run, or held) must wait, and for what: {job id: hold}."""
+def holds_for(
+    request: DataRequest, jobs: list[Job], *, others: bool | None = None
+) -> dict[int, Hold]:
+    """Which of `jobs` (about to run, or held) must wait, and for what: {job id: hold}.
+    `others`: whether the request has jobs besides these, when the caller knows (None: look)."""
     if request.kind != Kind.ERASURE or not jobs:
         return {}
     access = access_first(request)
     if access is not None:
         reason = HELD_FOR_ACCESS.format(reference=access.reference)
         return {job.pk: (HeldFor.ACCESS, reason) for job in jobs}
-    if len(jobs) < 2 and not Job.objects.filter(request=request).exclude(pk=jobs[0].pk).exists():
-        return {}
+    if len(jobs) < 2:
+        if others is None:
+            others = Job.objects.filter(request=request).exclude(pk=jobs[0].pk).exists()
+        if not others:  # a single store orders nothing
+            return {}
     order = store_dependencies(request_maps(request))
     by_store = {
         job.store.name: job for job in Job.objects.filter(request=request).select_related("store")

@@ -117,10 +117,13 @@ def _advance_on_commit(request_id: int) -> None:
 # --- start, hold and release -------------------------------------------------------------------
 
 
-def _schedule(request: DataRequest, jobs: list[Job], *, actor: str) -> tuple[list[Job], list[Job]]:
+def _schedule(
+    request: DataRequest, jobs: list[Job], *, actor: str, others: bool | None = None
+) -> tuple[list[Job], list[Job]]:
     """Hold the jobs that must wait and queue the others (on commit). Shared by the start and the
-    staff retry, so a retry keeps the order between stores. The request row is locked."""
-    holds = job_holds.holds_for(request, jobs)
+    staff retry, so a retry keeps the order between stores. The request row is locked. `others`:
+    whether the request has jobs besides `jobs` (None: look)."""
+    holds = job_holds.holds_for(request, jobs, others=others)
     queued, held = [], []
     for job in jobs:
         job.request = request
@@ -142,16 +145,24 @@ def _schedule(request: DataRequest, jobs: list[Job], *, actor: str) -> tuple[lis
     return queued, held
 
 
-@transaction.atomic
+# Inside the approval's transaction no savepoint of its own: a failure fails the approval.
+@transaction.atomic(savepoint=False)
 def jobs_start(*, request: DataRequest) -> list[Job]:
     """Called on approval: one job per enabled store, held or queued. The request is locked."""
     locked = _lock_request(request.pk)
-    created = []
-    for store in ConnectedStore.objects.filter(enabled=True).order_by("name"):
-        job, made = Job.objects.get_or_create(request=locked, store=store, kind=locked.kind)
-        if made:
-            created.append(job)
-    _, held = _schedule(locked, created, actor=SYSTEM)
+    existing = set(
+        Job.objects.filter(request=locked, kind=locked.kind).values_list("store_id", flat=True)
+    )
+    # One statement for every store's job; the request's lock keeps a second start from making
+    # them again meanwhile.
+    created = Job.objects.bulk_create(
+        [
+            Job(request=locked, store=store, kind=locked.kind)
+            for store in ConnectedStore.objects.filter(enabled=True).order_by("name")
+            if store.pk not in existing
+        ]
+    )
+    _, held = _schedule(locked, created, actor=SYSTEM, others=bool(existing))
     if held and held[0].held_for == HeldFor.ACCESS:
         access = job_holds.access_first(locked)
         audit_record(
