@@ -115,7 +115,7 @@ def store_readiness(
             f"{_named(collection, noun)} has no key (no primary key, and the map names none): "
             "erasure cannot tell the person's records there from other people's, so it stops "
             "with an error, erasing nothing in this store, whenever the person has records "
-            f"in it; give the collection a `key` in the map (fields that identify one record)"
+            "in it; give the collection a `key` in the map (fields that identify one record)"
         )
         out.erasure_instead[name] = "refuse"
     for loop in sorted(set(looped.values())):
@@ -131,7 +131,8 @@ def store_readiness(
                 "of deleting them, and this kind of store cannot mask, so erasure stops with an "
                 "error; mark one of these references `nullable: true` if the field may be empty"
             )
-            out.erasure_instead.update(dict.fromkeys(masked, "refuse"))
+            for n in masked:
+                out.erasure_instead[n] = "refuse"
             continue
         what = []
         for n in masked:
@@ -145,12 +146,14 @@ def store_readiness(
                 )
         out.warnings.append(
             f"loop of references none of which may be set to null ({loop}): erasure masks the "
-            "person's records in these tables instead of deleting them ("
+            f"person's records in these {noun}s instead of deleting them ("
             + "; ".join(what)
             + "); mark one of these references `nullable: true` if the field may be empty, or "
             "mark a collection `role: reference` if it is catalogue data"
         )
-        out.erasure_instead.update(dict.fromkeys(masked, "mask"))
+        for n in masked:
+            # Without a key erasure stops before it masks anything: that stays what it does.
+            out.erasure_instead.setdefault(n, "mask")
     out.warnings.extend(_fallback_warnings(store, maps, order, out, can_mask, noun))
     for ref in sorted(late, key=lambda r: (r.node.collection, r.field)):
         out.notes.append(

@@ -158,3 +158,23 @@ def test_a_phone_field_no_region_reads_is_a_warning_where_numbers_are_read_as_ty
     regional = _map(PHONES.replace("    collections:", "    phone_region: FR\n    collections:"))
     assert store_readiness("s", {"s": regional}, reads_phone_regions=True).warnings == []
     assert store_readiness("s", {"s": store_map}).warnings == []
+
+
+def test_a_collection_in_a_loop_without_a_key_is_refused_not_masked():
+    text = """\
+        collections:
+          shop:
+            fields:
+              shop_no:
+              manager_id: {references: {collection: staff, field: id}}
+          staff:
+            key: [id]
+            fields:
+              email: {identity: email}
+              shop_id: {references: {collection: shop, field: shop_no}}
+        """
+    ready = store_readiness("s", {"s": _map(text)})
+    assert ready.erasure_instead == {"shop": "refuse", "staff": "mask"}
+    assert any(p.startswith("collection shop has no key") for p in ready.problems)
+    (loop,) = [w for w in ready.warnings if w.startswith("loop of references")]
+    assert "in these collections instead of deleting them" in loop
