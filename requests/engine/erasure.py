@@ -598,11 +598,19 @@ def _blocks(
 # One store's erasure ----------------------------------------------------------------------------
 
 
+# Orders by the map they were computed from: a worker erasing person after person with the same
+# connector orders its collections once, not per person (the loop analysis copies the map). The
+# cache holds the maps themselves, so their ids stay theirs.
+_ORDERS: dict[tuple[str, int], tuple[StoreMap, tuple]] = {}
+_ORDER_CACHE_SIZE = 64
+
+
 def erasure_order(
     store: str, store_map: StoreMap
 ) -> tuple[list[str], list[DeclaredReference], dict[str, str]]:
     """Collections children first, the references that order had to leave out, and the
     collections in loops no nullable reference breaks (name -> the loop, described).
+    Computed once per map (see _ORDERS); each caller gets its own lists.
 
     Every reference inside the store orders the collections (the referring one first), except
     references from or to reference data (never deleted), a record's references to its own
@@ -612,6 +620,18 @@ def erasure_order(
     nullable (a store managed by one of its own staff, store.manager_id <-> staff.store_id) cannot
     be ordered: the person's records in its collections are masked instead of deleted.
     """
+    hit = _ORDERS.get((store, id(store_map)))
+    if hit is None or hit[0] is not store_map:
+        if len(_ORDERS) >= _ORDER_CACHE_SIZE:
+            _ORDERS.clear()
+        hit = _ORDERS[(store, id(store_map))] = (store_map, _erasure_order(store, store_map))
+    order, late, looped = hit[1]
+    return list(order), list(late), dict(looped)
+
+
+def _erasure_order(
+    store: str, store_map: StoreMap
+) -> tuple[list[str], list[DeclaredReference], dict[str, str]]:
     refs = [
         r
         for r in declared_references({store: store_map})
