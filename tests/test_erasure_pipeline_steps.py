@@ -164,3 +164,25 @@ def test_one_erasure_from_claim_to_completion_takes_a_bounded_number_of_queries(
 
     assert DataRequest.objects.get(reference=reference).status == "completed"
     assert len(queries) <= 33, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+
+
+def test_approving_an_erasure_takes_a_bounded_number_of_queries(
+    fake, shop, tmp_path, public_api, file_request, staff_api, django_capture_on_commit_callbacks
+):
+    """The approval starts one job per store with one insert (16 queries on PostgreSQL for one
+    store before issue 10's step 8, 11 since), however many stores there are."""
+    from requests.models import ConnectedStore
+    from requests.services.lifecycle import request_approve
+
+    for n in range(3):  # more stores add no query (the map orders none of them)
+        ConnectedStore.objects.create(
+            name=f"extra{n}", kind="sqlite", url=f"sqlite:///{tmp_path / f'x{n}.sqlite'}"
+        )
+    reference = file_erasure(public_api, file_request)
+    request = DataRequest.objects.get(reference=reference)
+
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks():
+        request_approve(request=request, actor="staff:dpo")
+
+    assert Job.objects.filter(request=request).count() == 4
+    assert len(queries) <= 12, "\n".join(q["sql"][:120] for q in queries.captured_queries)

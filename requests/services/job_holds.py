@@ -60,11 +60,14 @@ def access_first(request: DataRequest) -> DataRequest | None:
     )
 
 
-def request_maps(request: DataRequest) -> dict[str, StoreMap]:
+def request_maps(request: DataRequest, jobs: Iterable[Job] | None = None) -> dict[str, StoreMap]:
     """The maps of the stores the request has jobs in (an unreadable map counts as empty: its
-    job fails with the map's problem)."""
+    job fails with the map's problem). `jobs`: the request's jobs with their stores, when the
+    caller read them already."""
+    if jobs is None:
+        jobs = Job.objects.filter(request=request).select_related("store")
     maps = {}
-    for job in Job.objects.filter(request=request).select_related("store"):
+    for job in jobs:
         try:
             maps[job.store.name] = store_map(job.store)
         except ServiceError:
@@ -115,10 +118,9 @@ def holds_for(
             others = Job.objects.filter(request=request).exclude(pk=jobs[0].pk).exists()
         if not others:  # a single store orders nothing
             return {}
-    order = store_dependencies(request_maps(request))
-    by_store = {
-        job.store.name: job for job in Job.objects.filter(request=request).select_related("store")
-    }
+    every = list(Job.objects.filter(request=request).select_related("store"))
+    order = store_dependencies(request_maps(request, every))
+    by_store = {job.store.name: job for job in every}
     holds = {}
     for job in jobs:
         waiting_for = {
