@@ -13,10 +13,18 @@ from django.test.utils import CaptureQueriesContext
 
 from requests import tasks
 from requests.engine import erasure as engine
-from requests.models import AuditEvent, DataRequest, ErasureCertificate, Job, SuppressionEntry
+from requests.models import (
+    AuditEvent,
+    ConnectedStore,
+    DataRequest,
+    ErasureCertificate,
+    Job,
+    SuppressionEntry,
+)
 from requests.queueing import task_name
 from requests.services import audit, processing
 from requests.services import jobs as job_service
+from requests.services.lifecycle import request_approve
 from tests.erasure_fixtures import FakeEngine, file_erasure, shop_and_crm
 
 pytestmark = pytest.mark.django_db
@@ -171,9 +179,6 @@ def test_approving_an_erasure_takes_a_bounded_number_of_queries(
 ):
     """The approval starts one job per store with one insert (16 queries on PostgreSQL for one
     store before issue 10's step 8, 11 since), however many stores there are."""
-    from requests.models import ConnectedStore
-    from requests.services.lifecycle import request_approve
-
     for n in range(3):  # more stores add no query (the map orders none of them)
         ConnectedStore.objects.create(
             name=f"extra{n}", kind="sqlite", url=f"sqlite:///{tmp_path / f'x{n}.sqlite'}"
