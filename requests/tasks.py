@@ -208,9 +208,9 @@ def request_process(request_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def job_run(job_id: int) -> None:
+def job_run(job_id: int, request_id: int | None = None) -> None:
     """Run one store job. Claimed in the database first, so a second delivery does nothing."""
-    processing.job_execute(job_id=job_id)
+    processing.job_execute(job_id=job_id, request_id=request_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -60,7 +60,7 @@ def test_an_access_request_is_approved_on_verification_and_its_jobs_are_queued(
     assert request.status == "processing"
     job = Job.objects.get(request=request, store=store)
     assert job.state == JobState.QUEUED
-    assert ("requests.tasks.job_run", [job.pk]) in queued_tasks(queued)
+    assert ("requests.tasks.job_run", [job.pk, request.pk]) in queued_tasks(queued)
     approval = AuditEvent.objects.get(request=request, action="request.approved")
     assert approval.actor == "system"
     assert approval.details["automatic"] is True

@@ -107,7 +107,8 @@ def _enqueue_job(job: Job) -> None:
     countdown = 0.0
     if job.not_before is not None:
         countdown = max(0.0, (job.not_before - timezone.now()).total_seconds())
-    enqueue("job_run", job.pk, queue=job.store.queue or None, countdown=countdown)
+    # The request's id rides along: the claim locks the request first without looking it up.
+    enqueue("job_run", job.pk, job.request_id, queue=job.store.queue or None, countdown=countdown)
 
 
 def _advance_on_commit(request_id: int) -> None:
@@ -243,25 +244,27 @@ def _claims_exhausted(job: Job) -> str:
     )
 
 
-def job_claim(*, job_id: int) -> Job | None:
+def job_claim(*, job_id: int, request_id: int | None = None) -> Job | None:
     """Take a job for this worker; None when another worker holds it, it is finished, or it was
-    claimed too often (then it fails, with that reason)."""
+    claimed too often (then it fails, with that reason). `request_id`: the job's request, when
+    the message says it (else it is looked up, and only for a job that can be claimed)."""
     now = timezone.now()
     claimable = Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    request_id = (
-        Job.objects.filter(claimable, pk=job_id)
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .values_list("request_id", flat=True)
-        .first()
-    )
     if request_id is None:
-        return None
+        request_id = (
+            Job.objects.filter(claimable, pk=job_id)
+            .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+            .values_list("request_id", flat=True)
+            .first()
+        )
+        if request_id is None:
+            return None
     with transaction.atomic():
-        request = _lock_request(request_id)
-        if request.status != Status.PROCESSING:
+        request = DataRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None or request.status != Status.PROCESSING:
             return None
         job = (
-            Job.objects.filter(claimable, pk=job_id)
+            Job.objects.filter(claimable, pk=job_id, request_id=request_id)
             .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
             .select_related("store")
             .first()

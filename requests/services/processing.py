@@ -55,10 +55,11 @@ def _executor(kind: str) -> Executor | None:
     return EXECUTORS.get(kind)
 
 
-def job_execute(*, job_id: int) -> None:
+def job_execute(*, job_id: int, request_id: int | None = None) -> None:
     """Claim and run one job; every outcome is written back to the job row. A job on the shared
-    queue then moves its request on (see the module's docstring)."""
-    job = job_service.job_claim(job_id=job_id)
+    queue then moves its request on (see the module's docstring). `request_id`: the job's
+    request, as its message names it (messages queued before it did look it up)."""
+    job = job_service.job_claim(job_id=job_id, request_id=request_id)
     if job is None:
         # A second delivery of a job that finished: its first worker may have stopped between
         # the result and the advance. Moving the request on again is harmless.
