@@ -618,7 +618,9 @@ def erasure_order(
     customer.last_order_id <-> order.customer_id): those are returned, and erasure clears them on
     the person's own records before it deletes anything. A loop of references none of which is
     nullable (a store managed by one of its own staff, store.manager_id <-> staff.store_id) cannot
-    be ordered: the person's records in its collections are masked instead of deleted.
+    be ordered: its collections are placed together, and the person's records in them are
+    masked instead of deleted, or deleted at once where the database defers the loop's checks
+    to the commit (Connector.defer_references, _StoreRun.delete_loop).
     """
     hit = _ORDERS.get((store, id(store_map)))
     if hit is None or hit[0] is not store_map:
@@ -675,6 +677,9 @@ def _erasure_order(
     edges = [
         r for r in edges if not (r.node.collection in looped and r.target.collection in looped)
     ]
+    # A loop's collections are placed together, once what refers to any of them is: erasure may
+    # delete a loop at once (see _StoreRun.delete_loop), after its referrers, before its parents.
+    loops = {c: [m for m in looped if looped[m] == loop] for c, loop in looped.items()}
     order: list[str] = []
     remaining = list(store_map.collections)
     while remaining:
@@ -682,7 +687,12 @@ def _erasure_order(
         ready = [
             c
             for c in remaining
-            if all(r.node.collection in placed for r in edges if r.target.collection == c)
+            if all(
+                r.node.collection in placed
+                for m in loops.get(c, [c])
+                for r in edges
+                if r.target.collection == m
+            )
         ] or remaining[:1]  # unreachable: every loop left is broken above; never loop forever
         order.extend(ready)
         remaining = [c for c in remaining if c not in ready]
@@ -813,6 +823,8 @@ class _StoreRun:
         with self.connector.transaction():
             self.release_shared(shared)
             self.clear_late_links(late, mine)
+            deferred = self.defer_loops(looped, mine)
+            loops_done: set[str] = set()
             for cname in order:
                 if not mine[cname]:
                     continue
@@ -820,6 +832,10 @@ class _StoreRun:
                 action = collection.erasure.action
                 if action == EraseAction.HOLD:
                     self.hold(collection, mine[cname])
+                elif cname in deferred:
+                    if cname not in loops_done:  # the loop's first collection: all of the loop
+                        loops_done.update(deferred[cname])
+                        self.delete_loop(deferred[cname], mine, looped[cname])
                 elif action == EraseAction.MASK or cname in looped:
                     if action == EraseAction.DELETE:
                         self.result.collection(cname).notes.append(
@@ -831,6 +847,109 @@ class _StoreRun:
                     self.delete(collection, mine[cname])
                 self.write_notes(collection)
                 self.tick()
+
+    # Loops of references no null can break ------------------------------------------------------
+
+    def defer_loops(self, looped: dict[str, str], mine) -> dict[str, list[str]]:
+        """The looped collections whose records can be deleted, because the database put off
+        the checks of every reference inside their loop to the commit, each mapped to the
+        loop's collections to delete (erasure_order places a loop's collections together)."""
+        store_map = self.connector.store_map
+        out: dict[str, list[str]] = {}
+        for loop in dict.fromkeys(looped.values()):
+            members = [
+                c
+                for c in store_map.collections
+                if looped.get(c) == loop
+                and mine[c]
+                and store_map.collections[c].erasure.action == EraseAction.DELETE
+            ]
+            if not members:
+                continue
+            inside = {c for c, described in looped.items() if described == loop}
+            refs = [
+                (
+                    store_map.collections[r.node.collection],
+                    r.field,
+                    store_map.collections[r.target.collection],
+                    r.reference.field,
+                )
+                for r in declared_references({self.store: store_map})
+                if r.target.store == self.store
+                and r.node.collection in inside
+                and r.target.collection in inside
+                and not r.reference.nullable
+            ]
+            if self.connector.defer_references(refs):
+                out.update(dict.fromkeys(members, members))
+        return out
+
+    def delete_loop(self, members: list[str], mine, loop: str) -> None:
+        """Delete the person's records in a loop whose checks are deferred to the commit. A
+        record that a surviving record refers to (someone else's, or the person's that is kept)
+        stays and is masked, as without deferral; dropping it may keep others, so until none
+        changes. Everything left is deleted, in any order: the commit checks the result."""
+        store_map = self.connector.store_map
+        going = {c: {item[0]: item for item in mine[c]} for c in members}
+        staying: dict[str, list] = defaultdict(list)
+        changed = True
+        while changed:
+            changed = False
+            for cname in members:
+                node = Node(self.store, cname)
+                batch = list(going[cname].values())
+                if not batch:
+                    continue
+                incoming = self.graph.incoming.get(node, [])
+                outside = [r for r in incoming if r.node.store != self.store]
+                inside = [r for r in incoming if r.node.store == self.store]
+                stays = set(self.blocks(node, batch, outside)) if outside else set()
+                stays |= self.referred_by_survivors(node, batch, inside, going)
+                for nkey in stays:
+                    staying[cname].append(going[cname].pop(nkey))
+                    changed = True
+        for cname in members:
+            collection = store_map.collections[cname]
+            out = self.result.collection(cname)
+            keys = [key for _, (key, _) in going[cname].values()]
+            for chunk in _batches(keys):
+                out.deleted += self.delete_keys(collection, list(chunk))
+                self.tick()
+            if keys:
+                out.notes.append(
+                    f"deleted with the database's checks of the loop deferred to the commit "
+                    f"({loop})"
+                )
+            if staying[cname]:
+                out.notes.append(
+                    "masked instead of deleted: records of the loop that records kept refer "
+                    f"to ({loop})"
+                )
+                self.mask(collection, _sorted_records(dict(staying[cname])))
+
+    def referred_by_survivors(self, node: Node, batch, refs, going) -> set[tuple]:
+        """The records of `batch` that a record of this store that is not going refers to."""
+        stays: set[tuple] = set()
+        for ref in refs:
+            by_value: dict[Any, list[tuple]] = defaultdict(list)
+            originals: dict[Any, Any] = {}
+            for nkey, (_, values) in batch:
+                value = self.collector.value(node, values, ref.reference.field)
+                if value is not None:
+                    by_value[_norm(value)].append(nkey)
+                    originals.setdefault(_norm(value), value)
+            if not by_value:
+                continue
+            leaving = going.get(ref.node.collection, {})
+            referring = self.graph.collection(ref.node)
+            self.result.statements += 1
+            found = self.connector.referrers(referring, ref.field, list(originals.values()))
+            for key, value in found:
+                nkey = _norm_key(key)
+                if nkey in leaving:
+                    continue  # deleted with the loop
+                stays.update(by_value.get(_norm(value), ()))
+        return stays
 
     # Statements (counted) ---------------------------------------------------------------------
 

@@ -149,7 +149,8 @@ def store_readiness(
             f"person's records in these {noun}s instead of deleting them ("
             + "; ".join(what)
             + "); mark one of these references `nullable: true` if the field may be empty, or "
-            "mark a collection `role: reference` if it is catalogue data"
+            "mark a collection `role: reference` if it is catalogue data (on PostgreSQL, "
+            "foreign keys that are all DEFERRABLE let erasure delete them instead)"
         )
         for n in masked:
             # Without a key erasure stops before it masks anything: that stays what it does.

@@ -37,6 +37,11 @@ so a retried erasure never counts a record twice.
   one of `values` (clearing references before the record referred to is deleted).
 - `referrers(collection, field, values)`: (key, value) of every record whose `field` holds one of
   `values`, inside the open transaction where there is one. The default uses `find`.
+- `defer_references(references) -> bool`: inside the transaction, put off the database's checks
+  of these references ((referring collection, its field, referred collection, its field)) to
+  the commit, when the database can (PostgreSQL, where every foreign key behind them is
+  DEFERRABLE). True when deferred; otherwise False and nothing changes (the default). Erasure
+  uses it to delete the person's records in a loop of references no null can break.
 Kinds that cannot do one raise PermanentStoreError (masking a Redis key, nullifying a file). A
 webhook store erases by identity with its own `erase(identities, request_id=...)` and `status`.
 
@@ -225,6 +230,11 @@ class Connector(ABC):
     ) -> Iterator[tuple[tuple, Any]]:
         for row in self.find(collection, field_name, values):
             yield tuple(row.get(k) for k in collection.key), row.get(field_name)
+
+    def defer_references(
+        self, references: Sequence[tuple[Collection, str, Collection, str]]
+    ) -> bool:
+        return False
 
     def scan_values(
         self, collection: Collection, field_name: str, *, batch: int

@@ -408,6 +408,37 @@ class SqlErasure(SqlTables):
         statement = statements.nullify(table, column)
         return max(self._execute(statement, {"values": wanted}, doing).rowcount or 0, 0)
 
+    def defer_references(
+        self, references: Sequence[tuple[Collection, str, Collection, str]]
+    ) -> bool:
+        """PostgreSQL through psycopg: when a DEFERRABLE foreign key backs every reference,
+        `SET CONSTRAINTS ... DEFERRED` for this transaction (checked at the commit instead)."""
+        if not self._psycopg() or not references:
+            return False
+        doing = "reading the foreign keys of a loop of references"
+        prep = self.engine.dialect.identifier_preparer
+        names: list[str] = []
+        for referring, field_name, referred, referred_field in references:
+            table, target = self._erase_table(referring), self._erase_table(referred)
+            params = {"referring": prep.format_table(table), "referred": prep.format_table(target)}
+            found = [
+                row
+                for row in self._execute(statements.pg_foreign_keys(), params, doing)
+                if (row.column, row.referred_column) == (field_name, referred_field)
+            ]
+            if not found or not all(row.deferrable for row in found):
+                return False
+            schema = f"{prep.quote_schema(table.schema)}." if table.schema else ""
+            names.extend(schema + prep.quote(row.name) for row in found)
+        try:
+            # The driver's own execute: no parameters, so nothing in a name is a placeholder.
+            self._pg_cursor().execute(f"SET CONSTRAINTS {', '.join(dict.fromkeys(names))} DEFERRED")
+        except Exception as exc:
+            if is_driver_error(exc):
+                raise self._erase_error(exc, doing) from None
+            raise
+        return True
+
     def referrers(
         self, collection: Collection, field_name: str, values: Sequence[Any]
     ) -> Iterator[tuple[tuple, Any]]:

@@ -284,6 +284,19 @@ _PG_CLASS = sa.table(
     sa.column("relispartition"),
 )
 _PG_NAMESPACE = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"))
+_PG_CONSTRAINT = sa.table(
+    "pg_constraint",
+    sa.column("conname"),
+    sa.column("condeferrable"),
+    sa.column("contype"),
+    sa.column("conrelid"),
+    sa.column("confrelid"),
+    sa.column("conkey", postgresql.ARRAY(sa.SmallInteger)),
+    sa.column("confkey", postgresql.ARRAY(sa.SmallInteger)),
+)
+_PG_ATTRIBUTE = sa.table(
+    "pg_attribute", sa.column("attrelid"), sa.column("attnum"), sa.column("attname")
+)
 _MYSQL_COLUMNS = sa.table(
     "COLUMNS",
     sa.column("COLUMN_NAME"),
@@ -328,3 +341,35 @@ def sample(name: str, schema: str | None, columns: Sequence[str], rows: int) -> 
     """The first `rows` rows' values of text `columns`, each cut to 100 characters."""
     source = sa.table(name, *[sa.column(c) for c in columns], schema=schema)
     return sa.select(*[sa.func.substr(source.c[c], 1, 100) for c in columns]).limit(rows)
+
+
+def pg_foreign_keys() -> sa.Select:
+    """Single-column foreign keys from the table whose quoted name is bound as `referring` to the
+    one bound as `referred`: name, whether it is DEFERRABLE, the column and the referred column."""
+    con = _PG_CONSTRAINT.c
+    column, referred = _PG_ATTRIBUTE.alias("a"), _PG_ATTRIBUTE.alias("fa")
+    return (
+        sa.select(
+            con.conname.label("name"),
+            con.condeferrable.label("deferrable"),
+            column.c.attname.label("column"),
+            referred.c.attname.label("referred_column"),
+        )
+        .select_from(
+            _PG_CONSTRAINT.join(
+                column,
+                sa.and_(column.c.attrelid == con.conrelid, column.c.attnum == con.conkey[1]),
+            ).join(
+                referred,
+                sa.and_(referred.c.attrelid == con.confrelid, referred.c.attnum == con.confkey[1]),
+            )
+        )
+        .where(
+            con.contype == "f",
+            sa.func.cardinality(con.conkey) == 1,
+            con.conrelid
+            == sa.cast(sa.bindparam("referring", type_=sa.Text()), postgresql.REGCLASS),
+            con.confrelid
+            == sa.cast(sa.bindparam("referred", type_=sa.Text()), postgresql.REGCLASS),
+        )
+    )
