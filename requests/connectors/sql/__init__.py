@@ -7,7 +7,8 @@ One module per feature:
 - `statements`: every statement the connector sends, each defined once as SQLAlchemy Core, and
   compiled once per dialect where PostgreSQL's hot path sends the driver's own SQL;
 - `find`: lookups (`find`, `find_identity`), streamed, and how identities are compared;
-- `erase` and `masks`: the erasure primitives, one transaction per store, and the field masks;
+- `transaction`, `erase` and `masks`: the erasure's transaction (one per store), its
+  primitives, and the field masks;
 - `checks` and `schema`: the store's check, the value scan, and what discovery reads;
 - `errors`: driver errors in the project's words, never quoting a password or a row;
 - `connector`: the connector classes, one per kind (requests.connectors.registry lists them).
