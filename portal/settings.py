@@ -323,6 +323,9 @@ PORTAL_VERIFICATION_RESEND_AFTER = timedelta(
 PORTAL_VERIFICATION_RECONCILE_SECONDS = env_int(
     "PORTAL_VERIFICATION_RECONCILE_SECONDS", 30, minimum=1
 )
+# A filing's email is sent by a batch task queued at most once per this many milliseconds by all
+# processes together, with every other email owed by then (0: a task per email, at once).
+PORTAL_VERIFICATION_SEND_DELAY = env_int("PORTAL_VERIFICATION_SEND_DELAY_MS", 500, minimum=0) / 1000
 PORTAL_VERIFICATION_RECONCILE_BATCH = env_int("PORTAL_VERIFICATION_RECONCILE_BATCH", 200, minimum=1)
 PORTAL_UNVERIFIED_EXPIRY = timedelta(days=env_int("PORTAL_UNVERIFIED_EXPIRY_DAYS", 14, minimum=1))
 # Closed requests keep the person's identity (encrypted) this long, for questions and complaints

@@ -11,6 +11,8 @@ call (and its test) instead of vanishing after the commit.
 
 from __future__ import annotations
 
+import logging
+import time
 from functools import partial
 from typing import Any
 
@@ -53,3 +55,50 @@ def enqueue(
     if countdown:
         options["countdown"] = max(0.0, countdown)
     transaction.on_commit(partial(task.apply_async, args=list(args), **options))
+
+
+# Per process, until when (time.monotonic) a coalesced task (by name) that this process queued,
+# or learnt another process queued, has not started yet. Threads racing here queue one task too
+# many at worst.
+_due_until: dict[str, float] = {}
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_coalesced(name: str, delay: float) -> None:
+    """Once the current transaction commits, queue task `name` to run `delay` seconds later,
+    unless one queued by this process or (with the cache on Redis) any other has not started yet:
+    that one will find this transaction's work, as it committed before it starts. So a busy
+    portal queues about one such task per delay however many requests commit. The task calls
+    `coalesced_started(name)` first thing. A lost task is the task's reconciler's to cover.
+    """
+    transaction.on_commit(partial(_queue_unless_due, name, delay))
+
+
+def coalesced_started(name: str) -> None:
+    """A coalesced task started: work committed from now on needs a new one (in this process;
+    the shared claim ran out when the task's countdown did)."""
+    _due_until.pop(name, None)
+
+
+def _queue_unless_due(name: str, delay: float) -> None:
+    from requests.cache_redis import claim_due
+
+    now = time.monotonic()
+    if now < _due_until.get(name, 0.0):
+        return
+    try:
+        due_in = claim_due(f"due:{name}", delay)
+    except Exception:  # no shared claim: queue this process's own, as without Redis
+        logger.warning("could not claim queuing %s in the cache; queuing it anyway", name)
+        due_in = 0.0
+    if due_in > 0:
+        _due_until[name] = now + due_in
+        return
+    # Marked before it is sent: a task run at once (eagerly) clears the mark itself.
+    _due_until[name] = now + delay
+    try:
+        _task(name).apply_async(countdown=delay)
+    except BaseException:
+        _due_until.pop(name, None)
+        raise

@@ -48,7 +48,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from requests.cache_redis import cache_redis
+from requests.cache_redis import claim_due
 from requests.models import AuditChainHead, AuditEvent, DataRequest
 from requests.models.audit import GENESIS_HASH
 from requests.queueing import enqueue
@@ -144,17 +144,7 @@ def _sealing_due_elsewhere(delay: float) -> float:
     queued, so while it lives the task has not started. A process that dies between the two
     leaves the events to the beat task.
     """
-    backend, client = cache_redis()
-    if client is None:
-        return 0.0
-    key = backend.make_and_validate_key(SEALING_DUE_KEY)
-    pipe = client.pipeline(transaction=False)
-    pipe.set(key, 1, nx=True, px=int(delay * 1000))
-    pipe.pttl(key)
-    claimed, remaining_ms = pipe.execute()
-    if claimed:
-        return 0.0
-    return max(0, remaining_ms) / 1000  # -2: it expired in between, so claim nothing, queue one
+    return claim_due(SEALING_DUE_KEY, delay)
 
 
 def audit_seal_after_commit() -> None:

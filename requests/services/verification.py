@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
@@ -13,13 +14,21 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from requests.models import DataRequest, IdentityVerification
-from requests.queueing import enqueue
+from requests.queueing import enqueue, enqueue_coalesced
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import NotFound, RateLimited, VerificationFailed
 from requests.services.lifecycle import request_mark_verified
 from requests.states import Status
 
 CODE_DIGITS = 6
+
+# Owed emails one batch claims and sends at most, over one kept SMTP connection (which is renewed
+# after requests.emails.KEEP_OPEN_MESSAGES): big enough that Celery's own cost per task is shared
+# by many emails under load, small enough that a batch's lease (PORTAL_MAIL_SEND_LEASE) is never
+# close to running out while its last email waits for the mail server.
+SEND_BATCH = 100
+# The batch task's name; filings queue it at most once per PORTAL_VERIFICATION_SEND_DELAY.
+SEND_OWED_TASK = "verifications_send_owed"
 
 
 def _hash_secret(value: str) -> str:
@@ -66,6 +75,89 @@ def verification_claim_send(*, verification_id: int) -> IssuedSecrets | None:
         pk=verification_id
     )
     return IssuedSecrets(request_id=request_id, code=code, link_token=link_token)
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    """Owed emails claimed together: `claimed_until` is the batch's lease and tells its claims
+    from later ones; each item is (verification id, its request, the secrets to mail)."""
+
+    claimed_until: datetime
+    items: list[tuple[int, DataRequest, IssuedSecrets]]
+
+
+def verification_sends_soon(*, verification_id: int) -> None:
+    """After the current transaction commits, have the email it made owed sent shortly: by the
+    batch task, queued at most once per PORTAL_VERIFICATION_SEND_DELAY by all processes together,
+    instead of a task per email (with the delay at 0, a task for this email alone, at once)."""
+    delay = settings.PORTAL_VERIFICATION_SEND_DELAY
+    if delay <= 0:
+        enqueue("verification_send", verification_id)
+    else:
+        enqueue_coalesced(SEND_OWED_TASK, delay)
+
+
+def verification_claim_owed(*, limit: int = SEND_BATCH) -> ClaimedBatch:
+    """Claim up to `limit` owed emails for one lease and mint a new code and link for each.
+
+    As `verification_claim_send`, for many in one transaction: rows another batch is claiming
+    right now are skipped, and the claim is a conditional UPDATE, so no email is claimed twice
+    while its lease holds. The emails stay owed until `verification_mark_sent_many`.
+    """
+    now = timezone.now()
+    claimed_until = now + settings.PORTAL_MAIL_SEND_LEASE
+    unclaimed = Q(send_claimed_until__isnull=True) | Q(send_claimed_until__lt=now)
+    owed = IdentityVerification.objects.filter(
+        unclaimed,
+        send_pending=True,
+        verified_at__isnull=True,
+        request__status=Status.AWAITING_VERIFICATION,
+    )
+    with transaction.atomic():
+        ids = list(
+            owed.select_for_update(skip_locked=True, of=("self",))
+            .order_by("send_queued_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        if not ids:
+            return ClaimedBatch(claimed_until, [])
+        owed.filter(pk__in=ids).update(send_claimed_until=claimed_until)
+        rows = list(
+            IdentityVerification.objects.filter(pk__in=ids, send_claimed_until=claimed_until)
+            .select_related("request")
+            .order_by("send_queued_at")
+        )
+        items = []
+        for row in rows:
+            code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+            link_token = secrets.token_urlsafe(32)
+            row.code_hash, row.link_hash = _hash_secret(code), _hash_secret(link_token)
+            row.expires_at = now + settings.PORTAL_VERIFICATION_TTL
+            row.failed_attempts, row.locked_at = 0, None
+            items.append((row.pk, row.request, IssuedSecrets(row.request_id, code, link_token)))
+        IdentityVerification.objects.bulk_update(
+            rows, ["code_hash", "link_hash", "expires_at", "failed_attempts", "locked_at"]
+        )
+    return ClaimedBatch(claimed_until, items)
+
+
+def verification_mark_sent_many(*, ids: list[int], claimed_until: datetime) -> None:
+    """These emails of one batch went out (unless a later claim took one over)."""
+    if ids:
+        IdentityVerification.objects.filter(pk__in=ids, send_claimed_until=claimed_until).update(
+            send_pending=False,
+            send_claimed_until=None,
+            sends=F("sends") + 1,
+            last_sent_at=timezone.now(),
+        )
+
+
+def verification_release_many(*, ids: list[int], claimed_until: datetime) -> None:
+    """Sending stopped for now: give these claims of one batch back, for a retry to send at once."""
+    if ids:
+        IdentityVerification.objects.filter(pk__in=ids, send_claimed_until=claimed_until).update(
+            send_claimed_until=None
+        )
 
 
 def _own_claim(verification_id: int, issued: IssuedSecrets):
