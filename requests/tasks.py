@@ -5,6 +5,7 @@ Each is safe to deliver twice: work is claimed with a conditional UPDATE in the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 from functools import partial
@@ -14,7 +15,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from requests import emails
+from requests import emails, queueing
 from requests.models import AccessPackage, DataRequest, ErasureCertificate
 from requests.services import (
     audit,
@@ -107,6 +108,70 @@ def verification_send(verification_id: int) -> None:
         _release_quietly(verification_id, issued)
         raise
     verification.verification_mark_sent(verification_id=verification_id, issued=issued)
+
+
+# Batches one run of the batch task sends at most before it hands over to a new task, so that
+# under constant intake one task does not hold a worker (and its message) for ever.
+SEND_OWED_MAX_BATCHES = 20
+# A batch marks its emails sent every this many, so a worker killed mid-batch sends at most this
+# many twice (each time with a new code) once their lease ran out.
+SEND_OWED_MARK_EVERY = 10
+
+
+@shared_task(**VERIFICATION_TASK)
+def verifications_send_owed() -> int:
+    """Send every owed verification email, in claimed batches over the kept SMTP connection.
+
+    Queued after filings' commits, about one per PORTAL_VERIFICATION_SEND_DELAY for all
+    processes. Each email is claimed by its lease in the database, so a second delivery of this
+    task, or two running at once, send it once; one that dies mid-batch leaves the rest owed, and
+    the reconciler queues them again once the lease ran out.
+    """
+    queueing.coalesced_started(verification.SEND_OWED_TASK)
+    sent = 0
+    for _ in range(SEND_OWED_MAX_BATCHES):
+        batch = verification.verification_claim_owed(limit=verification.SEND_BATCH)
+        sent += _send_batch(batch)
+        if len(batch.items) < verification.SEND_BATCH:
+            return sent
+    verifications_send_owed.delay()  # more are owed: carry on in a new task
+    return sent
+
+
+def _send_batch(batch) -> int:
+    done: list[int] = []
+    settled = 0
+    try:
+        for verification_id, request, issued in batch.items:
+            try:
+                emails.send_verification(request, issued)
+            except TRANSIENT_MAIL_ERRORS:
+                log.warning("verification mail for request id %s failed; will retry", request.pk)
+                raise
+            except smtplib.SMTPException as exc:
+                log.warning(
+                    "verification mail for request id %s refused (%s)", request.pk, _kind(exc)
+                )
+                verification.verification_abandon_send(
+                    verification_id=verification_id, issued=issued
+                )
+            else:
+                done.append(verification_id)
+                if len(done) >= SEND_OWED_MARK_EVERY:
+                    verification.verification_mark_sent_many(
+                        ids=done, claimed_until=batch.claimed_until
+                    )
+                    done = []
+            settled += 1
+    finally:
+        # What went out is marked sent even when the batch stops early; the rest is given back
+        # at once for the retry (with the database down, its lease runs out instead).
+        verification.verification_mark_sent_many(ids=done, claimed_until=batch.claimed_until)
+        rest = [item[0] for item in batch.items[settled:]]
+        if rest:
+            with contextlib.suppress(OperationalError, InterfaceError):
+                verification.verification_release_many(ids=rest, claimed_until=batch.claimed_until)
+    return settled
 
 
 def _kind(exc: smtplib.SMTPException) -> str:
