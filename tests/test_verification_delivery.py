@@ -191,3 +191,126 @@ def test_an_address_the_mail_server_refuses_is_given_up_and_audited(
 def test_the_reconciler_runs_on_the_beat_schedule(settings):
     entries = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "requests.tasks.verifications_reconcile" in entries
+
+
+# Batches: a filing's commit queues at most one batch task per delay, which sends every owed email.
+
+
+def test_one_batch_task_sends_every_owed_email_each_with_its_own_code(
+    file_without_sending, public_api, mailoutbox, django_assert_max_num_queries
+):
+    references = [file_without_sending(email=f"p{n}@example.com") for n in range(5)]
+
+    with django_assert_max_num_queries(12):  # one claim transaction and one mark, not per email
+        assert tasks.verifications_send_owed() == 5
+
+    assert sorted(m.to[0] for m in mailoutbox) == [f"p{n}@example.com" for n in range(5)]
+    for reference in references:
+        owed = _owed(reference)
+        assert not owed.send_pending and owed.sends == 1 and owed.send_claimed_until is None
+    by_address = {m.to[0]: m for m in mailoutbox}
+    for n, reference in enumerate(references):
+        response = public_api.post(
+            f"/api/v1/requests/{reference}/verify/",
+            {"code": code_from(by_address[f"p{n}@example.com"])},
+            format="json",
+        )
+        assert response.status_code == 200, response.content
+    # Delivered again, the task finds nothing owed.
+    assert tasks.verifications_send_owed() == 0
+    assert len(mailoutbox) == 5
+
+
+def test_a_batch_claims_at_most_its_bound_and_the_task_sends_the_rest(
+    file_without_sending, mailoutbox, monkeypatch
+):
+    monkeypatch.setattr(verification, "SEND_BATCH", 2)
+    for n in range(5):
+        file_without_sending(email=f"b{n}@example.com")
+
+    assert len(verification.verification_claim_owed(limit=2).items) == 2
+    # The two claimed are not claimed again while their lease holds.
+    assert tasks.verifications_send_owed() == 3
+    assert len(mailoutbox) == 3
+    assert IdentityVerification.objects.filter(send_pending=True).count() == 2
+
+
+def test_a_batch_whose_worker_dies_leaves_its_emails_owed_and_they_are_sent_later(
+    file_without_sending, mailoutbox, settings, django_capture_on_commit_callbacks
+):
+    references = [file_without_sending(email=f"d{n}@example.com") for n in range(3)]
+    batch = verification.verification_claim_owed()  # claimed, then the worker was killed
+    assert len(batch.items) == 3
+    assert tasks.verifications_send_owed() == 0  # a second delivery while the lease holds
+
+    IdentityVerification.objects.update(send_claimed_until=timezone.now() - timedelta(seconds=1))
+    for reference in references:
+        _age_queued_send(reference, settings)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.verifications_reconcile() == 3
+
+    assert sorted(m.to[0] for m in mailoutbox) == [f"d{n}@example.com" for n in range(3)]
+    assert IdentityVerification.objects.filter(send_pending=True).count() == 0
+    # The dead batch's claim can no longer mark anything: a later claim took the emails over.
+    verification.verification_mark_sent_many(
+        ids=[item[0] for item in batch.items], claimed_until=batch.claimed_until
+    )
+    assert {v.sends for v in IdentityVerification.objects.all()} == {1}
+
+
+def test_a_mail_server_that_goes_down_mid_batch_keeps_the_rest_owed_for_the_retry(
+    file_without_sending, settings, monkeypatch
+):
+    from requests import emails
+
+    for n in range(4):
+        file_without_sending(email=f"m{n}@example.com")
+    sent = []
+
+    def send_two_then_fail(request, issued):
+        if len(sent) == 2:
+            raise ConnectionError("mail server went away")
+        sent.append(request.email)
+
+    monkeypatch.setattr(emails, "send_verification", send_two_then_fail)
+    with pytest.raises(ConnectionError):
+        tasks.verifications_send_owed.run()
+
+    owed = IdentityVerification.objects.filter(send_pending=True)
+    assert owed.count() == 2  # the two that went out are marked sent ...
+    assert not owed.filter(send_claimed_until__isnull=False).exists()  # ... the rest given back
+    monkeypatch.setattr(emails, "send_verification", lambda request, issued: None)
+    assert tasks.verifications_send_owed.run() == 2
+    assert not IdentityVerification.objects.filter(send_pending=True).exists()
+
+
+def test_filings_queue_one_batch_task_while_one_is_due(
+    public_api, mailoutbox, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    from requests import queueing
+
+    started = []
+    monkeypatch.setattr(queueing, "coalesced_started", lambda name: started.append(name))
+    settings.PORTAL_VERIFICATION_SEND_DELAY = 5
+    for n in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = public_api.post(
+                "/api/v1/requests/",
+                {"kind": "access", "identity": {"email": f"q{n}@example.com"}},
+                format="json",
+            )
+        assert response.status_code == 201
+    # Tasks run inline here, so the first ran at once; it did not clear its mark (patched), as
+    # one still waiting for its countdown would not have: the next two filings queued nothing.
+    assert started == [verification.SEND_OWED_TASK]
+    assert [m.to for m in mailoutbox] == [["q0@example.com"]]
+    assert IdentityVerification.objects.filter(send_pending=True).count() == 2
+    monkeypatch.undo()
+    queueing.coalesced_started(verification.SEND_OWED_TASK)
+
+
+def test_with_no_delay_each_filing_queues_its_own_send(file_request, mailoutbox, settings):
+    settings.PORTAL_VERIFICATION_SEND_DELAY = 0
+    file_request(email="one@example.com")
+    file_request(email="two@example.com")
+    assert [m.to for m in mailoutbox] == [["one@example.com"], ["two@example.com"]]

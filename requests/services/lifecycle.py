@@ -18,7 +18,6 @@ from requests.crypto import keyed_hash
 from requests.identity import clean_intake_identity
 from requests.models import DataRequest, IdentityVerification
 from requests.models.request import Source
-from requests.queueing import enqueue
 from requests.services.audit import SUBJECT, SYSTEM, audit_record
 from requests.services.errors import ServiceError, TransitionNotAllowed
 from requests.services.identifiers import identifier_mark_verified
@@ -111,7 +110,10 @@ def request_file(
             "due_on": request.due_on,
         },
     )
-    enqueue("verification_send", verification.pk)
+    # Imported here: verification builds on this module (a verified request moves on).
+    from requests.services.verification import verification_sends_soon
+
+    verification_sends_soon(verification_id=verification.pk)
     return request
 
 
