@@ -182,7 +182,7 @@ def test_the_preview_says_what_erasure_will_refuse_or_mask_in_the_checks_words(
         assert problem in said
     assert _one(checked["warnings"], LOOP) in said
     collections = preview["stores"]["shop"]["collections"]
-    assert collections["visits"]["count"]  # Ann has visits: her erasure would stop there
+    assert collections["visits"]["count"] == 2  # both her visits: her erasure would stop there
     assert collections["visits"]["erasure_instead"] == "refuse"
     assert collections["customers"]["erasure_instead"] == "mask"
     assert collections["wallets"]["erasure_instead"] == "mask"

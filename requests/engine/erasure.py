@@ -504,6 +504,11 @@ class _Collector:
             if (node.store, node.collection) in alone_by_arrival:
                 continue
             states = ownership.state.get(node, {})
+            if () in records and ALONE in states.values():
+                # No key: every record here is (), and ownership tells the rows apart by
+                # content (ownership.RowIds). One of them the person's alone is enough for the
+                # erasure to refuse the collection, as it must.
+                continue
             for nkey in [k for k in records if states.get(k) != ALONE]:
                 del records[nkey]
 

@@ -189,16 +189,45 @@ def model_for(maps: Mapping[str, StoreMap]) -> Model:
     return model
 
 
+# The first item of a keyless row's identity (see RowIds): no key value has this type.
+KEYLESS = ("row",)
+
+
+class RowIds:
+    """Each row's identity in the ownership decisions: its normalised key, or, in a collection
+    with no key (every record's key is `()`), its content and how many rows with the same
+    content came before it by the same way (a mention or not). The finder sends each row of a
+    keyless collection once per way it reaches it (it tells rows of a collection reached several
+    ways apart by content, see finder._row_fingerprint), so two identical visits are two rows,
+    and a row reached both through its owner and through a mention is one."""
+
+    def __init__(self) -> None:
+        self._repeats: dict[tuple, int] = {}
+
+    def of(self, record: Record) -> tuple:
+        key = record.key
+        if key:
+            return (norm(key[0]),) if len(key) == 1 else norm_key(key)
+        content = tuple(sorted((k, repr(v)) for k, v in record.data.items()))
+        mark = (record.store, record.collection, record.via == "mention", content)
+        seen = self._repeats.get(mark, 0)
+        self._repeats[mark] = seen + 1
+        return (KEYLESS, content, seen)
+
+
 class RowCollector:
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, ids: RowIds | None = None) -> None:
         # Only collections that received a row are in `rows` (a walk that streamed everything
         # leaves it empty, and `decide` has nothing to do).
         self.rows: dict[Node, dict[tuple, _Row]] = defaultdict(dict)
         self._kept = model.kept_fields
+        self.ids = ids or RowIds()
         # (store, collection) -> (its rows, the fields kept): one look-up per record streamed.
         self._targets: dict[tuple[str, str], tuple[dict[tuple, _Row], tuple[str, ...]]] = {}
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, nkey: tuple | None = None) -> None:
+        """Keep what ownership needs of `record`; `nkey`: its identity, where the caller took
+        it from `self.ids` already (each arrival of a keyless row must be counted once)."""
         target = self._targets.get((record.store, record.collection))
         if target is None:
             where = (record.store, record.collection)
@@ -206,7 +235,8 @@ class RowCollector:
             target = self._targets[where] = (self.rows[node], fields)
         rows, fields = target
         key = record.key
-        nkey = (norm(key[0]),) if len(key) == 1 else norm_key(key)
+        if nkey is None:
+            nkey = (norm(key[0]),) if len(key) == 1 else self.ids.of(record)
         row = rows.get(nkey)
         if row is None:
             data = record.data
@@ -231,6 +261,7 @@ class Ownership:
     searched: dict[str, Connector] = field(default_factory=dict)  # the stores it searched
 
     def of(self, node: Node, key: Sequence[Any]) -> str | None:
+        """The state of the row with this key (rows of a keyless collection: see RowIds)."""
         return self.state.get(Node(node.store, node.collection), {}).get(norm_key(key))
 
     def keys(self, node: Node, what: str) -> list[tuple]:
@@ -256,7 +287,9 @@ class Ownership:
                     entry["reasons"][code] = entry["reasons"].get(code, 0) + 1
         return out
 
-    def withheld(self, node: Node, key: Sequence[Any], data: Mapping[str, Any]) -> list[str]:
+    def withheld(
+        self, node: Node, key: Sequence[Any], data: Mapping[str, Any], *, nkey: tuple | None = None
+    ) -> list[str]:
         """The fields of a shared row that are other people's (Art. 15(4)). Of another person's
         own row that only mentions the person: everything but the references to the person's
         rows. Of a row that only mentions the person: also its personal data fields (an order
@@ -269,7 +302,7 @@ class Ownership:
         for ref in self.model.owners_out.get(node, []) + self.model.mentions_out.get(node, []):
             if self.points_at_person(ref, data.get(ref.field)):
                 mine.add(ref.field)
-        reason = self.reasons.get(node, {}).get(norm_key(key))
+        reason = self.reasons.get(node, {}).get(norm_key(key) if nkey is None else nkey)
         if collection.effective_role == Role.PERSON and reason == MENTION:
             return [name for name in data if name not in mine]
         out = []
@@ -498,18 +531,24 @@ def find_owned(
     # Per record of every store: plain tuples, no Node built, on the hot path.
     fast = {(n.store, n.collection): (n in collect, sent.get(n)) for n in streamed}
 
+    ids = collector.ids
+
     def on_record(record: Record) -> None:
         if record.via != "mention":
             how = fast.get((record.store, record.collection))
             if how is not None:
-                if how[0]:
-                    collector.add(record)
                 if how[1] is not None:
-                    how[1].add(norm_key(record.key))
+                    nkey = ids.of(record)
+                    how[1].add(nkey)
+                    if how[0]:
+                        collector.add(record, nkey)
+                elif how[0]:
+                    collector.add(record)
                 sink(record)
                 return
-        collector.add(record)
-        held[Node(record.store, record.collection)].setdefault(norm_key(record.key), record)
+        nkey = ids.of(record)
+        collector.add(record, nkey)
+        held[Node(record.store, record.collection)].setdefault(nkey, record)
 
     # When every collection streams (a shop's customers, invoices and lines), the rows go
     # straight to `sink`: not even a wrapper call per row.
@@ -532,7 +571,7 @@ def find_owned(
             if state is None or nkey in already:
                 continue
             if state == SHARED:
-                withheld = set(ownership.withheld(node, record.key, record.data))
+                withheld = set(ownership.withheld(node, record.key, record.data, nkey=nkey))
                 data = {k: WITHHELD if k in withheld else v for k, v in record.data.items()}
                 record = Record(record.store, record.collection, record.key, data, record.via)
             sink(record)

@@ -4,7 +4,9 @@ issue 9, checked against an oracle that decides ownership by brute force over th
 Hypothesis draws a schema (person tables with an email, catalogue tables, record tables with
 references to any of them and to each other: loops, self-references, nullable or not) and rows
 shared between several people (one person may have rows in several person tables, records point
-at several people's rows). The schema is connected with discovery, untouched; the oracle reads
+at several people's rows). Some record tables have no key (nothing points at them): all their
+rows are in the package, and erasure refuses them, changing nothing, once the person has a row
+of their own there. The schema is connected with discovery, untouched; the oracle reads
 the drafted map (roles, owner or mention references) and, apart from the engine, computes the
 rows that are the person's alone: among the rows that reach one of the person's rows (those
 their email matches) through owner references, the largest set in which every non-null owner
@@ -28,7 +30,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from requests.connectors.registry import connector_for
@@ -36,6 +38,7 @@ from requests.engine.discovery import discover
 from requests.engine.erasure import erase_person, find_remaining
 from requests.engine.finder import json_value
 from requests.engine.ownership import find_owned
+from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import Follow, RefKind, Role, StoreMap
 from tests.engine.erasure_helpers import HASH_KEY, execute
 from tests.engine.ownership_corpus import read_all
@@ -59,6 +62,8 @@ def schemas(draw):
     person_tables = [f"person{i}" for i in range(draw(st.integers(1, 2)))]
     catalogues = [f"catalogue{i}" for i in range(draw(st.integers(0, 1)))]
     records = [f"record{i}" for i in range(draw(st.integers(1, 4)))]
+    # Record tables with no key at all (a log of visits): nothing can point at their rows.
+    keyless = [t for t in records if draw(st.integers(0, 3)) == 0]
     columns: dict[str, list[tuple[str, str, bool]]] = {}  # table -> (column, target, nullable)
     for table in person_tables:
         refs = []
@@ -68,7 +73,8 @@ def schemas(draw):
         columns[table] = refs
     for table in catalogues:
         columns[table] = []
-    targets = person_tables + catalogues + records
+    tables = person_tables + catalogues + records
+    targets = [t for t in tables if t not in keyless]
     for table in records:
         refs = []
         for k in range(draw(st.integers(1, 3))):
@@ -84,9 +90,9 @@ def schemas(draw):
             refs.append((name, target, draw(st.booleans())))
         columns[table] = refs
 
-    sizes = {t: draw(st.integers(1, 4)) for t in targets}
+    sizes = {t: draw(st.integers(1, 4)) for t in tables}
     rows: dict[str, list[list]] = {}
-    for table in targets:
+    for table in tables:
         table_rows = []
         for i in range(1, sizes[table] + 1):
             values: list = [i]
@@ -101,14 +107,15 @@ def schemas(draw):
                 values.append(draw(st.sampled_from(choices)))
             table_rows.append(values)
         rows[table] = table_rows
-    return person_tables, catalogues, records, columns, rows
+    return person_tables, catalogues, records, columns, rows, keyless
 
 
-def statements(kind, person_tables, catalogues, records, columns, rows) -> list[str]:
+def statements(kind, person_tables, catalogues, records, columns, rows, keyless) -> list[str]:
     deferred = " DEFERRABLE INITIALLY DEFERRED" if kind == "postgresql" else ""
     out = []
     for table in person_tables + catalogues + records:
-        cols = ["id INTEGER PRIMARY KEY"]
+        # A keyless table keeps its `id` column (the oracle names rows by it), unconstrained.
+        cols = ["id INTEGER NOT NULL" if table in keyless else "id INTEGER PRIMARY KEY"]
         if table in person_tables:
             cols.append("email VARCHAR(100) NOT NULL")
         if table in catalogues:
@@ -207,7 +214,7 @@ class Oracle:
 
 
 def check(kind: str, url: str, schema) -> None:
-    person_tables, catalogues, records, _, _ = schema
+    person_tables, catalogues, records, _, _, keyless = schema
     tables = person_tables + catalogues + records
     email = PEOPLE[0]
     with ExitStack() as stack:
@@ -227,8 +234,25 @@ def check(kind: str, url: str, schema) -> None:
         text = json.dumps([{k: json_value(v) for k, v in r.data.items()} for r in package])
         for other in [*PEOPLE[1:], STRANGER]:
             assert other not in text.lower()
-        full = {(r.collection, r.key[0]) for r in package}
+        full = {(r.collection, r.data["id"]) for r in package}
         assert oracle.alone <= full
+        for table in keyless:  # each row once: the rows of a keyless table told apart
+            assert len({r.data["id"] for r in package if r.collection == table}) == len(
+                [r for r in package if r.collection == table]
+            )
+
+        # Erasure refuses a table with no key once the person has rows of their own there,
+        # naming it, before it changes anything.
+        refused = sorted({t for t, _ in oracle.alone if t in keyless})
+        if refused:
+            try:
+                erase_person({"app": connector}, {"email": email}, store="app", hash_key=HASH_KEY)
+            except PermanentStoreError as exc:
+                assert "no key" in str(exc) and any(t in str(exc) for t in refused)
+            else:
+                raise AssertionError(f"erasure did not refuse keyless {refused}")
+            assert read_all(url, tables) == before
+            return
 
         # 2-4. Erasure.
         erase_person({"app": connector}, {"email": email}, store="app", hash_key=HASH_KEY)
@@ -256,8 +280,29 @@ def check(kind: str, url: str, schema) -> None:
         assert all(c["remaining"] == 0 for per in remaining.values() for c in per.values())
 
 
+# Always run: a keyless table whose rows have two owners (held until ownership is decided),
+# three of them the person's alone, which ownership once took for a single row.
+KEYLESS_EXAMPLE = (
+    ["person0"],
+    [],
+    ["record0", "record1"],
+    {
+        "person0": [],
+        "record0": [("person0_id", "person0", False)],
+        "record1": [("person0_id", "person0", False), ("record0_id", "record0", True)],
+    },
+    {
+        "person0": [[1, PEOPLE[0]], [2, PEOPLE[1]]],
+        "record0": [[1, 1], [2, 2]],
+        "record1": [[1, 1, 1], [2, 1, 1], [3, 1, None], [4, 2, 2], [5, 1, 2]],
+    },
+    ["record1"],
+)
+
+
 @settings(max_examples=20, **BOUNDED)
 @given(schema=schemas())
+@example(schema=KEYLESS_EXAMPLE)
 def test_random_schemas_on_sqlite_keep_the_four_promises(schema):
     check_sqlite(schema)
 
@@ -273,6 +318,7 @@ def check_sqlite(schema) -> None:
 
 @settings(max_examples=8, **BOUNDED)
 @given(schema=schemas())
+@example(schema=KEYLESS_EXAMPLE)
 def test_random_schemas_on_postgresql_keep_the_four_promises(schema):
     check_postgresql(schema)
 
