@@ -19,12 +19,12 @@ This process plays the web: it files and verifies the requests beforehand (their
 emails are dropped from the queue), then approves them with `request_approve`, as the approve
 endpoint does; workers are real `celery worker` processes (`--pool solo`) on the private Redis.
 
-- Latency: one worker; each request approved alone, timed from the approval's commit (when its
-  job is sent) until the request's row says `completed` (polled every millisecond), which covers
-  the broker's hop to the worker, the job (claim, connectors, the engine's erasure in one
-  transaction, the job's result) and the advance the same task makes next (the verification
-  sweep, the certificate, the suppression ledger, the completion). The completion email goes
-  after that and is not counted.
+- Latency: one worker; each request approved alone, timed from the call that approves it (its
+  own transaction included, as the web's answer would be) until the request's row says
+  `completed` (polled every millisecond), which covers the broker's hop to the worker, the job
+  (claim, connectors, the engine's erasure in one transaction, the job's result) and the advance
+  the same task makes next (the verification sweep, the certificate, the suppression ledger, the
+  completion). The completion email goes after that and is not counted.
 - Throughput: two workers; --throughput requests approved one after the other as fast as the
   portal approves, from the first approval to the last request completed (emails included:
   the workers send them meanwhile).
