@@ -61,7 +61,8 @@ class FileRequestView(PublicAPIView):
         body = {"reference": filed.reference, "status": filed.status}
         if filed.identity.get("phone"):
             body["phone_read_as"] = phone_read_as(filed.identity["phone"])
-        return Response(FileAnswerSerializer(body).data, status=status.HTTP_201_CREATED)
+        # Already the documented shape (FileAnswerSerializer): strings only, nothing to convert.
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class VerifyRequestView(PublicAPIView):
