@@ -158,4 +158,7 @@ def _finalise(request: DataRequest, states: list[str]) -> DataRequest:
         if locked.status != Status.PROCESSING:
             return locked
         details = outcome(locked) if callable(outcome) else outcome
-        return request_complete(request=locked, details={"stores": len(states), **details})
+        # The lock order stays request, then audit head: the completion writes under this lock.
+        return request_complete(
+            request=locked, details={"stores": len(states), **details}, locked=True
+        )
