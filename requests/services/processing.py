@@ -34,6 +34,7 @@ from requests.services.erasure.run import erasure_execute
 from requests.services.errors import ServiceError
 from requests.services.jobs import Executor, Finaliser
 from requests.services.lifecycle import request_complete, request_flag_attention
+from requests.services.store_connections import one_store_list
 from requests.states import Kind, Status
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,13 @@ def job_execute(*, job_id: int, request_id: int | None = None) -> None:
 
 
 def _run(job: Job) -> None:
-    """Run a claimed job and record its outcome (and move the request on, on the shared queue)."""
+    """Run a claimed job and record its outcome (and move the request on, on the shared queue).
+    The job's run and the request's sweep read the enabled stores once."""
+    with one_store_list():
+        _run_once(job)
+
+
+def _run_once(job: Job) -> None:
     executor = _executor(job.kind)
     try:
         if executor is None:
@@ -123,7 +130,8 @@ def request_advance(*, request_id: int) -> DataRequest | None:
         states = _ready(request)
     if states is None:
         return request
-    return _finalise(request, states)
+    with one_store_list():  # the sweep's connectors and its list of stores it cannot search
+        return _finalise(request, states)
 
 
 def _ready(request: DataRequest) -> list[str] | None:

@@ -79,6 +79,9 @@ class _KeptConnectors(threading.local):
 
     def __init__(self) -> None:
         self.by_store: dict[int, tuple[str, float, Connector]] = {}
+        # The enabled stores as read once within `one_store_list` (None outside it).
+        self.stores: list[ConnectedStore] | None = None
+        self.scopes = 0
 
     def discard(self) -> None:
         kept, self.by_store = self.by_store, {}
@@ -106,13 +109,39 @@ def _fingerprint(store: ConnectedStore) -> str:
 
 
 @contextmanager
+def one_store_list() -> Iterator[None]:
+    """Within it, this thread reads the enabled stores once: a job's run and its request's
+    sweep in the same task (a few milliseconds apart) share one read instead of three. A store
+    enabled in between is as one enabled just after the sweep's read: its records are found by
+    the next sweep or request, as they would be then."""
+    _KEPT.scopes += 1
+    try:
+        yield
+    finally:
+        _KEPT.scopes -= 1
+        if not _KEPT.scopes:
+            _KEPT.stores = None
+
+
+def enabled_stores() -> list[ConnectedStore]:
+    """The enabled stores by name (read once within `one_store_list`); the caller may not change
+    the list."""
+    if _KEPT.stores is not None:
+        return _KEPT.stores
+    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
+    if _KEPT.scopes:
+        _KEPT.stores = stores
+    return stores
+
+
+@contextmanager
 def kept_connectors(*, extra: ConnectedStore | None = None) -> Iterator[dict[str, Connector]]:
     """Connectors for every enabled, searchable store (plus `extra`), kept for the next job.
 
     For workers: jobs of one worker thread reuse them (see `_KeptConnectors`). One-off callers
     (the preview, commands) use `open_connectors`, which closes them afterwards.
     """
-    stores = list(ConnectedStore.objects.filter(enabled=True).order_by("name"))
+    stores = list(enabled_stores())
     if extra is not None and extra.pk not in {store.pk for store in stores}:
         stores.append(extra)
     now = time.monotonic()

@@ -113,6 +113,10 @@ class SqlConnection(Connector):
 
     def _create_engine(self) -> Engine:
         kwargs: dict[str, Any] = {
+            # Costs no round trip on the warm path: lookups reuse the connections in `_idle`,
+            # which never go back to the pool; only a checkout from the pool (a connector's
+            # first, or one after a connection broke) pings. A kept connection the server
+            # dropped fails its lookup, is invalidated, and the worker drops the connector.
             "pool_pre_ping": True,
             "pool_size": 2,
             "max_overflow": MAX_CONNECTIONS,

@@ -13,9 +13,9 @@ from django.utils import timezone
 # Through the module, at call time: tests stand in for the engine's `find_remaining`.
 from requests.engine import erasure as erasure_engine
 from requests.engine.storemap import StoreMap
-from requests.models import ConnectedStore, DataRequest
+from requests.models import DataRequest
 from requests.services.erasure.run import erasure_identity
-from requests.services.store_connections import kept_connectors
+from requests.services.store_connections import enabled_stores, kept_connectors
 from requests.services.stores import UNSEARCHABLE_KINDS
 
 
@@ -71,11 +71,8 @@ def erasure_sweep(*, request: DataRequest, identity: dict[str, str] | None = Non
             for connector in connectors.values():
                 connector.options.pop("request_id", None)
         maps = {name: connector.store_map for name, connector in connectors.items()}
-    not_checked = sorted(
-        ConnectedStore.objects.filter(enabled=True, kind__in=UNSEARCHABLE_KINDS).values_list(
-            "name", flat=True
-        )
-    )
+    # From the list the connectors were chosen from (no second read of the stores).
+    not_checked = sorted(s.name for s in enabled_stores() if s.kind in UNSEARCHABLE_KINDS)
     stores = {
         store: {
             name: {"remaining": int(c.get("remaining", 0)), "held": int(c.get("held", 0))}
