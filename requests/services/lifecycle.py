@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,6 +29,21 @@ MAX_MESSAGE_LENGTH = 5000
 
 def subject_key_for(email: str) -> str:
     return keyed_hash(email, purpose="subject")
+
+
+def _requests_by_subject(subject_key: str) -> int:
+    """How many requests this person filed before. The statement the ORM's count() sends, sent
+    as it is: building that aggregation query cost a tenth of a filing's CPU in the web worker."""
+    meta = DataRequest._meta
+    quote = connection.ops.quote_name
+    column = quote(meta.get_field("subject_key").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only the model's own table and column names, quoted; the key is a parameter.
+            f"SELECT COUNT(*) FROM {quote(meta.db_table)} WHERE {column} = %s",  # noqa: S608
+            [subject_key],
+        )
+        return cursor.fetchone()[0]
 
 
 def _too_long() -> str:
@@ -87,7 +102,7 @@ def request_file(
         language = settings.LANGUAGE_CODE
     now = timezone.now()
     subject_key = subject_key_for(cleaned["email"])
-    earlier = DataRequest.objects.filter(subject_key=subject_key).count()
+    earlier = _requests_by_subject(subject_key)
     request = DataRequest(
         kind=kind,
         identity=cleaned,
