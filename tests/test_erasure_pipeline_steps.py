@@ -173,7 +173,7 @@ def test_one_erasure_from_claim_to_completion_takes_a_bounded_number_of_queries(
         processing.job_execute(job_id=job.pk, request_id=job.request_id)  # as its message says
 
     assert DataRequest.objects.get(reference=reference).status == "completed"
-    assert len(queries) <= 27, "\n".join(q["sql"][:120] for q in queries.captured_queries)
+    assert len(queries) <= 26, "\n".join(q["sql"][:120] for q in queries.captured_queries)
 
 
 def test_approving_an_erasure_takes_a_bounded_number_of_queries(

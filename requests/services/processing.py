@@ -59,26 +59,22 @@ def _executor(kind: str) -> Executor | None:
 def job_execute(*, job_id: int, request_id: int | None = None) -> None:
     """Claim and run one job; every outcome is written back to the job row. A job on the shared
     queue then moves its request on (see the module's docstring). `request_id`: the job's
-    request, as its message names it (messages queued before it did look it up)."""
-    job = job_service.job_claim(job_id=job_id, request_id=request_id)
-    if job is None:
-        # A second delivery of a job that finished: its first worker may have stopped between
-        # the result and the advance. Moving the request on again is harmless.
-        settled = job_service.job_settled_request_id(job_id=job_id)
-        if settled is not None:
-            request_advance(request_id=settled)
-        return
-    _run(job)
+    request, as its message names it (messages queued before it did look it up). The claim, the
+    run and the request's sweep read the enabled stores once."""
+    with one_store_list():
+        job = job_service.job_claim(job_id=job_id, request_id=request_id)
+        if job is not None:
+            _run(job)
+            return
+    # A second delivery of a job that finished: its first worker may have stopped between the
+    # result and the advance. Moving the request on again is harmless.
+    settled = job_service.job_settled_request_id(job_id=job_id)
+    if settled is not None:
+        request_advance(request_id=settled)
 
 
 def _run(job: Job) -> None:
-    """Run a claimed job and record its outcome (and move the request on, on the shared queue).
-    The job's run and the request's sweep read the enabled stores once."""
-    with one_store_list():
-        _run_once(job)
-
-
-def _run_once(job: Job) -> None:
+    """Run a claimed job and record its outcome (and move the request on, on the shared queue)."""
     executor = _executor(job.kind)
     try:
         if executor is None:
