@@ -160,8 +160,9 @@ def test_one_erasure_from_claim_to_completion_takes_a_bounded_number_of_queries(
     """Each query is a round trip to the portal's database; on a busy machine each costs
     milliseconds. On PostgreSQL with the real engine: 79 queries before issue 10's step 8
     (sealing the audit chain after each commit included; that moved to its own task), 31 after
-    its first round, 26 after the second (the completion joins the lock
-    its caller holds; the job's run and the sweep read the stores once).
+    its first round, 25 after the second (the completion joins the lock
+    its caller holds; the claim, the run and the sweep read the stores once; the claim is one
+    UPDATE ... RETURNING).
     The budget (here on the test database, with the engine stood in for) keeps them from creeping
     back."""
     capture = django_capture_on_commit_callbacks
