@@ -13,6 +13,17 @@ its key and the values of its reference fields (and of the fields references poi
   owner reference is too; a person row is, when the person's identity matched it, or when an
   owner reference makes it belong to the person's rows (a profile to its user). Every test is a
   set membership of the person's own values, never a query per row.
+The decision is made here, in Python, for every kind of store; no store is asked to decide it
+(no join or `EXISTS` in the store yet). What it holds: the keys and watched reference values of
+the rows of collections that cannot be decided as they arrive (several owner references, parent
+references, mentions) and of the rows those decisions read, for the length of the walk; plus,
+in `find_owned`, those rows themselves until they are classified and sent. A collection with a
+single owner reference, entered only through it from the person's rows, holds nothing.
+
+Rows of a collection with no key all have the key `()`: each row's identity is its content and
+how many identical rows came before it (`RowIds`), so the person's two identical visits are two
+rows; who points at a row through a keyless collection's parent reference is asked with `find`
+(whole rows, named the same way) instead of `referrers`. Erasure still refuses such collections.
 
 The answer (`Ownership`) says for each collection which keys are the person's alone, which are
 shared and why (reason codes), which are reference data; what a shared row must withhold in an
@@ -491,8 +502,17 @@ def _parent_referrers(model, rows, connectors) -> dict[tuple[OwnerRef, Any], set
                 )
             )
             referring = model.collection(ref.node)
+            repeats: dict[tuple, int] = {}
             for start in range(0, len(values), REFERRER_BATCH):
                 batch = values[start : start + REFERRER_BATCH]
+                if not referring.key:
+                    # Keys say nothing here: the referring rows, named as RowIds names them
+                    # (identical rows hold the same value, so they come in the same batch).
+                    for row in connector.find(referring, ref.field, batch):
+                        content = tuple(sorted((k, repr(v)) for k, v in row.items()))
+                        seen = repeats[content] = repeats.get(content, -1) + 1
+                        out[(ref, norm(row.get(ref.field)))].add((KEYLESS, content, seen))
+                    continue
                 for key, value in connector.referrers(referring, ref.field, batch):
                     out[(ref, norm(value))].add(norm_key(key))
     return out

@@ -45,9 +45,13 @@ person's, and only on those; a reader of a map should be able to see why a row i
   is *shared* when another person owns it too (a payment by one customer on another's rental, a
   message between two users, an address a customer shares with a staff member), or when it only
   mentions the person.
-- What follows from it (requests.engine.ownership decides it once per request, from the keys and
-  reference values the finder's walk reached, asking each store who else points at rows that
-  belong to the rows pointing at them; never one query per row):
+- What follows from it (requests.engine.ownership decides it once per request, in the portal:
+  by set membership over the keys and reference values the finder's walk reached, and one
+  batched query per parent owner reference asking the store who else points at those rows;
+  never one query per row. Rows of a collection with a single owner reference, reached through
+  it from the person's rows, are decided as they arrive; the rows of the other collections
+  (several owners, parents, mentions) are held, key and reference values only, until the walk
+  ends. The rows of a collection with no key are told apart by their content):
   * erasure deletes or masks only rows that are the person's alone; a shared row is never
     deleted or masked: its references to the person's rows are set to null where the reference is
     `nullable`, otherwise it stays as it is and the person's row it points at takes the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from requests.engine.erasure import erase_person, find_remaining
+from requests.engine.graph import Node
 from requests.engine.ownership import ALONE, SHARED, classify, find_owned
 from requests.engine.store import PermanentStoreError
 from requests.engine.storemap import StoreMap
@@ -102,3 +103,46 @@ def test_erasure_still_refuses_a_keyless_table_and_changes_nothing(shop):
     assert counts(url, ["customer", "orders", "visits", "shared_notes"]) == before
     remaining = find_remaining(stores, {"email": ANN})["shop"]
     assert remaining["visits"]["remaining"] == 3
+
+
+# A keyless table that owns the rows it points at (`follow: parent`): an address belongs to the
+# deliveries pointing at it, and is the person's alone only when every one of them is hers.
+PARENT_SCHEMA = [
+    "CREATE TABLE customer (id INTEGER PRIMARY KEY, email VARCHAR(100) NOT NULL)",
+    "CREATE TABLE address (id INTEGER PRIMARY KEY, street VARCHAR(100))",
+    """CREATE TABLE delivery (customer_id INTEGER NOT NULL, address_id INTEGER NOT NULL,
+        FOREIGN KEY (customer_id) REFERENCES customer (id),
+        FOREIGN KEY (address_id) REFERENCES address (id))""",
+    f"INSERT INTO customer VALUES (1, '{ANN}'), (2, '{BO}')",
+    "INSERT INTO address VALUES (5, 'ann street'), (6, 'shared street'), (7, 'bo street')",
+    "INSERT INTO delivery VALUES (1, 5), (1, 5), (1, 6), (2, 6), (2, 7)",
+]
+PARENT_MAP = {
+    "collections": {
+        "customer": {"key": ["id"], "fields": {"email": {"identity": "email"}}},
+        "address": {"key": ["id"], "fields": {"street": {}}},
+        "delivery": {
+            "key": [],
+            "fields": {
+                "customer_id": {"references": {"collection": "customer", "field": "id"}},
+                "address_id": {
+                    "references": {"collection": "address", "field": "id", "follow": "parent"}
+                },
+            },
+        },
+    }
+}
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_row_owned_through_a_keyless_tables_parent_reference(kind, request, tmp_path, connect):
+    kind, url = fresh_database(kind, request, tmp_path, "parent", *PARENT_SCHEMA)
+    stores = {"shop": connect(kind, url, StoreMap.model_validate(PARENT_MAP), name="shop")}
+
+    ownership = classify(stores, {"email": ANN})
+
+    found = ownership.counts()["shop"]
+    assert found["delivery"][ALONE] == 3
+    assert ownership.of(Node("shop", "address"), (5,)) == ALONE
+    assert ownership.of(Node("shop", "address"), (6,)) == SHARED
+    assert ownership.of(Node("shop", "address"), (7,)) is None
