@@ -22,7 +22,7 @@ from requests.models import (
     SuppressionEntry,
 )
 from requests.queueing import task_name
-from requests.services import audit, processing
+from requests.services import audit, job_claims, processing
 from requests.services import jobs as job_service
 from requests.services.lifecycle import request_approve
 from tests.erasure_fixtures import FakeEngine, file_erasure, shop_and_crm
@@ -107,7 +107,7 @@ def test_a_second_delivery_of_a_finished_job_moves_its_request_on(
     fake.result("shop", customers={"deleted": 1})
     reference, job = _approved(staff_api, capture, public_api, file_request)
     with capture(execute=False):
-        claimed = job_service.job_claim(job_id=job.pk)
+        claimed = job_claims.job_claim(job_id=job.pk)
         assert job_service.job_finish(job=claimed, counts={}, queue_advance=False)
     assert DataRequest.objects.get(reference=reference).status == "processing"
 
@@ -204,6 +204,6 @@ def test_a_claim_whose_message_names_another_request_takes_nothing(
     _, job = _approved(staff_api, capture, public_api, file_request)
     _, other = _approved(staff_api, capture, public_api, file_request)
 
-    assert job_service.job_claim(job_id=job.pk, request_id=other.request_id) is None
-    assert job_service.job_claim(job_id=job.pk, request_id=job.request_id) is not None
+    assert job_claims.job_claim(job_id=job.pk, request_id=other.request_id) is None
+    assert job_claims.job_claim(job_id=job.pk, request_id=job.request_id) is not None
     assert Job.objects.get(pk=job.pk).state == "running"

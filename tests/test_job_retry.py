@@ -4,7 +4,7 @@ import pytest
 
 from requests.demo import DEMO_MAP, demo_database_build
 from requests.models import DataRequest, Job, JobState
-from requests.services import jobs, lifecycle, processing, stores
+from requests.services import job_staff, lifecycle, processing, stores
 from requests.services.audit import SYSTEM
 from requests.services.errors import ServiceError
 from requests.states import Status
@@ -44,7 +44,7 @@ def test_retrying_runs_the_last_step_again_once_the_cause_is_fixed(
 ):
     monkeypatch.setitem(processing.FINALISERS, "access", lambda _request: {"package": "ok"})
     with django_capture_on_commit_callbacks(execute=True):
-        jobs.request_retry_failed_jobs(request=processed_access, actor="staff:dpo")
+        job_staff.request_retry_failed_jobs(request=processed_access, actor="staff:dpo")
     assert DataRequest.objects.get(pk=processed_access.pk).status == Status.COMPLETED
     actions = list(processed_access.events.values_list("action", flat=True))
     assert actions[-2:] == ["request.retried", "request.completed"]

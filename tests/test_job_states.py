@@ -13,7 +13,7 @@ from requests import tasks
 from requests.engine import erasure as engine
 from requests.models import AuditEvent, Job, JobState
 from requests.models.jobs import JOB_TRANSITIONS, job_can_move
-from requests.services import jobs
+from requests.services import job_claims
 from tests.access_fixtures import approve
 from tests.erasure_fixtures import FakeEngine, file_erasure, shop_and_crm
 
@@ -56,7 +56,7 @@ def test_a_held_job_says_what_it_is_held_for_and_nothing_claims_it(
         staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
     shop = _jobs(reference)["shop"]
     assert (shop.state, shop.held_for) == (JobState.HELD, "order")
-    assert jobs.job_claim(job_id=shop.pk) is None
+    assert job_claims.job_claim(job_id=shop.pk) is None
     held = AuditEvent.objects.get(request__reference=reference, action="job.held")
     assert held.details == {"store": "shop", "kind": "erasure", "held_for": "order"}
 
@@ -106,7 +106,7 @@ def test_a_staff_retry_after_two_dependent_stores_both_failed_keeps_their_order(
     after = _jobs(reference)
     assert (after["crm"].state, after["shop"].state) == (JobState.QUEUED, JobState.HELD)
     assert after["shop"].held_for == "order"
-    assert jobs.job_claim(job_id=after["shop"].pk) is None
+    assert job_claims.job_claim(job_id=after["shop"].pk) is None
     retried = AuditEvent.objects.filter(request__reference=reference).order_by("-id")
     assert [(e.action, e.details.get("store"), e.actor) for e in retried[:4]][::-1] == [
         ("request.retried", None, "staff:dpo"),
@@ -130,11 +130,11 @@ def test_a_job_claimed_again_and_again_without_finishing_fails_with_the_reason(
         staff_api.post(f"/api/v1/staff/requests/{reference}/approve/")
     crm = _jobs(reference)["crm"]
     for attempt in (1, 2, 3):
-        claimed = jobs.job_claim(job_id=crm.pk)
+        claimed = job_claims.job_claim(job_id=crm.pk)
         assert claimed is not None and claimed.attempts == attempt
         # Its worker dies: the lease runs out without a renewal.
         Job.objects.filter(pk=crm.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    assert jobs.job_claim(job_id=crm.pk) is None
+    assert job_claims.job_claim(job_id=crm.pk) is None
     crm.refresh_from_db()
     assert crm.state == JobState.FAILED
     assert "claimed 3 times without finishing" in crm.error

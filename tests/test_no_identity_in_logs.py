@@ -16,7 +16,7 @@ import pytest
 
 from requests import tasks
 from requests.models import AuditEvent, ConnectedStore, DataRequest, Job
-from requests.services import jobs, lifecycle
+from requests.services import job_staff, lifecycle
 from tests.engine.webhook_server import WebhookService
 from tests.erasure_fixtures import wait_until, worker_env
 from tests.processes import celery_worker
@@ -133,7 +133,7 @@ def test_failures_that_quote_the_address_leave_it_in_no_log_audit_event_or_job_e
         service.jobs[job_name] = {"status": "done", "erased": 1}
         smtp.refuse = True
         with capture(execute=True):
-            jobs.request_retry_failed_jobs(request=request, actor="staff:dpo")
+            job_staff.request_retry_failed_jobs(request=request, actor="staff:dpo")
         with capture(execute=True):
             tasks.erasure_recipients_check.delay()
     request.refresh_from_db()
@@ -218,7 +218,7 @@ def test_with_real_workers_their_logs_hold_no_identity_value_through_the_same_fa
                 conn.execute("DROP TRIGGER quote_on_delete ON customers")
             service.jobs[job_name] = {"status": "done", "erased": 1}
             smtp.refuse = True
-            jobs.request_retry_failed_jobs(request=request, actor="staff:dpo")
+            job_staff.request_retry_failed_jobs(request=request, actor="staff:dpo")
 
             def completed() -> bool:
                 tasks.erasure_recipients_check.delay()

@@ -14,7 +14,7 @@ from django.test import Client
 
 from requests.models import AuditEvent, DataRequest, Job, JobState, RequestNote
 from requests.permissions import AUDITOR, DPO, REVIEWER, role_group
-from requests.services import jobs, lifecycle, stores
+from requests.services import job_claims, jobs, lifecycle, stores
 from requests.services.audit import SYSTEM
 from requests.states import RejectionReason, Status
 from tests.erasure_fixtures import shop_and_crm
@@ -524,7 +524,7 @@ def test_a_failed_job_shows_its_error_and_staff_retry_it_through_the_retry_servi
     data_request = filed(kind="access")
     # Approved without running the queued work: the worker's own services then fail one job.
     lifecycle.request_approve(request=data_request, actor="staff:dana")
-    job = jobs.job_claim(job_id=Job.objects.get(request=data_request, store__name="crm").pk)
+    job = job_claims.job_claim(job_id=Job.objects.get(request=data_request, store__name="crm").pk)
     assert jobs.job_fail(job=job, reason="the CRM did not answer")
     assert refreshed(data_request).status == Status.NEEDS_ATTENTION
 

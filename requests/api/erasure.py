@@ -25,7 +25,7 @@ from requests.models import DataRequest
 from requests.services.audit import actor_for_user
 from requests.services.erasure import recipients
 from requests.services.erasure.certificate import erasure_certificate
-from requests.services.jobs import request_retry_failed_jobs
+from requests.services.job_staff import request_retry_failed_jobs
 
 
 def _get_request(reference: str) -> DataRequest:

@@ -15,7 +15,7 @@ from requests.api.serializers import StaffRequestDetailSerializer, staff_request
 from requests.models import DataRequest
 from requests.services import packages
 from requests.services.audit import actor_for_user
-from requests.services.jobs import MAX_NOTE_LENGTH, job_confirm_manual
+from requests.services.job_staff import MAX_NOTE_LENGTH, job_confirm_manual
 
 
 def _get_request(reference: str) -> DataRequest:

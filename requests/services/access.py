@@ -8,7 +8,8 @@
    stored whole, its files first, so a second delivery or a crash never leaves half a part, and a
    re-run replaces it). The job's counts
    per collection are its result. Manual stores wait for staff, who search the system by hand and
-   confirm with a note (`job_confirm_manual`, shared by every kind, in `requests.services.jobs`).
+   confirm with a note (`job_confirm_manual`, shared by every kind, in
+   `requests.services.job_staff`).
 2. Once every job is done, the finaliser streams the parts into the ZIP (`write_package`):
    data.json, one CSV per collection, the person's files, index.html (the Art. 15 report in the
    request's language) and manifest.json, and records an `AccessPackage` that expires after
@@ -54,7 +55,7 @@ from requests.engine.store import Connector, PermanentStoreError, Record, Transi
 from requests.engine.storemap import Collection, StoreMap
 from requests.filecrypt import ENCRYPTED_SUFFIX, encrypt_file
 from requests.models import AccessPackage, ConnectedStore, DataRequest, Job, JobState
-from requests.services import jobs as job_service
+from requests.services import job_claims
 from requests.services.audit import SYSTEM, audit_record
 from requests.services.errors import ServiceError
 from requests.services.jobs import JobOutcome, release_erasures_held_for
@@ -178,7 +179,7 @@ class _PartSink:
     def keep_lease(self) -> None:
         if time.monotonic() - self._renewed < self._renew_every:
             return
-        if not job_service.job_renew_lease(job=self.job):
+        if not job_claims.job_renew_lease(job=self.job):
             raise LeaseLost("the job's lease ran out and another worker took it over")
         self._renewed = time.monotonic()
 

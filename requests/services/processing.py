@@ -27,7 +27,7 @@ from requests.engine.store import PermanentStoreError, StoreError, TransientStor
 from requests.models import DataRequest, Job, JobState
 from requests.models.jobs import OPEN_JOB_STATES
 from requests.redact import describe, frames
-from requests.services import access
+from requests.services import access, job_claims
 from requests.services import jobs as job_service
 from requests.services.erasure.certificate import erasure_finalise
 from requests.services.erasure.run import erasure_execute
@@ -62,13 +62,13 @@ def job_execute(*, job_id: int, request_id: int | None = None) -> None:
     request, as its message names it (messages queued before it did look it up). The claim, the
     run and the request's sweep read the enabled stores once."""
     with one_store_list():
-        job = job_service.job_claim(job_id=job_id, request_id=request_id)
+        job = job_claims.job_claim(job_id=job_id, request_id=request_id)
         if job is not None:
             _run(job)
             return
     # A second delivery of a job that finished: its first worker may have stopped between the
     # result and the advance. Moving the request on again is harmless.
-    settled = job_service.job_settled_request_id(job_id=job_id)
+    settled = job_claims.job_settled_request_id(job_id=job_id)
     if settled is not None:
         request_advance(request_id=settled)
 

@@ -29,7 +29,7 @@ from requests.preview_display import candidate_rows, job_rows, preview_stores
 from requests.services import access, identifiers, lifecycle, notes, reveal
 from requests.services.audit import actor_for_user
 from requests.services.errors import ServiceError
-from requests.services.jobs import job_confirm_manual, request_retry_failed_jobs
+from requests.services.job_staff import job_confirm_manual, request_retry_failed_jobs
 from requests.services.preview import request_preview
 from requests.states import Kind, Status, can_transition
 from requests.timeline import identity_type_label, method_label, timeline

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from requests.forms import RejectForm
 from requests.services.identifiers import MAX_NOTE_LENGTH as MAX_PROOF_NOTE_LENGTH
-from requests.services.jobs import MAX_NOTE_LENGTH as MAX_JOB_NOTE_LENGTH
+from requests.services.job_staff import MAX_NOTE_LENGTH as MAX_JOB_NOTE_LENGTH
 from requests.services.notes import MAX_NOTE_LENGTH
 
 

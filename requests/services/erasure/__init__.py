@@ -24,8 +24,8 @@ else, so each importer names the module it uses.
    the service answers "pending", the job waits and `recipients_check` (scheduled) asks the
    service how it stands until it is done or failed. Manual stores become staff tasks, due
    PORTAL_MANUAL_TASK_DAYS after they are handed over (never after the request's due date); staff
-   confirm them (`requests.services.jobs.job_confirm_manual`). A task or a pending recipient past
-   its due date moves the request to needs_attention.
+   confirm them (`requests.services.job_staff.job_confirm_manual`). A task or a pending recipient
+   past its due date moves the request to needs_attention.
 4. Verification sweep (`sweep`). Once every job is done, the finder runs again over every store
    (`find_remaining`); the request completes only if nothing is left but held records.
 5. Certificate (`certificate`, whose `erasure_finalise` is the finaliser: sweep, then certificate

@@ -19,7 +19,7 @@ from requests.connectors.registry import connector_class
 from requests.engine import erasure as erasure_engine
 from requests.engine.store import Connector, PermanentStoreError
 from requests.models import DataRequest, Job
-from requests.services import jobs as job_service
+from requests.services import job_claims
 from requests.services.erasure.recipients import manual_task_reason, system_name
 from requests.services.errors import ServiceError
 from requests.services.jobs import JobOutcome
@@ -47,7 +47,7 @@ class JobLease:
         now = time.monotonic()
         if now - self.renewed < self.every:
             return
-        if not job_service.job_renew_lease(job=self.job):
+        if not job_claims.job_renew_lease(job=self.job):
             raise LeaseLost("the job's lease ran out and another worker took it over")
         self.renewed = now
 
