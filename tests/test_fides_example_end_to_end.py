@@ -317,7 +317,7 @@ def test_erasure_changes_only_the_persons_rows_and_explains_what_it_kept(
     certificate = staff_api.get(f"/api/v1/staff/requests/{reference}/certificate/").json()
     (store,) = certificate["stores"]
     done = {c["name"]: c for c in store["collections"]}
-    nulled = {}
+    nulled: dict[str, set] = {}
     for table, rows in before.items():
         for key, row in rows.items():
             if (table, key) in alone:
@@ -330,14 +330,20 @@ def test_erasure_changes_only_the_persons_rows_and_explains_what_it_kept(
                 # Only a reference to one of the person's own rows, set to null.
                 target = next(t for s, c, t in REFERENCES if (s, c) == (table, column))
                 assert now is None and (target, (json_value(value),)) in alone, (table, key)
-                nulled[table] = nulled.get(table, 0) + 1
-    for table in nulled:
+                nulled.setdefault(table, set()).add(key)
+    for table, keys in nulled.items():
         assert any("set to null" in r for r in done[table].get("reasons", [])), table
+    # The certificate counts the rows whose reference was set to null, as the database shows.
+    assert {t: c["nullified"] for t, c in done.items() if c["nullified"]} == {
+        t: len(keys) for t, keys in nulled.items()
+    }
     assert certificate["sweep"]["remaining"] == 0
     for table in KEYS:
         still = [r for r in alone | concerns if r[0] == table and r[1] in after[table]]
         entry = done.get(table, {})
-        accounted = entry.get("kept", 0) + entry.get("masked", 0) + entry.get("held", 0)
+        # Every row left is counted once: kept as it was, set to null (a shared row whose
+        # reference to the person was cleared), masked or held.
+        accounted = sum(entry.get(name, 0) for name in ("kept", "nullified", "masked", "held"))
         assert accounted == len(still), (table, accounted, len(still))
         if entry.get("kept"):
             assert entry.get("reasons"), table

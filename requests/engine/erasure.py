@@ -138,7 +138,10 @@ class CollectionErasure:
 
     deleted: int = 0
     masked: int = 0
-    nullified: int = 0  # deleted after clearing other records' references to them
+    # Set to null: shared records whose references to the person's deleted records were
+    # cleared (the records stay), and the person's records deleted after clearing other
+    # records' references to them (fallback nullify).
+    nullified: int = 0
     held: int = 0  # kept under a retention hold (Art. 17(3)); see `basis`
     kept: int = 0  # kept by the `keep` fallback: others' records still refer to them
     basis: str | None = None  # the legal basis of a hold
@@ -986,31 +989,40 @@ class _StoreRun:
             reasons: dict[str, int] = defaultdict(int)
             rows = self.ownership.rows[node]
             states = self.ownership.reasons[node]
-            clear: dict[str, list[tuple]] = defaultdict(list)
+            # Keys grouped by the references to clear on them: one statement sets all of a
+            # record's references to null, so the count it returns is of records, not fields.
+            clear: dict[tuple[str, ...], list[tuple]] = defaultdict(list)
             for key in keys:
                 nkey = norm_key(key)
                 reasons[states[nkey]] += 1
+                fields: set[str] = set()
                 for ref in model.owners_out.get(node, []) + model.mentions_out.get(node, []):
                     target = self.graph.collection(ref.target)
                     if target.erasure.action != EraseAction.DELETE:
                         continue  # the person's record stays (held or masked): so may the link
                     value = rows[nkey].values.get(ref.field)
                     if ref.nullable and self.ownership.points_at_person(ref, value):
-                        clear[ref.field].append(key)
-            out.kept += len(keys)
+                        fields.add(ref.field)
+                if fields:
+                    clear[tuple(sorted(fields))].append(key)
             why = ", ".join(f"{REASONS[code]} ({code}): {n}" for code, n in sorted(reasons.items()))
             out.notes.append(f"kept: {len(keys)} shared record(s), never erased ({why})")
-            for fname, field_keys in sorted(clear.items()):
-                cleared = 0
+            cleared = 0
+            for fnames, field_keys in sorted(clear.items()):
+                masks = [FieldMask(fname, MaskStrategy.NULL) for fname in fnames]
+                done = 0
                 for batch in _batches(field_keys):
-                    cleared += self.mask_keys(
-                        collection, list(batch), [FieldMask(fname, MaskStrategy.NULL)]
-                    )
+                    done += self.mask_keys(collection, list(batch), masks)
                     self.tick()
+                cleared += done
                 out.notes.append(
-                    f"{cleared} shared record(s): their reference {fname} to the person's "
-                    "records set to null"
+                    f"{done} shared record(s): their reference {', '.join(fnames)} to the "
+                    "person's records set to null"
                 )
+            # Each record is counted once: set to null when a reference of it was cleared (only
+            # records that changed: a second run counts none), kept otherwise.
+            out.nullified += cleared
+            out.kept += len(keys) - cleared
 
     def clear_late_links(self, late: list[DeclaredReference], mine) -> None:
         """Clear the person's own links that the order could not respect (see erasure_order):
