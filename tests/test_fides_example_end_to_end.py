@@ -331,7 +331,7 @@ def test_erasure_changes_only_the_persons_rows_and_explains_what_it_kept(
                 target = next(t for s, c, t in REFERENCES if (s, c) == (table, column))
                 assert now is None and (target, (json_value(value),)) in alone, (table, key)
                 nulled.setdefault(table, set()).add(key)
-    for table, keys in nulled.items():
+    for table in nulled:
         assert any("set to null" in r for r in done[table].get("reasons", [])), table
     # The certificate counts the rows whose reference was set to null, as the database shows.
     assert {t: c["nullified"] for t, c in done.items() if c["nullified"]} == {
