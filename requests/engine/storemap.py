@@ -73,7 +73,7 @@ row first; it is also what breaks a cycle of references (see `requests.engine.gr
 references none of which is nullable (a store managed by one of its own staff) is no error: erasure
 masks the person's rows in the loop instead of deleting them, and `stores check` says so; where the
 database can defer the loop's foreign keys to the commit (PostgreSQL, every one DEFERRABLE), it
-deletes them instead (requests.engine.erasure, `_StoreRun.delete_loop`).
+deletes them instead (requests.engine.erasure.loops, `delete_loop`).
 
 Identity fields are compared in normal form (`requests.engine.normalise`): emails trimmed and
 case-insensitive, phones as E.164, names with whitespace collapsed and case folded. `match:
