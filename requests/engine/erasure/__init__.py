@@ -76,6 +76,11 @@ length, or a number of as many digits, a date, bytes of the same length); `hash`
 the stored text keyed with `hash_key`, hex, cut to the column's length); `keep`.
 
 StoreErasure holds counts and reasons only: never a value, a key or an identity.
+
+Modules: `person` (erase_person; webhook stores), `store_run` (one store's erasure in its
+transaction), `loops` (loops deleted with their checks deferred), `order` (stores and
+collections), `collect` (the walk's keys, the reference graph, who still refers to a record),
+`masks` (masks and the fallbacks' tally), `sweep` (find_remaining), `result` (the counts).
 """
 
 from requests.engine.erasure.collect import ERASE_BATCH, Identity, Progress
