@@ -19,11 +19,14 @@ dependent stores that both failed runs them in their order again.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
+
+from django.db import connection
 
 from requests.connectors.registry import connector_class
 from requests.engine.erasure import store_dependencies
 from requests.engine.storemap import StoreMap
-from requests.models import DataRequest, HeldFor, Job, JobState
+from requests.models import AccessPackage, DataRequest, HeldFor, Job, JobState
 from requests.services.errors import ServiceError
 from requests.services.stores import store_map
 from requests.states import Kind, Status
@@ -43,20 +46,38 @@ HELD_FOR_ACCESS = "Held until the access package of the same person's request {r
 Hold = tuple[str, str]
 
 
-def access_first(request: DataRequest) -> DataRequest | None:
-    """The person's open access request whose package must exist before this erasure runs."""
+def access_first(request: DataRequest) -> str | None:
+    """The reference of the person's open access request whose package must exist before this
+    erasure runs. Every approval of an erasure asks, so the statement is sent as it is: building
+    it through the ORM was a fifth of the approval's CPU."""
     if request.kind != Kind.ERASURE or not request.subject_key:
         return None
+    with connection.cursor() as cursor:
+        cursor.execute(_access_first_sql(), [request.subject_key, Kind.ACCESS, request.pk])
+        found = cursor.fetchone()
+    return found[0] if found else None
+
+
+@cache
+def _access_first_sql() -> str:
+    requests_meta, packages_meta = DataRequest._meta, AccessPackage._meta
+    quote = connection.ops.quote_name
+
+    def column(meta, name: str) -> str:
+        return quote(meta.get_field(name).column)
+
+    statuses = ", ".join(f"'{status}'" for status in ACCESS_FIRST_STATUSES)
+    # Only the models' own table and column names, quoted, and the statuses (constants of this
+    # module); the person's key and the request are parameters. `subject_key` is indexed.
     return (
-        DataRequest.objects.filter(
-            subject_key=request.subject_key,
-            kind=Kind.ACCESS,
-            status__in=ACCESS_FIRST_STATUSES,
-            package__isnull=True,
-        )
-        .exclude(pk=request.pk)
-        .order_by("received_at")
-        .first()
+        f"SELECT r.{column(requests_meta, 'reference')} FROM {quote(requests_meta.db_table)} r"  # noqa: S608
+        f" WHERE r.{column(requests_meta, 'subject_key')} = %s"
+        f" AND r.{column(requests_meta, 'kind')} = %s"
+        f" AND r.{column(requests_meta, 'status')} IN ({statuses})"
+        f" AND r.{column(requests_meta, 'id')} <> %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {quote(packages_meta.db_table)} p"
+        f" WHERE p.{column(packages_meta, 'request')} = r.{column(requests_meta, 'id')})"
+        f" ORDER BY r.{column(requests_meta, 'received_at')} LIMIT 1"
     )
 
 
@@ -111,7 +132,7 @@ def holds_for(
         return {}
     access = access_first(request)
     if access is not None:
-        reason = HELD_FOR_ACCESS.format(reference=access.reference)
+        reason = HELD_FOR_ACCESS.format(reference=access)
         return {job.pk: (HeldFor.ACCESS, reason) for job in jobs}
     if len(jobs) < 2:
         if others is None:

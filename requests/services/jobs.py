@@ -150,39 +150,45 @@ def jobs_schedule(
 
 # Inside the approval's transaction no savepoint of its own: a failure fails the approval.
 @transaction.atomic(savepoint=False)
-def jobs_start(*, request: DataRequest) -> list[Job]:
-    """Called on approval: one job per enabled store, held or queued. The request is locked."""
-    locked = lock_request(request.pk)
-    existing = set(
-        Job.objects.filter(request=locked, kind=locked.kind).values_list("store_id", flat=True)
-    )
+def jobs_start(*, request: DataRequest, locked: bool = False, first: bool = False) -> list[Job]:
+    """Called on approval: one job per enabled store, held or queued. The request is locked here,
+    or, with `locked`, the caller took its lock in this transaction and passes the row it read
+    under it (the approval: a second lock and read would be a round trip for nothing).
+    `first`: the request has no jobs yet, so none are looked for (the approval: it was in review,
+    never processing; were one there, the unique job per request and store fails the start)."""
+    row = request if locked else lock_request(request.pk)
+    existing: set[int] = set()
+    if not first:
+        existing = set(
+            Job.objects.filter(request=row, kind=row.kind).values_list("store_id", flat=True)
+        )
     # One statement for every store's job; the request's lock keeps a second start from making
     # them again meanwhile.
     created = Job.objects.bulk_create(
         [
-            Job(request=locked, store=store, kind=locked.kind)
+            Job(request=row, store=store, kind=row.kind)
             for store in ConnectedStore.objects.filter(enabled=True).order_by("name")
             if store.pk not in existing
         ]
     )
-    _, held = jobs_schedule(locked, created, actor=SYSTEM, others=bool(existing))
+    _, held = jobs_schedule(row, created, actor=SYSTEM, others=bool(existing))
     if held and held[0].held_for == HeldFor.ACCESS:
-        access = job_holds.access_first(locked)
+        access = job_holds.access_first(row)
         audit_record(
             action="request.held_for_access",
             actor=SYSTEM,
-            request=locked,
-            details={"access_request": access.reference if access else None, "jobs": len(held)},
+            request=row,
+            details={"access_request": access, "jobs": len(held)},
         )
     elif held:
         audit_record(
             action="request.erasure_ordered",
             actor=SYSTEM,
-            request=locked,
-            details={"order": job_holds.erasure_order(locked)},
+            request=row,
+            details={"order": job_holds.erasure_order(row)},
         )
-    if not created and not locked.jobs.exists():
-        request_advance_on_commit(locked.pk)
+    if not created and (first or not row.jobs.exists()):
+        request_advance_on_commit(row.pk)
     return created
 
 

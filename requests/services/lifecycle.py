@@ -73,9 +73,12 @@ def _transition(
     row.status = to
     for name, value in fields.items():
         setattr(row, name, value)
+    changed = ["status", *fields]
     if to in TERMINAL:
         row.closed_at = timezone.now()
-    row.save()
+        changed.append("closed_at")
+    # Only what the move changes: a full save re-encrypts the identity and rewrites every column.
+    row.save(update_fields=[*changed, "updated_at"])
     audit_record(
         action=action,
         actor=actor,
@@ -171,15 +174,21 @@ def request_approve(
     its policy there)."""
     from requests.services.processing import request_start
 
+    row = DataRequest.objects.select_for_update().get(pk=request.pk)
+    # A request in review was never processing, so it has no jobs yet; one that needed staff
+    # has some (the start adds those of stores connected since).
+    first = row.status == Status.IN_REVIEW
     approved = _transition(
-        request,
+        row,
         to=Status.PROCESSING,
         actor=actor,
         action="request.approved",
         details=details,
+        locked=True,
         attention_reason="",
     )
-    request_start(request=approved)
+    # The start works on the row read under this lock, without taking it again.
+    request_start(request=approved, locked=True, first=first)
     return approved
 
 

@@ -111,10 +111,10 @@ def _run(job: Job) -> None:
             _finalise(request, states)
 
 
-def request_start(*, request: DataRequest) -> None:
+def request_start(*, request: DataRequest, locked: bool = False, first: bool = False) -> None:
     """Called on approval: create the jobs (held or queued), or move on at once when no store is
-    connected."""
-    job_service.jobs_start(request=request)
+    connected. `locked`, `first`: as for `jobs_start`."""
+    job_service.jobs_start(request=request, locked=locked, first=first)
 
 
 def request_advance(*, request_id: int) -> DataRequest | None:
