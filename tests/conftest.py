@@ -25,6 +25,27 @@ def redis_server_url():
 
 
 @pytest.fixture
+def redis_cache(settings, redis_server_url):
+    """The portal's production cache: Redis, under a prefix of this test's own (removed after)."""
+    import uuid
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server_url,
+            "KEY_PREFIX": prefix,
+        }
+    }
+    import redis
+
+    server = redis.Redis.from_url(redis_server_url)
+    yield server, prefix
+    for key in server.scan_iter(f"{prefix}:*"):
+        server.delete(key)
+
+
+@pytest.fixture
 def staff_user(django_user_model):
     """A DPO: a staff account in the `dpo` group (roles: requests/permissions.py)."""
     from requests.permissions import DPO, role_group

@@ -1,6 +1,5 @@
 import threading
 import time
-import uuid
 
 import pytest
 from django.core.management import call_command
@@ -248,25 +247,6 @@ def test_a_commit_queues_one_sealing_task_that_seals_what_commits_before_it_runs
     assert [e.sequence for e in sealed] == [1, 2, 3, 4, 5]
     assert AuditChainHead.objects.get(id=1).sequence == 5
     assert audit_verify(seal=False).checked == 5
-
-
-@pytest.fixture
-def redis_cache(settings, redis_server_url):
-    """The production cache, Redis, under a prefix of this test's own."""
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_server_url,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    import redis
-
-    server = redis.Redis.from_url(redis_server_url)
-    yield server, prefix
-    for key in server.scan_iter(f"{prefix}:*"):
-        server.delete(key)
 
 
 @pytest.mark.django_db(transaction=True)

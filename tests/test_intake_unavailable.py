@@ -17,10 +17,15 @@ from requests.models import DataRequest
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def database_failing_on_filing():
+def _needs_postgresql():
     if connection.vendor != "postgresql":
         pytest.skip("needs the portal on PostgreSQL (lock_timeout); set DATABASE_URL to one")
+
+
+@contextmanager
+def _table_locked(table: str, mode: str):
+    """Another session holds `table` in `mode`, and the portal's session gives up waiting for a
+    lock after 200 ms: a real database error on the first statement that needs the table."""
     import psycopg
 
     params = connection.settings_dict
@@ -32,7 +37,7 @@ def database_failing_on_filing():
         dbname=params["NAME"],
     )
     try:
-        other.execute("LOCK TABLE requests_auditevent IN SHARE MODE")
+        other.execute(f"LOCK TABLE {table} IN {mode} MODE")
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '200ms'")
         yield
@@ -41,6 +46,13 @@ def database_failing_on_filing():
         other.close()
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")
+
+
+@pytest.fixture
+def database_failing_on_filing():
+    _needs_postgresql()
+    with _table_locked("requests_auditevent", "SHARE"):
+        yield
 
 
 def test_filing_through_the_api_while_the_database_fails_answers_503_with_retry_after(
@@ -80,35 +92,8 @@ def test_the_try_again_page_speaks_the_persons_language(database_failing_on_fili
     assert "Veuillez réessayer dans un instant" in response.content.decode()
 
 
-@contextmanager
-def _sessions_locked():
-    """Another session holds the sessions table, so a middleware reading the signed-in session
-    (before any view runs) gets a real lock-timeout error from PostgreSQL."""
-    import psycopg
-
-    params = connection.settings_dict
-    other = psycopg.connect(
-        host=params["HOST"],
-        port=params["PORT"] or 5432,
-        user=params["USER"],
-        password=params["PASSWORD"],
-        dbname=params["NAME"],
-    )
-    try:
-        other.execute("LOCK TABLE django_session IN ACCESS EXCLUSIVE MODE")
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '200ms'")
-        yield
-    finally:
-        other.rollback()
-        other.close()
-        with connection.cursor() as cursor:
-            cursor.execute("RESET lock_timeout")
-
-
 def test_a_database_error_in_a_middleware_before_any_view_answers_503_not_500(staff_user, settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs the portal on PostgreSQL (lock_timeout); set DATABASE_URL to one")
+    _needs_postgresql()
     from django.test import Client
 
     settings.PORTAL_STAFF_2FA = "required"
@@ -116,7 +101,9 @@ def test_a_database_error_in_a_middleware_before_any_view_answers_503_not_500(st
     client = Client(raise_request_exception=False)
     client.force_login(staff_user)
 
-    with _sessions_locked():
+    # The sessions table held, the second-factor middleware's read of the signed-in session fails
+    # before any view runs.
+    with _table_locked("django_session", "ACCESS EXCLUSIVE"):
         response = client.get("/staff/")
 
     assert response.status_code == 503

@@ -2,7 +2,6 @@
 and also on the identity and the request reference; counted in Redis or the database cache."""
 
 import ipaddress
-import uuid
 
 import pytest
 from django.core.cache import cache
@@ -30,25 +29,6 @@ def limits(settings):
     cache.clear()
     yield _set
     cache.clear()
-
-
-@pytest.fixture
-def redis_cache(settings, redis_server_url):
-    """The portal's production cache: Redis, under a prefix of this test's own."""
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": redis_server_url,
-            "KEY_PREFIX": prefix,
-        }
-    }
-    import redis
-
-    server = redis.Redis.from_url(redis_server_url)
-    yield server, prefix
-    for key in server.scan_iter(f"{prefix}:*"):
-        server.delete(key)
 
 
 def _file(public_api, email, *, remote="203.0.113.7", forwarded=None, **identity):
